@@ -1,0 +1,112 @@
+// JSON form of the machine value types (the on-disk record schema, docs/cli.md "machine.json").
+#include "gm/machine.h"
+
+#include <array>
+#include <utility>
+
+namespace gm {
+
+namespace {
+constexpr std::array<std::pair<MachineState, std::string_view>, 8> k_state_names = {{
+    {MachineState::unknown, "unknown"},
+    {MachineState::pending, "pending"},
+    {MachineState::running, "running"},
+    {MachineState::stopping, "stopping"},
+    {MachineState::stopped, "stopped"},
+    {MachineState::terminated, "terminated"},
+    {MachineState::unreachable, "unreachable"},
+    {MachineState::error, "error"},
+}};
+
+template <typename T>
+void get_opt(const nlohmann::json& j, const char* key, T& out) {
+  if (auto it = j.find(key); it != j.end() && !it->is_null()) {
+    it->get_to(out);
+  }
+}
+}  // namespace
+
+std::string_view to_string(MachineState state) {
+  for (const auto& [s, name] : k_state_names) {
+    if (s == state) {
+      return name;
+    }
+  }
+  return "unknown";
+}
+
+std::optional<MachineState> parse_state(std::string_view text) {
+  for (const auto& [s, name] : k_state_names) {
+    if (name == text) {
+      return s;
+    }
+  }
+  return std::nullopt;
+}
+
+Resource* MachineRecord::find_resource(std::string_view kind, std::string_view id) {
+  for (Resource& r : resources) {
+    if (r.kind == kind && r.id == id) {
+      return &r;
+    }
+  }
+  return nullptr;
+}
+
+void to_json(nlohmann::json& j, const SshTarget& t) {
+  j = {{"host", t.host},         {"port", t.port},        {"user", t.user},
+       {"key_path", t.key_path}, {"host_key", t.host_key}};
+}
+
+void from_json(const nlohmann::json& j, SshTarget& t) {
+  get_opt(j, "host", t.host);
+  get_opt(j, "port", t.port);
+  get_opt(j, "user", t.user);
+  get_opt(j, "key_path", t.key_path);
+  get_opt(j, "host_key", t.host_key);
+}
+
+void to_json(nlohmann::json& j, const Resource& r) {
+  j = {{"kind", r.kind}, {"id", r.id}, {"region", r.region}, {"status", r.status}};
+}
+
+void from_json(const nlohmann::json& j, Resource& r) {
+  get_opt(j, "kind", r.kind);
+  get_opt(j, "id", r.id);
+  get_opt(j, "region", r.region);
+  get_opt(j, "status", r.status);
+}
+
+void to_json(nlohmann::json& j, const MachineRecord& r) {
+  j = {
+      {"schema_version", r.schema_version},
+      {"name", r.name},
+      {"id", r.id},
+      {"driver", r.driver},
+      {"driver_config", r.driver_config},
+      {"ssh", r.ssh},
+      {"created_at", r.created_at},
+      {"updated_at", r.updated_at},
+      {"resources", r.resources},
+      {"facts", r.facts},
+      {"timings", r.timings},
+      {"last_state", r.last_state},
+  };
+}
+
+void from_json(const nlohmann::json& j, MachineRecord& r) {
+  get_opt(j, "schema_version", r.schema_version);
+  get_opt(j, "name", r.name);
+  get_opt(j, "id", r.id);
+  get_opt(j, "driver", r.driver);
+  get_opt(j, "driver_config", r.driver_config);
+  get_opt(j, "ssh", r.ssh);
+  get_opt(j, "created_at", r.created_at);
+  get_opt(j, "updated_at", r.updated_at);
+  get_opt(j, "resources", r.resources);
+  get_opt(j, "facts", r.facts);
+  get_opt(j, "timings", r.timings);
+  get_opt(j, "last_state", r.last_state);
+}
+
+}  // namespace gm
