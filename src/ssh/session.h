@@ -1,0 +1,77 @@
+// An authenticated libssh2 session, set up in a fixed order (libgit2): connect with a timeout
+// (retried until a deadline while the host boots) -> handshake -> host key checked against the
+// pin BEFORE authentication -> authentication -> keepalive. Implements RemoteShell.
+#pragma once
+
+#include "gm/machine.h"
+#include "ssh/remote_shell.h"
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+// Forward-declared so this header does not pull libssh2 into every user.
+struct _LIBSSH2_SESSION;
+
+namespace gm::ssh {
+
+enum class HostKeyPolicy {
+  pinned,              ///< target.host_key must be set and must match exactly.
+  trust_on_first_use,  ///< accept what the server shows (or require expected_fingerprint).
+};
+
+struct ConnectOptions {
+  SshTarget target;
+  HostKeyPolicy host_key_policy = HostKeyPolicy::pinned;
+  /// "SHA256:..." the server's key must have under trust_on_first_use; empty = any.
+  std::string expected_fingerprint;
+  /// Timeout of one TCP connect attempt.
+  std::chrono::milliseconds connect_timeout{5000};
+  /// Keep retrying refused/unreachable connects until this much time has passed (0: one try).
+  std::chrono::milliseconds retry_for{0};
+  /// Try the SSH agent ($SSH_AUTH_SOCK) before the key file.
+  bool use_agent = false;
+  /// Seconds between keepalive messages (0: off).
+  int keepalive_seconds = 30;
+  /// Name used as the error subject ("machine 'gpu1'").
+  std::string subject;
+};
+
+class Session final : public RemoteShell {
+ public:
+  /// Connects, verifies the host key, authenticates. Throws SshError naming the stage:
+  /// connect (nothing listening within the deadline), hostkey (mismatch: both fingerprints and
+  /// how to re-pin), auth (naming the key file; RSA keys get the libssh2 1.10 explanation).
+  static std::unique_ptr<Session> connect(const ConnectOptions& options);
+  ~Session() override;
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  /// The server's host key as an OpenSSH public key line without comment ("ssh-ed25519 AAAA").
+  const std::string& host_key() const;
+
+  int exec(const std::string& command, const OutputSink& on_stdout, const OutputSink& on_stderr,
+           std::string_view stdin_data = {}) override;
+  void upload(const std::string& remote_path, std::string_view content,
+              unsigned mode = 0644) override;
+
+  /// SFTP copy keeping permission bits; directories need recursive = true.
+  void upload_path(const std::filesystem::path& local, const std::string& remote, bool recursive);
+  void download_path(const std::string& remote, const std::filesystem::path& local,
+                     bool recursive);
+
+  /// For port forwarding: the raw session and its socket (non-blocking mode is the caller's).
+  _LIBSSH2_SESSION* raw() const;
+  int socket_fd() const;
+
+ private:
+  struct Impl;
+  explicit Session(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> m_impl;
+};
+
+/// "SHA256:<base64 without padding>" of an OpenSSH public key line ("type base64 [comment]").
+std::string fingerprint_sha256(std::string_view public_key_line);
+
+}  // namespace gm::ssh

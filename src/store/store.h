@@ -1,0 +1,92 @@
+// The machine store: <home>/machines/<name>/{machine.json, id_ed25519, id_ed25519.pub,
+// known_hosts}, <home>/locks/<name>.lock, and <home>/ssh_config with a Host block per machine.
+// Writes are atomic and durable; key files 0600, directories 0700; never holds cloud credentials.
+#pragma once
+
+#include "gm/machine.h"
+
+#include <chrono>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace gm::store {
+
+/// Throws UsageError unless name is 1-63 of [a-z0-9-], starting with a letter or digit
+/// (the message states the rule).
+void validate_name(std::string_view name);
+
+/// Holds a machine's lock (flock on <home>/locks/<name>.lock) until destroyed.
+class MachineLock {
+ public:
+  MachineLock() = default;
+  explicit MachineLock(int fd) : m_fd(fd) {}
+  MachineLock(MachineLock&& other) noexcept;
+  MachineLock& operator=(MachineLock&& other) noexcept;
+  ~MachineLock();
+
+ private:
+  int m_fd = -1;
+};
+
+/// One row of list(): a record, or the error that kept it from loading.
+struct Entry {
+  std::string name;
+  std::optional<MachineRecord> record;
+  std::string error;  ///< Non-empty when the record is corrupt or unreadable.
+};
+
+class Store {
+ public:
+  /// home: the gpumachine home directory (created 0700 on first write).
+  explicit Store(std::filesystem::path home);
+
+  const std::filesystem::path& home() const { return m_home; }
+  std::filesystem::path machine_dir(std::string_view name) const;
+  std::filesystem::path record_path(std::string_view name) const;
+  std::filesystem::path key_path(std::string_view name) const;          ///< id_ed25519
+  std::filesystem::path known_hosts_path(std::string_view name) const;  ///< pinned key file
+  std::filesystem::path ssh_config_path() const;                        ///< <home>/ssh_config
+
+  bool exists(std::string_view name) const;
+  /// Throws NotFoundError ("did you mean" among existing names, hint `gpumachine ls`) or
+  /// Error naming the file when it is corrupt or has an unsupported schema_version.
+  MachineRecord load(std::string_view name) const;
+  /// Every machine directory, sorted by name; a corrupt record is a row with its error.
+  std::vector<Entry> list() const;
+  /// Every machine name, sorted.
+  std::vector<std::string> names() const;
+
+  /// Writes machine.json atomically (setting updated_at, and created_at when empty), writes
+  /// known_hosts from record.ssh.host_key, and refreshes ssh_config.
+  void save(MachineRecord& record);
+  /// Writes a file in the machine's directory atomically with mode 0600.
+  void write_private_file(std::string_view name, std::string_view filename,
+                          std::string_view content);
+  /// Deletes the machine's directory and refreshes ssh_config. Missing is fine.
+  void remove(std::string_view name);
+
+  /// Takes the machine's lock, waiting up to `wait`; throws LockedError saying which command
+  /// holds it (pid and verb are written into the lock file) when it stays taken.
+  MachineLock lock(std::string_view name, std::string_view verb,
+                   std::chrono::milliseconds wait = std::chrono::seconds(3));
+
+  /// Rewrites <home>/ssh_config from all loadable records (atomic).
+  void update_ssh_config() const;
+
+ private:
+  std::filesystem::path m_home;
+};
+
+/// The ssh_config text for these records (Host NAME blocks: HostName, User, Port, IdentityFile,
+/// IdentitiesOnly yes, UserKnownHostsFile, StrictHostKeyChecking yes).
+std::string render_ssh_config(const Store& store, const std::vector<MachineRecord>& records);
+
+/// Adds "Include <home>/ssh_config" at the top of the user's ~/.ssh/config once (idempotent);
+/// returns true when it changed the file.
+bool install_ssh_config_include(const std::filesystem::path& user_ssh_config,
+                                const std::filesystem::path& home_ssh_config);
+
+}  // namespace gm::store
