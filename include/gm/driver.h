@@ -6,6 +6,7 @@
 
 #include "gm/machine.h"
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -84,6 +85,10 @@ struct DriverInfo {
   std::string description;
   std::vector<FlagSpec> flags;
   std::function<std::unique_ptr<Driver>()> make;
+  /// Refreshes last_state of many machines of this driver at once, within timeout (one batched
+  /// call per region for cloud drivers; parallel reachability checks for generic). Optional.
+  std::function<void(std::vector<MachineRecord*>& records, std::chrono::milliseconds timeout)>
+      list_states;
 };
 
 /// Every registered driver, in a fixed order.

@@ -1,10 +1,11 @@
 // The table of drivers. Adding a driver = one row here plus its folder under drivers/.
+#include "drivers/generic/generic_driver.h"
 #include "gm/driver.h"
 
 namespace gm {
 
 const std::vector<DriverInfo>& driver_registry() {
-  static const std::vector<DriverInfo> drivers = {};
+  static const std::vector<DriverInfo> drivers = {drivers::generic::driver_info()};
   return drivers;
 }
 

@@ -1,0 +1,101 @@
+// `gpumachine rm NAME...`: remove every provider resource the machine owns, then its record.
+// Idempotent; --force deletes the record even when the provider cleanup fails.
+#include "cli/verbs.h"
+
+#include "gm/driver.h"
+#include "gm/error.h"
+#include "machine/machine_host.h"
+#include "util/log.h"
+
+#include <unistd.h>
+
+namespace gm::cli {
+
+namespace {
+
+struct RmOptions {
+  std::vector<std::string> names;
+  bool force = false;
+};
+
+nlohmann::json remove_one(Context& ctx, const std::string& name, bool force) {
+  store::MachineLock lock = ctx.store().lock(name, "rm");
+  std::optional<MachineRecord> record;
+  try {
+    record = ctx.store().load(name);
+  } catch (const NotFoundError&) {
+    throw;
+  } catch (const Error& e) {
+    if (!force) {
+      throw Error("machine '" + name + "'", "cannot read its record", e.what(),
+                  "`gpumachine rm --force " + name + "` deletes the local record anyway");
+    }
+  }
+  std::vector<std::string> done;
+  if (record) {
+    std::unique_ptr<Driver> driver = find_driver(record->driver).make();
+    machine::MachineHost host(ctx.store());
+    try {
+      done = driver->remove(*record, host);
+    } catch (const Error& e) {
+      host.finish();
+      if (!force) {
+        throw;
+      }
+      util::warn("machine '" + name + "': " + e.what() +
+                 "; deleting the local record anyway (--force)");
+      for (const Resource& r : record->resources) {
+        if (r.status != "deleted") {
+          done.push_back("LEFT BEHIND: " + r.kind + " " + r.id +
+                         (r.region.empty() ? "" : " in " + r.region));
+        }
+      }
+    }
+  }
+  ctx.store().remove(name);
+  done.push_back("deleted the record of '" + name + "'");
+  return {{"name", name}, {"removed", true}, {"actions", done}};
+}
+
+}  // namespace
+
+void setup_rm(CLI::App& app, Dispatch& dispatch) {
+  CLI::App* sub = app.add_subcommand("rm", "remove machines and every resource they own");
+  auto opts = std::make_shared<RmOptions>();
+  sub->add_option("names", opts->names, "machine names")->required();
+  sub->add_flag("-f,--force", opts->force,
+                "delete the record even when cloud cleanup fails (prints what was left)");
+  sub->callback([&dispatch, opts] {
+    dispatch.run = [opts](Context& ctx) {
+      for (const std::string& name : opts->names) {
+        if (!ctx.store().exists(name)) {
+          ctx.store().load(name);  // throws NotFoundError with "did you mean"
+        }
+      }
+      std::string list;
+      for (const std::string& n : opts->names) {
+        list += (list.empty() ? "" : ", ") + n;
+      }
+      if (!confirm(ctx, "Remove " + list + " and every resource it owns?") &&
+          ::isatty(STDIN_FILENO) == 1) {
+        throw Error("rm", "cancelled");
+      }
+      nlohmann::json results = nlohmann::json::array();
+      for (const std::string& name : opts->names) {
+        results.push_back(remove_one(ctx, name, opts->force));
+        if (!ctx.json()) {
+          for (const auto& line : results.back()["actions"]) {
+            util::info(line.get<std::string>());
+          }
+          ctx.out().print_line("removed " + name);
+        }
+      }
+      if (ctx.json()) {
+        ctx.out().print_json(results);
+      }
+      return 0;
+    };
+  });
+}
+
+}  // namespace gm::cli

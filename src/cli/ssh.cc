@@ -1,0 +1,63 @@
+// `gpumachine ssh NAME [-- cmd args]`: an interactive shell, or a command whose output is
+// streamed and whose exit status becomes ours. Words after -- are joined with spaces, as OpenSSH
+// does, and run by the remote user's shell.
+#include "cli/verbs.h"
+
+#include "machine/connect.h"
+#include "ssh/interactive.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+#include <iterator>
+
+namespace gm::cli {
+
+namespace {
+
+struct SshOptions {
+  std::string name;
+  std::vector<std::string> command;
+  bool no_stdin = false;
+};
+
+void write_all(FILE* stream, std::string_view chunk) {
+  std::fwrite(chunk.data(), 1, chunk.size(), stream);
+  std::fflush(stream);
+}
+
+int run_ssh(Context& ctx, const SshOptions& opts) {
+  MachineRecord record = ctx.store().load(opts.name);
+  if (opts.command.empty()) {
+    return ssh::interactive_session(record.ssh, ctx.store().known_hosts_path(opts.name));
+  }
+  std::string command;
+  for (const std::string& word : opts.command) {
+    command += (command.empty() ? "" : " ") + word;
+  }
+  // Local stdin goes to the remote command when it is a pipe or file (`-n` turns that off).
+  std::string input;
+  if (!opts.no_stdin && ::isatty(STDIN_FILENO) != 1) {
+    input.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+  }
+  std::unique_ptr<ssh::Session> session = machine::connect(record);
+  return session->exec(
+      command, [](std::string_view c) { write_all(stdout, c); },
+      [](std::string_view c) { write_all(stderr, c); }, input);
+}
+
+}  // namespace
+
+void setup_ssh(CLI::App& app, Dispatch& dispatch) {
+  CLI::App* sub = app.add_subcommand("ssh", "open a shell on a machine, or run a command there");
+  auto opts = std::make_shared<SshOptions>();
+  sub->add_option("name", opts->name, "machine name")->required();
+  sub->add_option("command", opts->command, "command to run (after --)");
+  sub->add_flag("-n,--no-stdin", opts->no_stdin, "do not send local stdin to the command");
+  sub->callback([&dispatch, opts] {
+    dispatch.run = [opts](Context& ctx) { return run_ssh(ctx, *opts); };
+  });
+}
+
+}  // namespace gm::cli

@@ -1,0 +1,36 @@
+// `gpumachine status NAME`: the machine's state, asked of its driver (for generic: reachable
+// over SSH with the pinned host key, or not).
+#include "cli/verbs.h"
+
+#include "gm/driver.h"
+#include "gm/error.h"
+#include "machine/machine_host.h"
+
+namespace gm::cli {
+
+void setup_status(CLI::App& app, Dispatch& dispatch) {
+  CLI::App* sub = app.add_subcommand("status", "print a machine's state");
+  auto name = std::make_shared<std::string>();
+  sub->add_option("name", *name, "machine name")->required();
+  sub->callback([&dispatch, name] {
+    dispatch.run = [name](Context& ctx) {
+      MachineRecord record = ctx.store().load(*name);
+      std::unique_ptr<Driver> driver = find_driver(record.driver).make();
+      machine::MachineHost host(ctx.store());
+      MachineState state = driver->state(record, host);
+      host.finish();
+      if (record.last_state != to_string(state)) {
+        record.last_state = std::string(to_string(state));
+        ctx.store().save(record);
+      }
+      if (ctx.json()) {
+        ctx.out().print_json({{"name", record.name}, {"state", to_string(state)}});
+      } else {
+        ctx.out().print_line(std::string(to_string(state)));
+      }
+      return 0;
+    };
+  });
+}
+
+}  // namespace gm::cli

@@ -1,0 +1,33 @@
+// One setup function per verb (each in its own file), and the helpers verbs share.
+#pragma once
+
+#include "cli/app.h"
+#include "gm/machine.h"
+
+#include <string>
+
+namespace gm::cli {
+
+void setup_create(CLI::App& app, Dispatch& dispatch);
+void setup_ls(CLI::App& app, Dispatch& dispatch);
+void setup_status(CLI::App& app, Dispatch& dispatch);
+void setup_ip(CLI::App& app, Dispatch& dispatch);
+void setup_inspect(CLI::App& app, Dispatch& dispatch);
+void setup_ssh(CLI::App& app, Dispatch& dispatch);
+void setup_scp(CLI::App& app, Dispatch& dispatch);
+void setup_rm(CLI::App& app, Dispatch& dispatch);
+void setup_restart(CLI::App& app, Dispatch& dispatch);
+void setup_ssh_config(CLI::App& app, Dispatch& dispatch);
+void setup_version(CLI::App& app, Dispatch& dispatch);
+
+/// The summary every listing verb shares (docs/cli.md "machine summary").
+nlohmann::json machine_summary(const MachineRecord& record);
+
+/// A short GPU description from cached facts ("1x T4", "-").
+std::string gpu_summary(const MachineRecord& record);
+
+/// Asks "question [y/N]" on the terminal; true without asking under --yes; false (refusing)
+/// when stdin is not a terminal and --yes was not given.
+bool confirm(const Context& ctx, const std::string& question);
+
+}  // namespace gm::cli

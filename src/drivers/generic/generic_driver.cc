@@ -1,0 +1,265 @@
+#include "drivers/generic/generic_driver.h"
+
+#include "gm/error.h"
+#include "machine/connect.h"
+#include "ssh/known_hosts.h"
+#include "ssh/session.h"
+#include "util/assets.h"
+#include "util/fs.h"
+#include "util/log.h"
+#include "util/net.h"
+
+#include <unistd.h>
+
+#include <charconv>
+#include <filesystem>
+#include <sstream>
+#include <thread>
+
+namespace gm::drivers::generic {
+
+namespace {
+
+constexpr std::chrono::minutes k_reboot_deadline{10};
+
+std::string single(const Options& options, const std::string& name, std::string fallback = {}) {
+  auto it = options.find(name);
+  if (it == options.end() || it->second.empty()) {
+    return fallback;
+  }
+  return it->second.back();
+}
+
+std::string default_key_path() {
+  for (const char* name : {"~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa"}) {
+    std::filesystem::path p = util::expand_user(name);
+    if (std::filesystem::exists(p)) {
+      return p.string();
+    }
+  }
+  return {};
+}
+
+/// Reads the host's boot id; empty when the session fails midway.
+std::string boot_id(ssh::RemoteShell& shell) {
+  ssh::ExecResult r = shell.run("cat /proc/sys/kernel/random/boot_id");
+  std::string id = r.out;
+  while (!id.empty() && (id.back() == '\n' || id.back() == '\r')) {
+    id.pop_back();
+  }
+  return id;
+}
+
+bool is_connection_level(const SshError& e) {
+  return e.stage() != SshError::Stage::hostkey && e.stage() != SshError::Stage::auth &&
+         e.stage() != SshError::Stage::keyfile;
+}
+
+class GenericDriver final : public Driver {
+ public:
+  std::string_view name() const override { return "generic"; }
+  Capabilities capabilities() const override { return {.power = false, .reboot = true}; }
+
+  void configure(const Options& options, MachineRecord& record) override {
+    std::string host = single(options, "generic-ip-address");
+    if (host.empty()) {
+      throw UsageError("--generic-ip-address", "required by the generic driver",
+                       "give the host's address, e.g. --generic-ip-address 192.0.2.10");
+    }
+    std::string port_text = single(options, "generic-ssh-port", "22");
+    int port = 0;
+    auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+    if (ec != std::errc() || end != port_text.data() + port_text.size() || port < 1 ||
+        port > 65535) {
+      throw UsageError("--generic-ssh-port " + port_text, "not a port number",
+                       "use a number from 1 to 65535");
+    }
+    std::string key = single(options, "generic-ssh-key", default_key_path());
+    if (key.empty()) {
+      throw UsageError("--generic-ssh-key", "no key given and none found in ~/.ssh",
+                       "pass the private key that logs in to the host: --generic-ssh-key PATH");
+    }
+    std::filesystem::path key_path = std::filesystem::absolute(util::expand_user(key));
+    if (::access(key_path.c_str(), R_OK) != 0) {
+      throw UsageError("--generic-ssh-key " + key, "cannot read the key file",
+                       "check the path and its permissions");
+    }
+    std::string fingerprint = single(options, "generic-host-key-fingerprint");
+    if (!fingerprint.empty() && !fingerprint.starts_with("SHA256:")) {
+      throw UsageError("--generic-host-key-fingerprint " + fingerprint,
+                       "expected an OpenSSH SHA256 fingerprint",
+                       "get it on the host with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`");
+    }
+    record.ssh.host = host;
+    record.ssh.port = port;
+    record.ssh.user = single(options, "generic-ssh-user", "root");
+    record.ssh.key_path = key_path.string();
+    record.driver_config = {{"host_key_fingerprint", fingerprint},
+                            {"ssh_agent", options.contains("generic-ssh-agent")}};
+  }
+
+  void create(MachineRecord& record, DriverHost& host) override {
+    host.phase("connecting to " + record.ssh.user + "@" + record.ssh.host + ":" +
+               std::to_string(record.ssh.port));
+    ssh::ConnectOptions options;
+    options.target = record.ssh;
+    options.subject = "machine '" + record.name + "'";
+    options.use_agent = record.driver_config.value("ssh_agent", false);
+    options.retry_for = std::chrono::seconds(10);
+    std::filesystem::path user_known_hosts = util::expand_user("~/.ssh/known_hosts");
+    auto known = ssh::find_known_host(user_known_hosts, record.ssh.host, record.ssh.port);
+    if (known) {
+      // The user already trusts a key for this host: require exactly that one.
+      options.target.host_key = *known;
+      options.host_key_policy = ssh::HostKeyPolicy::pinned;
+    } else {
+      options.host_key_policy = ssh::HostKeyPolicy::trust_on_first_use;
+      options.expected_fingerprint = record.driver_config.value("host_key_fingerprint", "");
+    }
+    std::unique_ptr<ssh::Session> session = ssh::Session::connect(options);
+    record.ssh.host_key = session->host_key();
+    std::string fingerprint = ssh::fingerprint_sha256(record.ssh.host_key);
+    if (known) {
+      util::info("host key " + fingerprint + " matches ~/.ssh/known_hosts");
+    } else if (!options.expected_fingerprint.empty()) {
+      util::info("host key " + fingerprint + " matches --generic-host-key-fingerprint");
+    } else {
+      util::info("pinned host key " + fingerprint + " on first use");
+    }
+    host.check_interrupted();
+    host.phase("collecting host facts");
+    record.facts["host"] = collect_host_facts(*session);
+    record.last_state = std::string(to_string(MachineState::running));
+  }
+
+  MachineState state(MachineRecord& record, DriverHost&) override {
+    try {
+      machine::connect(record);
+      return MachineState::running;
+    } catch (const SshError& e) {
+      if (is_connection_level(e)) {
+        return MachineState::unreachable;
+      }
+      throw;
+    }
+  }
+
+  void restart(MachineRecord& record, DriverHost& host) override {
+    host.phase("rebooting " + record.name);
+    std::string old_boot;
+    {
+      std::unique_ptr<ssh::Session> session = machine::connect(record);
+      old_boot = boot_id(*session);
+      // Backgrounded with a delay so this command returns before the host goes down.
+      ssh::ExecResult r = session->run(
+          "if [ \"$(id -u)\" -ne 0 ] && ! sudo -n true 2>/dev/null; then "
+          "echo 'passwordless sudo is required to reboot' >&2; exit 50; fi; "
+          "S=; [ \"$(id -u)\" -ne 0 ] && S='sudo -n'; "
+          "nohup sh -c \"sleep 1; $S reboot\" >/dev/null 2>&1 </dev/null &");
+      if (r.exit_status != 0) {
+        throw Error("machine '" + record.name + "'", "cannot reboot", r.err,
+                    "let the SSH user run `sudo reboot` without a password");
+      }
+    }
+    host.phase("waiting for " + record.name + " to come back");
+    auto deadline = std::chrono::steady_clock::now() + k_reboot_deadline;
+    bool saw_down = false;
+    while (std::chrono::steady_clock::now() < deadline) {
+      host.check_interrupted();
+      try {
+        std::unique_ptr<ssh::Session> session = machine::connect(record);
+        std::string now_boot = boot_id(*session);
+        if (saw_down || (!now_boot.empty() && now_boot != old_boot)) {
+          record.facts["host"] = collect_host_facts(*session);
+          record.last_state = std::string(to_string(MachineState::running));
+          return;
+        }
+      } catch (const SshError& e) {
+        if (!is_connection_level(e)) {
+          throw;
+        }
+        saw_down = true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    }
+    throw Error("machine '" + record.name + "'", "did not come back within 10 minutes of reboot",
+                {}, "check the host's console; `gpumachine status " + record.name + "` retries");
+  }
+
+  std::vector<std::string> remove(MachineRecord& record, DriverHost&) override {
+    return {"removed the local record of '" + record.name +
+            "'; the host itself was not touched (generic driver)"};
+  }
+};
+
+}  // namespace
+
+nlohmann::json parse_host_facts(std::string_view text) {
+  nlohmann::json facts = nlohmann::json::object();
+  nlohmann::json gpus = nlohmann::json::array();
+  std::istringstream in{std::string(text)};
+  std::string line;
+  while (std::getline(in, line)) {
+    auto eq = line.find('=');
+    if (eq == std::string::npos) {
+      continue;
+    }
+    std::string key = line.substr(0, eq);
+    std::string value = line.substr(eq + 1);
+    if (key == "nvidia_pci") {
+      std::istringstream parts(value);
+      std::string address, device, pci_class;
+      parts >> address >> device >> pci_class;
+      gpus.push_back({{"pci_address", address}, {"device_id", device}, {"class", pci_class}});
+    } else if (key == "cpus" || key == "memory_kib") {
+      long long n = 0;
+      std::from_chars(value.data(), value.data() + value.size(), n);
+      facts[key] = n;
+    } else {
+      facts[key] = value;
+    }
+  }
+  facts["nvidia_pci_devices"] = gpus;
+  return facts;
+}
+
+nlohmann::json collect_host_facts(ssh::RemoteShell& shell) {
+  ssh::ExecResult r = shell.run("sh -s", util::asset("drivers/generic/host_facts.sh"));
+  if (r.exit_status != 0) {
+    throw Error("host facts", "the facts script failed with status " +
+                                  std::to_string(r.exit_status), r.err);
+  }
+  return parse_host_facts(r.out);
+}
+
+DriverInfo driver_info() {
+  DriverInfo info;
+  info.name = "generic";
+  info.description = "an existing Linux host reached by SSH";
+  info.flags = {
+      {.name = "generic-ip-address", .help = "address or name of the host (required)"},
+      {.name = "generic-ssh-port", .help = "SSH port", .default_value = "22"},
+      {.name = "generic-ssh-user", .help = "SSH user", .default_value = "root"},
+      {.name = "generic-ssh-key",
+       .help = "private key that logs in to the host",
+       .default_value = "~/.ssh/id_ed25519"},
+      {.name = "generic-host-key-fingerprint",
+       .help = "expected SHA256 fingerprint of the host key (else pinned on first use)"},
+      {.name = "generic-ssh-agent", .help = "try keys from the SSH agent first", .is_switch = true},
+  };
+  info.make = [] { return std::make_unique<GenericDriver>(); };
+  info.list_states = [](std::vector<MachineRecord*>& records, std::chrono::milliseconds timeout) {
+    std::vector<std::pair<std::string, int>> endpoints;
+    for (const MachineRecord* r : records) {
+      endpoints.emplace_back(r->ssh.host, r->ssh.port);
+    }
+    std::vector<bool> up = util::tcp_reachable(endpoints, timeout);
+    for (std::size_t i = 0; i < records.size(); ++i) {
+      records[i]->last_state =
+          std::string(to_string(up[i] ? MachineState::running : MachineState::unreachable));
+    }
+  };
+  return info;
+}
+
+}  // namespace gm::drivers::generic

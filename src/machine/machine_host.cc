@@ -1,0 +1,100 @@
+#include "machine/machine_host.h"
+
+#include "gm/error.h"
+#include "util/interrupt.h"
+#include "util/log.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+
+namespace gm::machine {
+
+namespace {
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+}  // namespace
+
+MachineHost::MachineHost(store::Store& store)
+    : m_store(store),
+      m_live(::isatty(STDERR_FILENO) == 1 &&
+             util::log_settings().verbosity == util::Verbosity::normal) {
+  if (m_live) {
+    m_painter = std::thread([this] { repaint_loop(); });
+  }
+}
+
+MachineHost::~MachineHost() {
+  finish();
+  {
+    std::lock_guard lock(m_mutex);
+    m_stop = true;
+  }
+  m_wake.notify_all();
+  if (m_painter.joinable()) {
+    m_painter.join();
+  }
+}
+
+void MachineHost::save(const MachineRecord& record) {
+  MachineRecord copy = record;
+  m_store.save(copy);
+  m_saved = true;
+}
+
+void MachineHost::phase(std::string_view text) {
+  std::lock_guard lock(m_mutex);
+  end_phase();
+  m_phase = std::string(text);
+  m_phase_start = std::chrono::steady_clock::now();
+  if (!m_live) {
+    util::info(m_phase + " ...");
+  }
+}
+
+void MachineHost::debug(std::string_view text) {
+  if (m_live && util::log_settings().verbosity == util::Verbosity::verbose) {
+    std::fputs("\r\033[K", stderr);
+  }
+  util::debug(text);
+}
+
+void MachineHost::check_interrupted() {
+  if (util::interrupt_requested()) {
+    throw InterruptedError(m_phase.empty() ? "gpumachine" : m_phase);
+  }
+}
+
+void MachineHost::finish() {
+  std::lock_guard lock(m_mutex);
+  end_phase();
+}
+
+void MachineHost::end_phase() {
+  if (m_phase.empty()) {
+    return;
+  }
+  double took = seconds_since(m_phase_start);
+  m_timings.emplace_back(m_phase, took);
+  if (m_live) {
+    std::fprintf(stderr, "\r\033[K%s (%.1fs)\n", m_phase.c_str(), took);
+  }
+  m_phase.clear();
+}
+
+void MachineHost::repaint_loop() {
+  static constexpr const char* k_spinner[] = {"|", "/", "-", "\\"};
+  std::size_t tick = 0;
+  std::unique_lock lock(m_mutex);
+  while (!m_stop) {
+    if (!m_phase.empty()) {
+      std::fprintf(stderr, "\r\033[K%s %s %.1fs", k_spinner[tick++ % 4], m_phase.c_str(),
+                   seconds_since(m_phase_start));
+      std::fflush(stderr);
+    }
+    m_wake.wait_for(lock, std::chrono::milliseconds(100));
+  }
+}
+
+}  // namespace gm::machine

@@ -1,0 +1,54 @@
+// MachineHost: the DriverHost the machine layer hands to drivers. It saves records through the
+// store, shows the current phase (a live line with elapsed time on a terminal, plain lines
+// otherwise), measures each phase for the record's timings, and checks for Ctrl-C.
+#pragma once
+
+#include "gm/driver.h"
+#include "store/store.h"
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace gm::machine {
+
+class MachineHost final : public DriverHost {
+ public:
+  explicit MachineHost(store::Store& store);
+  ~MachineHost() override;
+  MachineHost(const MachineHost&) = delete;
+  MachineHost& operator=(const MachineHost&) = delete;
+
+  void save(const MachineRecord& record) override;
+  void phase(std::string_view text) override;
+  void debug(std::string_view text) override;
+  void check_interrupted() override;
+
+  /// Ends the current phase (clears the live line) and records its duration.
+  void finish();
+  /// True once save() was called: a cloud driver has started creating things.
+  bool saved() const { return m_saved; }
+  /// Seconds spent in each phase, in order.
+  const std::vector<std::pair<std::string, double>>& timings() const { return m_timings; }
+
+ private:
+  void end_phase();
+  void repaint_loop();
+
+  store::Store& m_store;
+  bool m_saved = false;
+  bool m_live = false;  ///< stderr is a terminal and not -q: repaint a live line
+  std::string m_phase;
+  std::chrono::steady_clock::time_point m_phase_start;
+  std::vector<std::pair<std::string, double>> m_timings;
+  std::mutex m_mutex;
+  std::condition_variable m_wake;
+  bool m_stop = false;
+  std::thread m_painter;
+};
+
+}  // namespace gm::machine
