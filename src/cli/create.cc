@@ -2,6 +2,8 @@
 // (or register) the machine, save the record, and print the timings of each phase.
 #include "cli/verbs.h"
 
+#include "cli/machine_file.h"
+
 #include "gm/driver.h"
 #include "gm/error.h"
 #include "machine/machine_host.h"
@@ -11,6 +13,8 @@
 
 #include <cstdio>
 #include <list>
+#include <map>
+#include <set>
 
 namespace gm::cli {
 
@@ -27,8 +31,57 @@ struct DriverFlag {
 struct CreateOptions {
   std::string name;
   std::string driver;
+  std::string file;
   std::list<DriverFlag> flags;  // std::list: CLI11 keeps pointers into the elements
 };
+
+/// Flag names (and aliases) of every driver, each mapped to its canonical name and driver.
+struct FlagIndex {
+  std::map<std::string, std::pair<std::string, std::string>> by_name;  // name -> {canonical, driver}
+  std::set<std::string> keys() const {
+    std::set<std::string> out = {"driver"};
+    for (const auto& [name, _] : by_name) {
+      out.insert(name);
+    }
+    return out;
+  }
+};
+
+FlagIndex flag_index() {
+  FlagIndex index;
+  for (const DriverInfo& info : driver_registry()) {
+    for (const FlagSpec& spec : info.flags) {
+      index.by_name[spec.name] = {spec.name, info.name};
+      for (const std::string& alias : spec.aliases) {
+        index.by_name[alias] = {spec.name, info.name};
+      }
+    }
+  }
+  return index;
+}
+
+/// Options from a machine file with aliases resolved; `strict` refuses other drivers' keys
+/// (a -f file), otherwise they are dropped (config.yaml holds defaults for every driver).
+Options file_options(const Options& raw, const FlagIndex& index, const std::string& driver,
+                     const std::string& source, bool strict) {
+  Options out;
+  for (const auto& [key, values] : raw) {
+    if (key == "driver") {
+      continue;
+    }
+    const auto& [canonical, owner] = index.by_name.at(key);
+    if (owner != driver) {
+      if (strict) {
+        throw UsageError(source + ": key '" + key + "'",
+                         "is an option of the " + owner + " driver, not of " + driver,
+                         "remove it, or set `driver: " + owner + "`");
+      }
+      continue;
+    }
+    out[canonical] = values;
+  }
+  return out;
+}
 
 /// Collects the driver flags the user gave, refusing flags of another driver.
 Options collect_options(const CreateOptions& opts, const DriverInfo& driver) {
@@ -50,17 +103,40 @@ Options collect_options(const CreateOptions& opts, const DriverInfo& driver) {
 int run_create(Context& ctx, const CreateOptions& opts) {
   // Everything that can be checked offline is checked before any connection.
   store::validate_name(opts.name);
-  if (opts.driver.empty()) {
+  FlagIndex index = flag_index();
+  std::filesystem::path config_path = ctx.store().home() / "config.yaml";
+  Options defaults, file;
+  if (std::filesystem::exists(config_path)) {
+    defaults = load_machine_file(config_path, index.keys());
+  }
+  if (!opts.file.empty()) {
+    file = load_machine_file(opts.file, index.keys());
+  }
+  std::string driver_name = opts.driver;
+  for (const Options* source : {&file, &defaults}) {
+    if (driver_name.empty() && source->contains("driver")) {
+      driver_name = source->at("driver").back();
+    }
+  }
+  if (driver_name.empty()) {
     throw UsageError("--driver", "required",
                      "choose a driver, e.g. --driver generic --generic-ip-address HOST");
   }
-  const DriverInfo& info = find_driver(opts.driver);
+  const DriverInfo& info = find_driver(driver_name);
+  Options options = overlay(
+      overlay(file_options(defaults, index, info.name, config_path.string(), false),
+              file_options(file, index, info.name, opts.file, true)),
+      collect_options(opts, info));
+  for (auto it = options.begin(); it != options.end();) {
+    // A switch set to false in a file is the same as not giving it.
+    it = (it->second.size() == 1 && it->second[0] == "false") ? options.erase(it) : std::next(it);
+  }
   MachineRecord record;
   record.name = opts.name;
   record.id = util::uuid4();
   record.driver = info.name;
   std::unique_ptr<Driver> driver = info.make();
-  driver->configure(collect_options(opts, info), record);
+  driver->configure(options, record);
 
   store::MachineLock lock = ctx.store().lock(opts.name, "create");
   if (ctx.store().exists(opts.name)) {
@@ -121,6 +197,8 @@ void setup_create(CLI::App& app, Dispatch& dispatch) {
     drivers += (drivers.empty() ? "" : ", ") + info.name;
   }
   sub->add_option("-d,--driver", opts->driver, "driver: " + drivers);
+  sub->add_option("-f,--file", opts->file,
+                  "machine file (YAML): create options keyed by flag name without dashes");
   for (const DriverInfo& info : driver_registry()) {
     for (const FlagSpec& spec : info.flags) {
       DriverFlag& flag = opts->flags.emplace_back();
