@@ -281,10 +281,15 @@ std::vector<Entry> Store::list() const {
     relative += '/';
     relative += k_record_file;
     if (!read_at(dirfd, relative.c_str(), text)) {
-      if (errno == ENOTDIR) {
+      int err = errno;
+      if (err == ENOTDIR) {
         continue;  // A stray file (d_type was unknown), not a machine.
       }
-      entry.error = "cannot read " + (machines / relative).string() + ": " + std::strerror(errno);
+      struct stat st {};
+      if (err == ENOENT && ::fstatat(dirfd, de->d_name, &st, 0) != 0) {
+        continue;  // Removed by another command since readdir() saw it.
+      }
+      entry.error = "cannot read " + (machines / relative).string() + ": " + std::strerror(err);
     } else {
       try {
         entry.record = parse_record(name, machines / relative, text);
