@@ -44,17 +44,21 @@ class Store {
   explicit Store(std::filesystem::path home);
 
   const std::filesystem::path& home() const { return m_home; }
+  /// <home>/machines/<name>. This and every other member taking a name throws UsageError for an
+  /// invalid one, so no name can reach outside the store.
   std::filesystem::path machine_dir(std::string_view name) const;
   std::filesystem::path record_path(std::string_view name) const;
   std::filesystem::path key_path(std::string_view name) const;          ///< id_ed25519
   std::filesystem::path known_hosts_path(std::string_view name) const;  ///< pinned key file
   std::filesystem::path ssh_config_path() const;                        ///< <home>/ssh_config
 
+  /// True when the machine's directory exists (even if its record is corrupt).
   bool exists(std::string_view name) const;
   /// Throws NotFoundError ("did you mean" among existing names, hint `gpumachine ls`) or
   /// Error naming the file when it is corrupt or has an unsupported schema_version.
   MachineRecord load(std::string_view name) const;
-  /// Every machine directory, sorted by name; a corrupt record is a row with its error.
+  /// Every machine directory, sorted by name; a corrupt record is a row with its error. Reads each
+  /// record once and writes nothing.
   std::vector<Entry> list() const;
   /// Every machine name, sorted.
   std::vector<std::string> names() const;
@@ -65,7 +69,8 @@ class Store {
   /// Writes a file in the machine's directory atomically with mode 0600.
   void write_private_file(std::string_view name, std::string_view filename,
                           std::string_view content);
-  /// Deletes the machine's directory and refreshes ssh_config. Missing is fine.
+  /// Deletes the machine's directory and refreshes ssh_config. Missing is fine. Leaves the lock
+  /// file, which the caller may hold.
   void remove(std::string_view name);
 
   /// Takes the machine's lock, waiting up to `wait`; throws LockedError saying which command
@@ -73,7 +78,7 @@ class Store {
   MachineLock lock(std::string_view name, std::string_view verb,
                    std::chrono::milliseconds wait = std::chrono::seconds(3));
 
-  /// Rewrites <home>/ssh_config from all loadable records (atomic).
+  /// Rewrites <home>/ssh_config from all loadable records (atomic; skipped when unchanged).
   void update_ssh_config() const;
 
  private:
@@ -85,7 +90,8 @@ class Store {
 std::string render_ssh_config(const Store& store, const std::vector<MachineRecord>& records);
 
 /// Adds "Include <home>/ssh_config" at the top of the user's ~/.ssh/config once (idempotent);
-/// returns true when it changed the file.
+/// returns true when it changed the file. Creates ~/.ssh (0700) and the file (0600) if missing,
+/// keeps the rest byte for byte, and edits the target when the file is a symbolic link.
 bool install_ssh_config_include(const std::filesystem::path& user_ssh_config,
                                 const std::filesystem::path& home_ssh_config);
 
