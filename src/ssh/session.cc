@@ -216,6 +216,19 @@ std::string key_type_of(const std::string& blob) {
 
 }  // namespace
 
+int channel_exit_code(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* channel) {
+  char* signal_name = nullptr;
+  std::size_t signal_length = 0;
+  libssh2_channel_get_exit_signal(channel, &signal_name, &signal_length, nullptr, nullptr, nullptr,
+                                  nullptr);
+  if (signal_name != nullptr) {
+    std::string name(signal_name, signal_length);
+    libssh2_free(session, signal_name);
+    return 128 + signal_number(name);
+  }
+  return libssh2_channel_get_exit_status(channel);
+}
+
 std::string Session::Impl::last_error() const {
   if (!session) {
     return {};
@@ -477,6 +490,7 @@ int Session::exec(const std::string& command, const OutputSink& on_stdout,
   const OutputSink* sinks[2] = {&on_stdout, &on_stderr};
   std::string buffer(k_exec_buffer, '\0');
   int silent_zero_reads = 0;
+  int queued_spins = 0;
   while (!(done[0] && done[1])) {
     bool progress = false;
     if (!eof_sent) {
@@ -528,9 +542,17 @@ int Session::exec(const std::string& command, const OutputSink& on_stdout,
         break;
       }
     }
-    if (progress || libssh2_poll_channel_read(ch, 1) != 0) {
+    // Data already queued inside libssh2 (read off the socket while draining the other
+    // stream) would not wake poll(). libssh2_poll_channel_read answers 1 for that, but a
+    // negative error when any tiny packet is queued, so only 1 counts, and only a few times.
+    if (progress) {
+      queued_spins = 0;
       continue;
     }
+    if (libssh2_poll_channel_read(ch, 1) == 1 && ++queued_spins < 4) {
+      continue;
+    }
+    queued_spins = 0;
     int next_keepalive = 0;
     if (impl.options.keepalive_seconds > 0 && libssh2_keepalive_send(s, &next_keepalive) != 0 &&
         libssh2_session_last_errno(s) != LIBSSH2_ERROR_EAGAIN) {
@@ -557,16 +579,7 @@ int Session::exec(const std::string& command, const OutputSink& on_stdout,
   until_done([&] { return libssh2_channel_close(ch); }, "closing the channel");
   until_done([&] { return libssh2_channel_wait_closed(ch); }, "waiting for the channel to close");
 
-  char* signal_name = nullptr;
-  std::size_t signal_length = 0;
-  libssh2_channel_get_exit_signal(ch, &signal_name, &signal_length, nullptr, nullptr, nullptr,
-                                  nullptr);
-  if (signal_name != nullptr) {
-    std::string name(signal_name, signal_length);
-    libssh2_free(s, signal_name);
-    return 128 + signal_number(name);
-  }
-  return libssh2_channel_get_exit_status(ch);
+  return channel_exit_code(s, ch);
 }
 
 }  // namespace gm::ssh

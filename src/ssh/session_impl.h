@@ -33,6 +33,9 @@ struct Session::Impl {
   [[noreturn]] void fail_sftp(const std::string& what, const std::string& path) const;
 };
 
+/// The finished channel's status: the exit status, or 128+N when an exit-signal was sent.
+int channel_exit_code(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* channel);
+
 /// Switches a session to non-blocking mode for a scope and back to blocking afterwards.
 class NonBlockingScope {
  public:
