@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <optional>
 #include <thread>
 
 namespace gm::ssh {
@@ -262,6 +264,62 @@ TEST(SshConnect, RestartKeepsHostKeyAndPort) {
   EXPECT_EQ(Session::connect(options)->run("true").exit_status, 0);
   sshd.restart();
   EXPECT_EQ(Session::connect(options)->run("true").exit_status, 0);
+}
+
+}  // namespace
+}  // namespace gm::ssh
+
+namespace gm::ssh {
+namespace {
+
+/// Sets an environment variable for a scope.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const std::string& value) : m_name(name) {
+    const char* old = std::getenv(name);
+    if (old != nullptr) {
+      m_old = old;
+    }
+    setenv(name, value.c_str(), 1);
+  }
+  ~ScopedEnv() {
+    if (m_old) {
+      setenv(m_name, m_old->c_str(), 1);
+    } else {
+      unsetenv(m_name);
+    }
+  }
+
+ private:
+  const char* m_name;
+  std::optional<std::string> m_old;
+};
+
+TEST(SshAgent, AuthenticatesThroughTheAgentBeforeTheKeyFile) {
+  SshdFixture sshd;
+  TempDir dir;
+  std::string socket = (dir / "agent.sock").string();
+  gm::testing::Process agent({"ssh-agent", "-D", "-a", socket});
+  for (int i = 0; i < 500 && !std::filesystem::exists(socket); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(std::filesystem::exists(socket));
+  gm::testing::SpawnOptions env;
+  env.env["SSH_AUTH_SOCK"] = socket;
+  gm::testing::CaptureResult added =
+      gm::testing::run_capture({"ssh-add", sshd.client_key_path().string()}, {}, env);
+  ASSERT_EQ(added.status, 0) << added.err;
+
+  ScopedEnv auth_sock("SSH_AUTH_SOCK", socket);
+  ConnectOptions options;
+  options.target = sshd.target();
+  options.target.key_path = (dir / "not-needed").string();  // the agent suffices
+  options.use_agent = true;
+  EXPECT_EQ(Session::connect(options)->run("echo agent").out, "agent\n");
+
+  // Without the agent, the missing key file is reported.
+  options.use_agent = false;
+  EXPECT_EQ(expect_ssh_error([&] { Session::connect(options); }).stage(), SshError::Stage::keyfile);
 }
 
 }  // namespace
