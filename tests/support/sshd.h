@@ -37,8 +37,11 @@ class SshdFixture {
   SshdFixture(const SshdFixture&) = delete;
   SshdFixture& operator=(const SshdFixture&) = delete;
 
+  /// The listen address.
   const std::string& host() const { return m_options.host; }
+  /// The listen port.
   int port() const { return m_options.port; }
+  /// The login user (the current user).
   const std::string& user() const { return m_user; }
   /// The host public key line without comment ("ssh-ed25519 AAAA...").
   const std::string& host_public_key() const { return m_host_public_key; }
