@@ -34,8 +34,11 @@ struct ConnectOptions {
   bool use_agent = false;
   /// Seconds between keepalive messages (0: off).
   int keepalive_seconds = 30;
-  /// Name used as the error subject ("machine 'gpu1'").
+  /// Name used as the error subject ("machine 'gpu1'"); empty: "user@host:port".
   std::string subject;
+  /// Hint shown when the host key does not match the pin; empty: a generic one that says how
+  /// to re-register a legitimately re-installed host (the CLI fills in the machine name).
+  std::string hostkey_hint;
 };
 
 class Session final : public RemoteShell {
@@ -56,17 +59,19 @@ class Session final : public RemoteShell {
   void upload(const std::string& remote_path, std::string_view content,
               unsigned mode = 0644) override;
 
-  /// SFTP copy keeping permission bits; directories need recursive = true.
+  /// SFTP copy keeping permission bits; directories need recursive = true. The destination is
+  /// the exact path to create or replace (not a directory to copy into, unlike scp).
   void upload_path(const std::filesystem::path& local, const std::string& remote, bool recursive);
-  void download_path(const std::string& remote, const std::filesystem::path& local,
-                     bool recursive);
+  void download_path(const std::string& remote, const std::filesystem::path& local, bool recursive);
 
   /// For port forwarding: the raw session and its socket (non-blocking mode is the caller's).
   _LIBSSH2_SESSION* raw() const;
   int socket_fd() const;
 
- private:
+  /// Opaque state, defined in ssh/session_impl.h (shared by session.cc and sftp.cc).
   struct Impl;
+
+ private:
   explicit Session(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> m_impl;
 };

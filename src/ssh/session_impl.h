@@ -1,0 +1,53 @@
+// Session::Impl, shared by session.cc (connect, auth, exec) and sftp.cc. Internal to ssh/.
+#pragma once
+
+#include "gm/error.h"
+#include "ssh/handles.h"
+#include "ssh/session.h"
+
+#include <chrono>
+#include <string>
+
+namespace gm::ssh {
+
+/// Blocking libssh2 calls give up after this long (a dead peer must not hang a verb forever).
+inline constexpr std::chrono::milliseconds k_blocking_timeout{120000};
+
+struct Session::Impl {
+  ConnectOptions options;
+  std::string subject;
+  Socket socket;
+  SessionPtr session;
+  SftpPtr sftp;
+  std::string host_key;
+
+  /// libssh2_session_last_error's text ("" when none).
+  std::string last_error() const;
+  /// Throws SshError(stage) with libssh2's last error as the cause.
+  [[noreturn]] void fail(SshError::Stage stage, std::string problem, std::string hint = {}) const;
+  /// Waits until the socket is ready in the direction libssh2 is blocked on, or timeout.
+  void wait_socket(std::chrono::milliseconds timeout) const;
+  /// The SFTP subsystem, started on first use.
+  LIBSSH2_SFTP* sftp_session();
+  /// Throws SshError(sftp) naming path, with the SFTP status (or libssh2's error) as the cause.
+  [[noreturn]] void fail_sftp(const std::string& what, const std::string& path) const;
+};
+
+/// The finished channel's status: the exit status, or 128+N when an exit-signal was sent.
+int channel_exit_code(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* channel);
+
+/// Switches a session to non-blocking mode for a scope and back to blocking afterwards.
+class NonBlockingScope {
+ public:
+  explicit NonBlockingScope(LIBSSH2_SESSION* session) : m_session(session) {
+    libssh2_session_set_blocking(m_session, 0);
+  }
+  ~NonBlockingScope() { libssh2_session_set_blocking(m_session, 1); }
+  NonBlockingScope(const NonBlockingScope&) = delete;
+  NonBlockingScope& operator=(const NonBlockingScope&) = delete;
+
+ private:
+  LIBSSH2_SESSION* m_session;
+};
+
+}  // namespace gm::ssh
