@@ -102,7 +102,7 @@ http::Response AwsClient::send(
     Credentials credentials = m_options.credentials();
     SignableRequest signable;
     signable.method = "POST";
-    signable.path = "/";
+    signable.path = parsed.path;  // "/" for AWS; an endpoint URL may carry a prefix
     signable.host = parsed.authority();
     signable.headers = headers;
     signable.payload = body;
