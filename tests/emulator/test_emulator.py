@@ -356,6 +356,15 @@ class SigV4Tests(EmulatorTestBase):
         with self.assertRaises(botocore.exceptions.ClientError) as ctx:
             self.emu.boto("ec2", **temp).describe_regions()       # token missing
         self.assertEqual(ctx.exception.response["Error"]["Code"], "AuthFailure")
+        # botocore signs Query-protocol presigned URLs with method POST
+        url = ec2.generate_presigned_url("describe_regions", ExpiresIn=300)
+        parsed = urllib.parse.urlsplit(url)
+        status, data, _ = self.emu.raw(b"", {"host": self.emu.host}, method="POST",
+                                       query=parsed.query)
+        self.assertEqual(status, 200, data)
+        status, data, _ = self.emu.raw(b"", {"host": self.emu.host}, method="POST",
+                                       query=parsed.query.replace("DescribeRegions", "DescribeVpcs"))
+        self.assertEqual(find_text(ET.fromstring(data), "Code"), "SignatureDoesNotMatch")
         ssm = self.emu.boto("ssm")
         value = ssm.get_parameter(Name=UBUNTU_PARAM)["Parameter"]["Value"]
         self.assertTrue(value.startswith("ami-"))

@@ -110,7 +110,7 @@ def _parse_metadata(p: Params) -> dict:
     }
 
 
-def _parse_spot(p: Params, shutdown: str) -> dict | None:
+def _parse_spot(p: Params, shutdown: str | None) -> dict | None:
     m = p.sub("InstanceMarketOptions")
     market = m.get_enum("MarketType", ["spot", "capacity-block"], None)
     if market is None:
@@ -303,8 +303,9 @@ def run_instances(ctx: Ctx, p: Params) -> dict:
     if not groups:
         groups = [_find_group(ctx, None, "default", vpc_id)]
 
-    shutdown = p.get_enum("InstanceInitiatedShutdownBehavior", ["stop", "terminate"], "stop")
-    spot = _parse_spot(p, shutdown)
+    explicit = p.get_enum("InstanceInitiatedShutdownBehavior", ["stop", "terminate"], None)
+    spot = _parse_spot(p, explicit)
+    shutdown = explicit or ("terminate" if spot and spot["type"] == "one-time" else "stop")
     devices = _parse_block_devices(p, image, image.snapshot_id(ctx.region_name))
     metadata = _parse_metadata(p)
     user_data = _parse_user_data(p)
@@ -672,7 +673,7 @@ def describe_volumes(ctx: Ctx, p: Params) -> dict:
                 "volumeType": vol["volumeType"], "iops": vol.get("iops"),
                 "throughput": vol.get("throughput"), "encrypted": vol["encrypted"],
                 "multiAttachEnabled": False, "tagSet": tag_set(vol["tags"])})
-    page, nxt = paginate(items, p, 0, 5, 500)
+    page, nxt = paginate(items, p, 0, 5, 1000)
     return {"volumeSet": page, "nextToken": nxt}
 
 

@@ -129,6 +129,13 @@ class Verifier:
         if skew > self._max_skew_s():
             raise ApiError("RequestExpired",
                            f"Request has expired. Timestamp date is {amz_date}", status=400)
+        if presigned:
+            try:
+                lifetime = int(query.get("X-Amz-Expires", "900"))
+            except ValueError:
+                raise ApiError("AuthFailure", "X-Amz-Expires must be an integer") from None
+            if now > request_time.timestamp() + lifetime:
+                raise ApiError("RequestExpired", "Request has expired (X-Amz-Expires)", status=400)
         if cred.expires is not None and now > cred.expires:
             raise ApiError("RequestExpired", "The security token included in the request "
                            "is expired", status=400)
@@ -156,7 +163,7 @@ class Verifier:
             canonical_query(raw_query, drop_signature=presigned),
             "".join(f"{n}:{_canonical_header_value(headers[n])}\n" for n in signed_names),
             signed,
-            "UNSIGNED-PAYLOAD" if presigned else hashlib.sha256(body).hexdigest(),
+            hashlib.sha256(body).hexdigest(),     # non-S3 presigning hashes the body too
         ])
         string_to_sign = "\n".join([
             ALGORITHM, amz_date, f"{date}/{region}/{service}/aws4_request",
