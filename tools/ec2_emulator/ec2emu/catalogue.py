@@ -186,7 +186,7 @@ def _images() -> list[Image]:
                   f"{_DL_UBU} (Ubuntu 24.04), {arch}", "ubuntu",
                   ssm_names=[f"{_DL}/{arch}/base-oss-nvidia-driver-gpu-ubuntu-24.04/latest/ami-id"]),
             Image(f"dlami-al2023-{deb}",
-                  f"Deep Learning Base OSS Nvidia Driver GPU AMI (Amazon Linux 2023) 20261012",
+                  "Deep Learning Base OSS Nvidia Driver GPU AMI (Amazon Linux 2023) 20261012",
                   "amazon", arch, "/dev/xvda", 75, "2026-10-12T11:00:00.000Z",
                   f"{_DL_UBU} (Amazon Linux 2023), {arch}", "ec2-user",
                   ssm_names=[f"{_DL}/{arch}/base-oss-nvidia-driver-gpu-amazon-linux-2023/latest/ami-id"]),

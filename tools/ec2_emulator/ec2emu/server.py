@@ -7,6 +7,7 @@ import json
 import socket
 import threading
 import time
+import traceback
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -162,6 +163,11 @@ class Handler(BaseHTTPRequestHandler):
             self._error(service, err, request_id)
         except _Answered:
             return
+        except Exception:  # an emulator bug: answer 500 rather than look like a dropped line
+            traceback.print_exc()
+            err = ApiError("InternalError", "emulator bug (see its stderr)", 500)
+            entry["status"], entry["error"] = 500, "InternalError"
+            self._error(service, err, request_id)
         except Dropped:
             entry["status"], entry["error"] = 0, "dropped"
             store.log_call(entry)

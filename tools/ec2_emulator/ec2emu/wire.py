@@ -198,10 +198,10 @@ def parse_tags(params: Params, name: str = "Tag") -> list[tuple[str, str]]:
 def validate_tag(key: str, value: str) -> None:
     if len(key) > 128:
         raise ApiError("InvalidParameterValue",
-                       f"Tag key exceeds the maximum length of 128 characters")
+                       "Tag key exceeds the maximum length of 128 characters")
     if len(value) > 256:
         raise ApiError("InvalidParameterValue",
-                       f"Tag value exceeds the maximum length of 256 characters")
+                       "Tag value exceeds the maximum length of 256 characters")
     if key.lower().startswith("aws:"):
         raise ApiError("InvalidParameterValue",
                        "Tag keys starting with 'aws:' are reserved for internal use")
