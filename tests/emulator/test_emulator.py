@@ -439,6 +439,22 @@ class LaunchTests(EmulatorTestBase):
                                           "InstanceId.1": "i-0123456789abcdef0"}),
                           "InvalidInstanceID.NotFound", 400)
 
+    def test_ssh_delay_and_reboot_restart_the_sshd(self):
+        self.emu.control("config", {"ssh_delay": 0.8})
+        self.import_key()
+        ud = cloud_config(self.keys["host_priv"], self.keys["host_pub"])
+        iid = self.launch(UserData=base64.b64encode(ud.encode()).decode())
+        running = self.wait_state(iid, "running")
+        self.assertIsNone(running["sshd_pid"], "sshd must wait for ssh_delay")
+        first = self.ssh_ready(iid)
+        self.assertGreaterEqual(time.time() - first["running_since"], 0.8)
+        status, root = self.emu.query({"Action": "RebootInstances", "InstanceId.1": iid})
+        self.assertEqual(find_text(root, "return"), "true")
+        wait_for(lambda: not pid_alive(first["sshd_pid"]), 5)
+        second = self.ssh_ready(iid)
+        self.assertNotEqual(second["sshd_pid"], first["sshd_pid"])
+        self.assertEqual(second["publicIp"], first["publicIp"])
+
     def test_client_token_idempotency(self):
         self.import_key()
         params = self.run_params()

@@ -163,15 +163,15 @@ class Handler(BaseHTTPRequestHandler):
             self._error(service, err, request_id)
         except _Answered:
             return
+        except Dropped:
+            entry["status"], entry["error"] = 0, "dropped"
+            store.log_call(entry)
+            raise
         except Exception:  # an emulator bug: answer 500 rather than look like a dropped line
             traceback.print_exc()
             err = ApiError("InternalError", "emulator bug (see its stderr)", 500)
             entry["status"], entry["error"] = 500, "InternalError"
             self._error(service, err, request_id)
-        except Dropped:
-            entry["status"], entry["error"] = 0, "dropped"
-            store.log_call(entry)
-            raise
         store.log_call(entry)
 
     def _apply_fault(self, fault: dict | None, service: str, entry: dict) -> bool:
