@@ -583,7 +583,7 @@ class LaunchTests(EmulatorTestBase):
 
 
 class PersistenceTests(unittest.TestCase):
-    def test_restart_keeps_state_and_restarts_sshd_and_teardown_kills_it(self):
+    def test_restart_and_crash_recovery_keep_state_and_leave_no_stale_sshd(self):
         tmp = Path(tempfile.mkdtemp(prefix="ec2emu-persist-"))
         self.addCleanup(shutil.rmtree, tmp, True)
         port = EmulatorTestBase.ssh_port
@@ -604,9 +604,18 @@ class PersistenceTests(unittest.TestCase):
         after = helper.ssh_ready(iid)
         self.assertEqual(after["publicIp"], before["publicIp"])
         self.assertEqual(after["keyName"], "k1")
-        emu2.control("shutdown", {})
+        # a crashed emulator leaves its sshd behind; the next start must end it by pid
+        emu2.proc.kill()
         emu2.proc.wait(timeout=15)
-        self.assertFalse(pid_alive(after["sshd_pid"]), "shutdown must end the sshd")
+        self.assertTrue(pid_alive(after["sshd_pid"]))
+        emu3 = Emulator(tmp / "state", config).start()
+        self.addCleanup(emu3.stop)
+        helper.emu = emu3
+        self.assertFalse(pid_alive(after["sshd_pid"]), "restart must end the stale sshd")
+        again = helper.ssh_ready(iid)
+        emu3.control("shutdown", {})
+        emu3.proc.wait(timeout=15)
+        self.assertFalse(pid_alive(again["sshd_pid"]), "shutdown must end the sshd")
 
 
 if __name__ == "__main__":
