@@ -1,0 +1,1 @@
+"""EC2/SSM/STS emulator for gpumachine's tests (a test tool, not product code)."""
