@@ -742,27 +742,32 @@ class Device:
                 cu.lib.cuEventDestroy_v2(stop)
 
 
-def jit(dev: Device, cc: int, driver_version: int) -> Dict[str, Any]:
-    """Tries the target candidates in order; returns the ptx section of the GPU report."""
-    attempts = []  # type: List[Dict[str, Any]]
+def jit(dev: Device, cc: int, driver_version: int, section: Dict[str, Any]) -> None:
+    """Tries the target candidates in order, recording every attempt in section (the GPU
+    report's "ptx" object) as it goes, so a failure still reports what was tried."""
+    attempts = section.setdefault("attempts", [])  # type: List[Dict[str, Any]]
+    section.update({"target": None, "version": None})
+    last = None  # type: Optional[CudaError]
     for target, version in select_targets(cc, driver_version):
         try:
             info = dev.load_module(emit_ptx(target, version))
-            attempts.append({"target": target, "version": version, "ok": True})
-            out = {"target": target, "version": version, "attempts": attempts}
-            if info:
-                out["info_log"] = info
-            return out
         except CudaError as e:
             attempts.append({"target": target, "version": version, "ok": False,
                              "error": e.to_json()})
             log("JIT of %s / PTX %s failed: %s" % (target, version, e))
             if e.code not in JIT_RETRYABLE:
                 raise
-    last = attempts[-1]["error"] if attempts else None
-    raise CudaError("cuModuleLoadDataEx", last["code"] if last else 218,
-                    last["name"] if last else "CUDA_ERROR_INVALID_PTX",
-                    last.get("log", "") if last else "no PTX target fits this device")
+            last = e
+            continue
+        attempts.append({"target": target, "version": version, "ok": True})
+        section.update({"target": target, "version": version})
+        if info:
+            section["info_log"] = info
+        return
+    if last is not None:
+        raise last
+    raise CudaError("cuModuleLoadDataEx", 209, "CUDA_ERROR_NO_BINARY_FOR_GPU",
+                    "no PTX target fits compute capability %d.%d" % (cc // 10, cc % 10))
 
 
 def run_check(dev: Device, sm_count: int) -> Dict[str, Any]:
@@ -853,9 +858,8 @@ def probe_device(cu: Cuda, ordinal: int, driver_version: int,
     try:
         dev = Device(cu, ordinal)
         ident = dev.identity()
-        gpu.update(ident)
         gpu["ecc"] = {"enabled": ident.pop("ecc_enabled"), "uncorrected_volatile": None}
-        del gpu["ecc_enabled"]
+        gpu.update(ident)
         gpu.update({"temperature_c": None, "power_w": None})
         if nvml is not None:
             h = nvml.handle(gpu["pci_bus_id"], gpu["uuid"] or "")
@@ -872,8 +876,8 @@ def probe_device(cu: Cuda, ordinal: int, driver_version: int,
         dev.open()
         free, _ = dev.mem_info()
         gpu["memory_free_bytes"] = free
-        gpu["ptx"] = {"attempts": []}
-        gpu["ptx"] = jit(dev, cc, driver_version)
+        gpu["ptx"] = {}
+        jit(dev, cc, driver_version, gpu["ptx"])
         gpu["kernel"] = run_check(dev, sm_count)
         gpu["bandwidth"] = run_bandwidth(dev, sm_count, blocks_per_sm)
         gpu["fma"] = run_fma(dev, sm_count, blocks_per_sm)
@@ -881,12 +885,28 @@ def probe_device(cu: Cuda, ordinal: int, driver_version: int,
     except CudaError as e:
         log("GPU %d: %s" % (ordinal, e))
         gpu["error"] = e.to_json()
-        if e.call == "cuModuleLoadDataEx" and "ptx" in gpu:
-            gpu["ptx"]["target"] = None
     finally:
         if dev is not None:
             dev.close()
     return gpu
+
+
+def summarize_jit(report: Dict[str, Any]) -> None:
+    """Host-level view of the JIT: which targets compiled, and every failed attempt's log."""
+    targets = []  # type: List[str]
+    failures = []  # type: List[Dict[str, Any]]
+    for gpu in report["gpus"]:
+        ptx = gpu.get("ptx") or {}
+        if ptx.get("target") and ptx["target"] not in targets:
+            targets.append(ptx["target"])
+        for a in ptx.get("attempts", []):
+            if not a["ok"]:
+                err = a["error"]
+                failures.append({"gpu": gpu["index"], "target": a["target"],
+                                 "version": a["version"], "code": err["code"],
+                                 "name": err["name"], "log": err.get("log", "")})
+    report["host"]["ptx_targets"] = targets
+    report["host"]["jit_failures"] = failures
 
 
 def driver_version_from_proc() -> Optional[str]:
@@ -955,6 +975,7 @@ def probe() -> Dict[str, Any]:
             return report
         for i in range(count.value):
             report["gpus"].append(probe_device(cu, i, v.value, nvml))
+        summarize_jit(report)
     except CudaError as e:
         report.update({"status": "error", "message": str(e), "hint": CUDA_HINTS.get(e.code),
                        "error": e.to_json()})
