@@ -544,7 +544,7 @@ class Nvml:
 
 CHECK_N = 1 << 24  # 16,777,216 elements
 COPY_MAX_BYTES = 1 << 30  # per buffer
-COPY_ITERS = 20
+COPY_ITERS = 50
 FMA_TARGET_MS = 100.0
 
 
@@ -838,8 +838,8 @@ def run_fma(dev: Device, sm_count: int, blocks_per_sm: int) -> Dict[str, Any]:
         args = [c_u64(out), ctypes.c_uint32(iters), a, b]
         return dev.timed(lambda: dev.launch(fn, blocks, THREADS, args))
 
-    iters = 64
-    ms = once(iters)  # calibration run, also warms up
+    iters = 1024
+    ms = once(iters)  # calibration run (about a millisecond on a big GPU), also warms up
     # Scale the trip count so the timed run lasts about FMA_TARGET_MS.
     if ms > 0:
         iters = int(min(1 << 22, max(64, iters * FMA_TARGET_MS / ms)))

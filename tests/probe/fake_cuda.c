@@ -49,15 +49,22 @@ static int env_int(const char* name, int fallback) {
   const char* v = getenv(name);
   return v && *v ? atoi(v) : fallback;
 }
-static int mode_is(const char* mode) { return strcmp(env_or("FAKE_CUDA_MODE", "ok"), mode) == 0; }
+static int mode_is(const char* mode) {
+  return strcmp(env_or("FAKE_CUDA_MODE", "ok"), mode) == 0;
+}
 /* Per-GPU failure modes hit FAKE_CUDA_BAD_GPU only, or every GPU when it is unset. */
 static int bad_gpu(int ordinal, const char* mode) {
-  if (!mode_is(mode)) return 0;
+  if (!mode_is(mode))
+    return 0;
   int bad = env_int("FAKE_CUDA_BAD_GPU", -1);
   return bad < 0 || bad == ordinal;
 }
-static int device_count(void) { return mode_is("zero_devices") ? 0 : env_int("FAKE_CUDA_DEVICES", 1); }
-static size_t total_mem(void) { return (size_t)env_int("FAKE_CUDA_MEM_MB", 512) << 20; }
+static int device_count(void) {
+  return mode_is("zero_devices") ? 0 : env_int("FAKE_CUDA_DEVICES", 1);
+}
+static size_t total_mem(void) {
+  return (size_t)env_int("FAKE_CUDA_MEM_MB", 512) << 20;
+}
 
 /* ---- driver API ------------------------------------------------------------------------- */
 
@@ -68,30 +75,64 @@ EXPORT CUresult cuDriverGetVersion(int* v) {
 
 EXPORT CUresult cuInit(unsigned flags) {
   (void)flags;
-  if (mode_is("no_device")) return 100;
-  if (mode_is("err802")) return 802;
-  if (mode_is("err803")) return 803;
-  if (mode_is("err999")) return 999;
+  if (mode_is("no_device"))
+    return 100;
+  if (mode_is("err802"))
+    return 802;
+  if (mode_is("err803"))
+    return 803;
+  if (mode_is("err999"))
+    return 999;
   return 0;
 }
 
 EXPORT CUresult cuGetErrorName(CUresult code, const char** name) {
   switch (code) {
-    case 0: *name = "CUDA_SUCCESS"; return 0;
-    case 2: *name = "CUDA_ERROR_OUT_OF_MEMORY"; return 0;
-    case 100: *name = "CUDA_ERROR_NO_DEVICE"; return 0;
-    case 101: *name = "CUDA_ERROR_INVALID_DEVICE"; return 0;
-    case 201: *name = "CUDA_ERROR_INVALID_CONTEXT"; return 0;
-    case 209: *name = "CUDA_ERROR_NO_BINARY_FOR_GPU"; return 0;
-    case 218: *name = "CUDA_ERROR_INVALID_PTX"; return 0;
-    case 221: *name = "CUDA_ERROR_JIT_COMPILER_NOT_FOUND"; return 0;
-    case 222: *name = "CUDA_ERROR_UNSUPPORTED_PTX_VERSION"; return 0;
-    case 500: *name = "CUDA_ERROR_NOT_FOUND"; return 0;
-    case 719: *name = "CUDA_ERROR_LAUNCH_FAILED"; return 0;
-    case 802: *name = "CUDA_ERROR_SYSTEM_NOT_READY"; return 0;
-    case 803: *name = "CUDA_ERROR_SYSTEM_DRIVER_MISMATCH"; return 0;
-    case 999: *name = "CUDA_ERROR_UNKNOWN"; return 0;
-    default: *name = NULL; return 1;
+    case 0:
+      *name = "CUDA_SUCCESS";
+      return 0;
+    case 2:
+      *name = "CUDA_ERROR_OUT_OF_MEMORY";
+      return 0;
+    case 100:
+      *name = "CUDA_ERROR_NO_DEVICE";
+      return 0;
+    case 101:
+      *name = "CUDA_ERROR_INVALID_DEVICE";
+      return 0;
+    case 201:
+      *name = "CUDA_ERROR_INVALID_CONTEXT";
+      return 0;
+    case 209:
+      *name = "CUDA_ERROR_NO_BINARY_FOR_GPU";
+      return 0;
+    case 218:
+      *name = "CUDA_ERROR_INVALID_PTX";
+      return 0;
+    case 221:
+      *name = "CUDA_ERROR_JIT_COMPILER_NOT_FOUND";
+      return 0;
+    case 222:
+      *name = "CUDA_ERROR_UNSUPPORTED_PTX_VERSION";
+      return 0;
+    case 500:
+      *name = "CUDA_ERROR_NOT_FOUND";
+      return 0;
+    case 719:
+      *name = "CUDA_ERROR_LAUNCH_FAILED";
+      return 0;
+    case 802:
+      *name = "CUDA_ERROR_SYSTEM_NOT_READY";
+      return 0;
+    case 803:
+      *name = "CUDA_ERROR_SYSTEM_DRIVER_MISMATCH";
+      return 0;
+    case 999:
+      *name = "CUDA_ERROR_UNKNOWN";
+      return 0;
+    default:
+      *name = NULL;
+      return 1;
   }
 }
 
@@ -101,7 +142,8 @@ EXPORT CUresult cuDeviceGetCount(int* count) {
 }
 
 EXPORT CUresult cuDeviceGet(CUdevice* dev, int ordinal) {
-  if (ordinal < 0 || ordinal >= device_count()) return 101;
+  if (ordinal < 0 || ordinal >= device_count())
+    return 101;
   *dev = ordinal;
   return 0;
 }
@@ -116,13 +158,26 @@ EXPORT CUresult cuDeviceGetAttribute(int* value, int attr, CUdevice dev) {
   (void)dev;
   int cc = env_int("FAKE_CUDA_CC", 90);
   switch (attr) {
-    case 1: *value = 1024; return 0;   /* MAX_THREADS_PER_BLOCK */
-    case 16: *value = 4; return 0;     /* MULTIPROCESSOR_COUNT: small, the host does the work */
-    case 32: *value = 1; return 0;     /* ECC_ENABLED */
-    case 75: *value = cc / 10; return 0;
-    case 76: *value = cc % 10; return 0;
-    case 39: *value = 2048; return 0;  /* MAX_THREADS_PER_MULTIPROCESSOR */
-    default: return 1;
+    case 1:
+      *value = 1024;
+      return 0; /* MAX_THREADS_PER_BLOCK */
+    case 16:
+      *value = 4;
+      return 0; /* MULTIPROCESSOR_COUNT: small, the host does the work */
+    case 32:
+      *value = 1;
+      return 0; /* ECC_ENABLED */
+    case 75:
+      *value = cc / 10;
+      return 0;
+    case 76:
+      *value = cc % 10;
+      return 0;
+    case 39:
+      *value = 2048;
+      return 0; /* MAX_THREADS_PER_MULTIPROCESSOR */
+    default:
+      return 1;
   }
 }
 
@@ -133,7 +188,8 @@ EXPORT CUresult cuDeviceTotalMem_v2(size_t* bytes, CUdevice dev) {
 }
 
 static void fill_uuid(char* out, CUdevice dev) {
-  for (int i = 0; i < 16; ++i) out[i] = (char)(0xa0 + i + dev);
+  for (int i = 0; i < 16; ++i)
+    out[i] = (char)(0xa0 + i + dev);
 }
 EXPORT CUresult cuDeviceGetUuid(char* uuid, CUdevice dev) {
   fill_uuid(uuid, dev);
@@ -173,20 +229,26 @@ EXPORT CUresult cuCtxDestroy_v2(void* ctx) {
   g_current = -1;
   return 0;
 }
-EXPORT CUresult cuCtxSynchronize(void) { return g_current < 0 ? 201 : 0; }
+EXPORT CUresult cuCtxSynchronize(void) {
+  return g_current < 0 ? 201 : 0;
+}
 
 EXPORT CUresult cuMemGetInfo_v2(size_t* free_bytes, size_t* total_bytes) {
-  if (g_current < 0) return 201;
+  if (g_current < 0)
+    return 201;
   *total_bytes = total_mem();
   *free_bytes = total_mem() - g_allocated;
   return 0;
 }
 
 EXPORT CUresult cuMemAlloc_v2(CUdeviceptr* ptr, size_t bytes) {
-  if (g_current < 0) return 201;
-  if (g_allocated + bytes > total_mem()) return 2;
+  if (g_current < 0)
+    return 201;
+  if (g_allocated + bytes > total_mem())
+    return 2;
   void* p = malloc(bytes + sizeof(size_t));
-  if (!p) return 2;
+  if (!p)
+    return 2;
   *(size_t*)p = bytes;
   g_allocated += bytes;
   *ptr = (CUdeviceptr)(uintptr_t)((char*)p + sizeof(size_t));
@@ -220,12 +282,14 @@ static FakeFunction g_functions[3] = {{0}, {1}, {2}};
 /* "X.Y" -> X*10+Y, or -1. */
 static int parse_version(const char* text) {
   int major = 0, minor = 0;
-  if (sscanf(text, "%d.%d", &major, &minor) != 2) return -1;
+  if (sscanf(text, "%d.%d", &major, &minor) != 2)
+    return -1;
   return major * 10 + minor;
 }
 
 static void write_log(void* buf, size_t size, const char* text) {
-  if (buf && size > 0) snprintf((char*)buf, size, "%s", text);
+  if (buf && size > 0)
+    snprintf((char*)buf, size, "%s", text);
 }
 
 EXPORT CUresult cuModuleLoadDataEx(void** module, const void* image, unsigned n, int* options,
@@ -233,13 +297,16 @@ EXPORT CUresult cuModuleLoadDataEx(void** module, const void* image, unsigned n,
   void* err_buf = NULL;
   size_t err_size = 0;
   for (unsigned i = 0; i < n; ++i) {
-    if (options[i] == 5) err_buf = values[i];
-    if (options[i] == 6) err_size = (size_t)(uintptr_t)values[i];
+    if (options[i] == 5)
+      err_buf = values[i];
+    if (options[i] == 6)
+      err_size = (size_t)(uintptr_t)values[i];
   }
   const char* ptx = (const char*)image;
   const char* ver = strstr(ptx, ".version ");
   const char* tgt = strstr(ptx, ".target sm_");
-  if (mode_is("jit_missing")) return 221;
+  if (mode_is("jit_missing"))
+    return 221;
   if (!ver || !tgt) {
     write_log(err_buf, err_size, "ptxas fatal   : no .version or .target directive");
     return 218;
@@ -255,12 +322,14 @@ EXPORT CUresult cuModuleLoadDataEx(void** module, const void* image, unsigned n,
   int max = parse_version(env_or("FAKE_CUDA_MAX_PTX", "6.3"));
   if (mode_is("ptx_too_new") && version > max) {
     char msg[128];
-    snprintf(msg, sizeof msg, "ptxas fatal   : Unsupported .version %d.%d; current version is '%d.%d'",
-             version / 10, version % 10, max / 10, max % 10);
+    snprintf(msg, sizeof msg,
+             "ptxas fatal   : Unsupported .version %d.%d; current version is '%d.%d'", version / 10,
+             version % 10, max / 10, max % 10);
     write_log(err_buf, err_size, msg);
     return 222;
   }
-  if (target > env_int("FAKE_CUDA_CC", 90)) return 209;
+  if (target > env_int("FAKE_CUDA_CC", 90))
+    return 209;
   FakeModule* m = malloc(sizeof *m);
   m->ptx = strdup(ptx);
   *module = m;
@@ -294,8 +363,10 @@ EXPORT CUresult cuLaunchKernel(void* fn, unsigned gx, unsigned gy, unsigned gz, 
   (void)shared;
   (void)stream;
   (void)extra;
-  if (g_current < 0) return 201;
-  if (bad_gpu(g_current, "launch_fail")) return 719;
+  if (g_current < 0)
+    return 201;
+  if (bad_gpu(g_current, "launch_fail"))
+    return 719;
   const FakeFunction* f = fn;
   double threads = (double)gx * gy * gz * bx * by * bz;
   if (f->kind == 0) {
@@ -303,8 +374,10 @@ EXPORT CUresult cuLaunchKernel(void* fn, unsigned gx, unsigned gy, unsigned gz, 
     const uint32_t* x = (const uint32_t*)(uintptr_t)(*(uint64_t*)params[1]);
     uint32_t n = *(uint32_t*)params[2];
     uint32_t a = *(uint32_t*)params[3];
-    for (uint32_t i = 0; i < n; ++i) y[i] = a * x[i] + i;
-    if (bad_gpu(g_current, "wrong_result")) y[n / 2 + 7] ^= 0x10u;
+    for (uint32_t i = 0; i < n; ++i)
+      y[i] = a * x[i] + i;
+    if (bad_gpu(g_current, "wrong_result"))
+      y[n / 2 + 7] ^= 0x10u;
     g_clock_ms += 1.0;
   } else if (f->kind == 1) {
     void* dst = (void*)(uintptr_t)(*(uint64_t*)params[0]);
@@ -316,7 +389,8 @@ EXPORT CUresult cuLaunchKernel(void* fn, unsigned gx, unsigned gy, unsigned gz, 
   } else {
     float* out = (float*)(uintptr_t)(*(uint64_t*)params[0]);
     uint32_t iters = *(uint32_t*)params[1];
-    for (size_t t = 0; t < (size_t)threads; ++t) out[t] = 1.0f;
+    for (size_t t = 0; t < (size_t)threads; ++t)
+      out[t] = 1.0f;
     g_clock_ms += 2.0 * threads * iters * k_fma_per_trip / k_flops_per_ms;
   }
   return 0;
@@ -356,21 +430,29 @@ typedef struct {
   int temperature;
 } FakeTemperatureV1;
 
-EXPORT nvmlReturn_t nvmlInit_v2(void) { return mode_is("err803") ? 18 : 0; }
-EXPORT nvmlReturn_t nvmlShutdown(void) { return 0; }
+EXPORT nvmlReturn_t nvmlInit_v2(void) {
+  return mode_is("err803") ? 18 : 0;
+}
+EXPORT nvmlReturn_t nvmlShutdown(void) {
+  return 0;
+}
 EXPORT nvmlReturn_t nvmlSystemGetDriverVersion(char* out, unsigned len) {
   snprintf(out, len, "%s", env_or("FAKE_NVML_DRIVER", "595.91.07"));
   return 0;
 }
 EXPORT nvmlReturn_t nvmlDeviceGetHandleByPciBusId_v2(const char* bus, void** handle) {
   unsigned domain = 0, b = 0;
-  if (sscanf(bus, "%x:%x", &domain, &b) != 2) return 2;
+  if (sscanf(bus, "%x:%x", &domain, &b) != 2)
+    return 2;
   int ordinal = (int)b - 0x10;
-  if (ordinal < 0 || ordinal >= device_count()) return 6;
+  if (ordinal < 0 || ordinal >= device_count())
+    return 6;
   *handle = (void*)(uintptr_t)(0x2000 + ordinal);
   return 0;
 }
-static int nvml_ordinal(void* handle) { return (int)((uintptr_t)handle - 0x2000); }
+static int nvml_ordinal(void* handle) {
+  return (int)((uintptr_t)handle - 0x2000);
+}
 EXPORT nvmlReturn_t nvmlDeviceGetEccMode(void* h, int* current, int* pending) {
   (void)h;
   *current = *pending = 1;
@@ -378,13 +460,15 @@ EXPORT nvmlReturn_t nvmlDeviceGetEccMode(void* h, int* current, int* pending) {
 }
 EXPORT nvmlReturn_t nvmlDeviceGetTotalEccErrors(void* h, int type, int counter,
                                                 unsigned long long* count) {
-  if (type != 1 || counter != 0) return 2; /* the probe asks for uncorrected, volatile */
+  if (type != 1 || counter != 0)
+    return 2; /* the probe asks for uncorrected, volatile */
   *count = bad_gpu(nvml_ordinal(h), "ecc") ? 3 : 0;
   return 0;
 }
 EXPORT nvmlReturn_t nvmlDeviceGetTemperatureV(void* h, FakeTemperatureV1* t) {
   (void)h;
-  if (t->version != (sizeof(FakeTemperatureV1) | (1u << 24))) return 25; /* ARGUMENT_VERSION_MISMATCH */
+  if (t->version != (sizeof(FakeTemperatureV1) | (1u << 24)))
+    return 25; /* ARGUMENT_VERSION_MISMATCH */
   t->temperature = 41;
   return 0;
 }
