@@ -186,7 +186,8 @@ ProbeReport run_on_host(ssh::RemoteShell& shell, const ProbeOptions& options) {
   const std::string path =
       options.remote_dir + "/gpumachine-probe-" + util::hex(util::random_bytes(8)) + ".py";
   shell.upload(path, util::asset(k_payload_asset), 0600);
-  const std::string candidates = options.python.empty() ? std::string(k_pythons) : options.python;
+  const std::string candidates =
+      options.python.empty() ? std::string(k_pythons) : sh_quote(options.python);
   std::string script = "f=" + sh_quote(path) + "; py=; for p in " + candidates +
                        "; do if command -v \"$p\" >/dev/null 2>&1; then py=$p; break; fi; done; "
                        "if [ -z \"$py\" ]; then rm -f \"$f\"; "
