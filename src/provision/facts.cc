@@ -46,14 +46,22 @@ struct IdRange {
 
 // NVIDIA hands out device ids in blocks per generation; this catches GPUs the table lacks.
 constexpr std::array k_id_ranges = {
-    IdRange{0x0fc0, 0x12ff, GpuGeneration::kepler},    IdRange{0x1340, 0x13ff, GpuGeneration::maxwell},
-    IdRange{0x1400, 0x14ff, GpuGeneration::maxwell},   IdRange{0x1500, 0x15ff, GpuGeneration::pascal},
-    IdRange{0x1600, 0x17ff, GpuGeneration::maxwell},   IdRange{0x1b00, 0x1cff, GpuGeneration::pascal},
-    IdRange{0x1d80, 0x1dff, GpuGeneration::volta},     IdRange{0x1e00, 0x1fff, GpuGeneration::turing},
-    IdRange{0x2080, 0x20ff, GpuGeneration::ampere},    IdRange{0x2100, 0x21ff, GpuGeneration::turing},
-    IdRange{0x2200, 0x22ff, GpuGeneration::ampere},    IdRange{0x2300, 0x23ff, GpuGeneration::hopper},
-    IdRange{0x2400, 0x25ff, GpuGeneration::ampere},    IdRange{0x2600, 0x28ff, GpuGeneration::ada},
-    IdRange{0x2900, 0x29ff, GpuGeneration::blackwell}, IdRange{0x2b00, 0x2cff, GpuGeneration::blackwell},
+    IdRange{0x0fc0, 0x12ff, GpuGeneration::kepler},
+    IdRange{0x1340, 0x13ff, GpuGeneration::maxwell},
+    IdRange{0x1400, 0x14ff, GpuGeneration::maxwell},
+    IdRange{0x1500, 0x15ff, GpuGeneration::pascal},
+    IdRange{0x1600, 0x17ff, GpuGeneration::maxwell},
+    IdRange{0x1b00, 0x1cff, GpuGeneration::pascal},
+    IdRange{0x1d80, 0x1dff, GpuGeneration::volta},
+    IdRange{0x1e00, 0x1fff, GpuGeneration::turing},
+    IdRange{0x2080, 0x20ff, GpuGeneration::ampere},
+    IdRange{0x2100, 0x21ff, GpuGeneration::turing},
+    IdRange{0x2200, 0x22ff, GpuGeneration::ampere},
+    IdRange{0x2300, 0x23ff, GpuGeneration::hopper},
+    IdRange{0x2400, 0x25ff, GpuGeneration::ampere},
+    IdRange{0x2600, 0x28ff, GpuGeneration::ada},
+    IdRange{0x2900, 0x29ff, GpuGeneration::blackwell},
+    IdRange{0x2b00, 0x2cff, GpuGeneration::blackwell},
 };
 
 constexpr std::array<std::uint16_t, 2> k_nvswitch_ids = {0x1af1, 0x22a3};
@@ -88,16 +96,26 @@ const nlohmann::json& object(const nlohmann::json& j, const char* key) {
 
 std::string_view to_string(GpuGeneration generation) {
   switch (generation) {
-    case GpuGeneration::kepler: return "kepler";
-    case GpuGeneration::maxwell: return "maxwell";
-    case GpuGeneration::pascal: return "pascal";
-    case GpuGeneration::volta: return "volta";
-    case GpuGeneration::turing: return "turing";
-    case GpuGeneration::ampere: return "ampere";
-    case GpuGeneration::ada: return "ada";
-    case GpuGeneration::hopper: return "hopper";
-    case GpuGeneration::blackwell: return "blackwell";
-    case GpuGeneration::unknown: break;
+    case GpuGeneration::kepler:
+      return "kepler";
+    case GpuGeneration::maxwell:
+      return "maxwell";
+    case GpuGeneration::pascal:
+      return "pascal";
+    case GpuGeneration::volta:
+      return "volta";
+    case GpuGeneration::turing:
+      return "turing";
+    case GpuGeneration::ampere:
+      return "ampere";
+    case GpuGeneration::ada:
+      return "ada";
+    case GpuGeneration::hopper:
+      return "hopper";
+    case GpuGeneration::blackwell:
+      return "blackwell";
+    case GpuGeneration::unknown:
+      break;
   }
   return "unknown";
 }
@@ -125,10 +143,14 @@ bool is_nvswitch_device_id(std::uint16_t device_id) {
 
 std::string_view to_string(OsFamily os) {
   switch (os) {
-    case OsFamily::ubuntu: return "ubuntu";
-    case OsFamily::debian: return "debian";
-    case OsFamily::al2023: return "al2023";
-    case OsFamily::unsupported: break;
+    case OsFamily::ubuntu:
+      return "ubuntu";
+    case OsFamily::debian:
+      return "debian";
+    case OsFamily::al2023:
+      return "al2023";
+    case OsFamily::unsupported:
+      break;
   }
   return "unsupported";
 }

@@ -12,7 +12,18 @@
 namespace gm::provision {
 
 /// NVIDIA GPU architecture generations, oldest first (so they compare by age).
-enum class GpuGeneration { unknown, kepler, maxwell, pascal, volta, turing, ampere, ada, hopper, blackwell };
+enum class GpuGeneration {
+  unknown,
+  kepler,
+  maxwell,
+  pascal,
+  volta,
+  turing,
+  ampere,
+  ada,
+  hopper,
+  blackwell
+};
 
 /// Lowercase name ("turing").
 std::string_view to_string(GpuGeneration generation);
@@ -29,8 +40,8 @@ std::string_view to_string(OsFamily os);
 
 /// One NVIDIA PCI function (vendor 10de).
 struct PciDevice {
-  std::string slot;            ///< "0000:00:1e.0".
-  std::uint16_t device_id = 0;  ///< 0x1eb8.
+  std::string slot;              ///< "0000:00:1e.0".
+  std::uint16_t device_id = 0;   ///< 0x1eb8.
   std::uint32_t class_code = 0;  ///< 0x030200 (3D controller), 0x068000 (bridge: NVSwitch).
 };
 

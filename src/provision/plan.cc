@@ -32,11 +32,14 @@ std::string script_path(std::string_view relative) {
 // The branch and flavour the GPUs call for when the user forces nothing.
 std::pair<int, DriverFlavour> default_driver(GpuGeneration oldest) {
   switch (oldest) {
-    case GpuGeneration::kepler: return {470, DriverFlavour::proprietary};
+    case GpuGeneration::kepler:
+      return {470, DriverFlavour::proprietary};
     case GpuGeneration::maxwell:
     case GpuGeneration::pascal:
-    case GpuGeneration::volta: return {580, DriverFlavour::proprietary};
-    default: return {595, DriverFlavour::open};
+    case GpuGeneration::volta:
+      return {580, DriverFlavour::proprietary};
+    default:
+      return {595, DriverFlavour::open};
   }
 }
 
@@ -45,8 +48,9 @@ void check_overrides(GpuGeneration oldest, GpuGeneration newest, int branch, Dri
                      const Overrides& o) {
   const std::string oldest_name(to_string(oldest));
   if (newest == GpuGeneration::blackwell && is_pre_turing(oldest)) {
-    throw UsageError("host", "Blackwell GPUs need the open kernel modules and " + oldest_name +
-                                 " GPUs the proprietary ones; one driver cannot serve both",
+    throw UsageError("host",
+                     "Blackwell GPUs need the open kernel modules and " + oldest_name +
+                         " GPUs the proprietary ones; one driver cannot serve both",
                      "provision a host with one kind of GPU");
   }
   if (flavour == DriverFlavour::proprietary && newest == GpuGeneration::blackwell) {
@@ -56,8 +60,9 @@ void check_overrides(GpuGeneration oldest, GpuGeneration newest, int branch, Dri
   }
   if (flavour == DriverFlavour::open && is_pre_turing(oldest)) {
     throw UsageError("--driver-flavour open",
-                     oldest_name + " GPUs need the proprietary kernel modules (the open ones "
-                                   "need Turing or newer)",
+                     oldest_name +
+                         " GPUs need the proprietary kernel modules (the open ones "
+                         "need Turing or newer)",
                      "drop --driver-flavour, or pass --driver-flavour proprietary");
   }
   if (!o.driver_branch) {
@@ -161,14 +166,22 @@ std::optional<DriverFlavour> parse_flavour(std::string_view text) {
 
 std::string_view to_string(StepId step) {
   switch (step) {
-    case StepId::wait: return "wait";
-    case StepId::facts: return "facts";
-    case StepId::driver: return "driver";
-    case StepId::fabric: return "fabric";
-    case StepId::reboot: return "reboot";
-    case StepId::docker: return "docker";
-    case StepId::toolkit: return "toolkit";
-    case StepId::verify: return "verify";
+    case StepId::wait:
+      return "wait";
+    case StepId::facts:
+      return "facts";
+    case StepId::driver:
+      return "driver";
+    case StepId::fabric:
+      return "fabric";
+    case StepId::reboot:
+      return "reboot";
+    case StepId::docker:
+      return "docker";
+    case StepId::toolkit:
+      return "toolkit";
+    case StepId::verify:
+      return "verify";
   }
   return "?";
 }
@@ -185,18 +198,20 @@ const PlannedStep& Plan::step(StepId id) const {
 Plan plan_for(const Facts& f, const Overrides& o) {
   Plan plan;
   plan.os = f.os_family();
-  plan.host_description = (f.os_pretty_name.empty() ? f.os_id + " " + f.os_version_id
-                                                     : f.os_pretty_name) +
-                          ", kernel " + f.kernel + ", " + f.arch;
+  plan.host_description =
+      (f.os_pretty_name.empty() ? f.os_id + " " + f.os_version_id : f.os_pretty_name) +
+      ", kernel " + f.kernel + ", " + f.arch;
   if (plan.os == OsFamily::unsupported) {
-    throw UnsupportedError("host",
-                           "no provisioning recipe for " +
-                               (f.os_pretty_name.empty() ? "\"" + f.os_id + " " + f.os_version_id + "\""
-                                                         : f.os_pretty_name),
-                           std::string(k_supported));
+    throw UnsupportedError(
+        "host",
+        "no provisioning recipe for " + (f.os_pretty_name.empty()
+                                             ? "\"" + f.os_id + " " + f.os_version_id + "\""
+                                             : f.os_pretty_name),
+        std::string(k_supported));
   }
   plan.has_gpu = f.has_gpu();
-  plan.env = {{"GM_OS_ID", f.os_id}, {"GM_OS_VERSION", f.os_version_id},
+  plan.env = {{"GM_OS_ID", f.os_id},
+              {"GM_OS_VERSION", f.os_version_id},
               {"GM_HAS_GPU", plan.has_gpu ? "1" : "0"}};
   if (!f.user.empty()) {
     plan.env["GM_USER"] = f.user;
@@ -207,12 +222,12 @@ Plan plan_for(const Facts& f, const Overrides& o) {
 
   plan.steps.push_back(make_step(StepId::wait, true, "cloud-init and the package manager's lock",
                                  script_path("wait.sh")));
-  plan.steps.push_back(make_step(StepId::facts, true, "one read-only look at the host",
-                                 script_path("facts.sh")));
+  plan.steps.push_back(
+      make_step(StepId::facts, true, "one read-only look at the host", script_path("facts.sh")));
 
   if (!plan.has_gpu) {
     plan.notes.push_back("no NVIDIA GPU on this host");
-    for (StepId id : {StepId::driver, StepId::fabric, StepId::reboot}) {
+    for (StepId id : {StepId::driver, StepId::reboot, StepId::fabric}) {
       plan.steps.push_back(make_step(id, false, "no NVIDIA GPU"));
     }
   } else {
@@ -253,31 +268,19 @@ Plan plan_for(const Facts& f, const Overrides& o) {
                              " (pass --driver-branch " + std::to_string(branch) +
                              " to replace it)");
       }
-      plan.steps.push_back(make_step(StepId::driver, false,
-                                     "driver " + f.loaded_driver_version + " (" + f.loaded_flavour +
-                                         ") is loaded"));
+      plan.steps.push_back(
+          make_step(StepId::driver, false,
+                    "driver " + f.loaded_driver_version + " (" + f.loaded_flavour + ") is loaded"));
     } else {
       plan.driver_branch = branch;
       plan.flavour = flavour;
-      std::string reason = "install driver " + std::to_string(branch) + " (" +
-                           std::string(to_string(flavour)) + ")";
+      std::string reason =
+          "install driver " + std::to_string(branch) + " (" + std::string(to_string(flavour)) + ")";
       if (!f.loaded_driver_version.empty()) {
         reason += "; " + f.loaded_driver_version + " is loaded";
       }
-      plan.steps.push_back(make_step(StepId::driver, true, reason,
-                                     with_os_dir(plan.os, "driver.sh", false)));
-    }
-
-    plan.nvswitch = f.nvswitch_count > 0;
-    plan.nvlsm = plan.nvswitch && newest >= GpuGeneration::hopper;
-    if (plan.nvswitch) {
-      plan.steps.push_back(make_step(
-          StepId::fabric, true,
-          std::to_string(f.nvswitch_count) + " NVSwitch: Fabric Manager" +
-              (plan.nvlsm ? " and the NVLink subnet manager" : ""),
-          script_path("fabric.sh")));
-    } else {
-      plan.steps.push_back(make_step(StepId::fabric, false, "no NVSwitch"));
+      plan.steps.push_back(
+          make_step(StepId::driver, true, reason, with_os_dir(plan.os, "driver.sh", false)));
     }
 
     std::vector<std::string> why;
@@ -296,13 +299,26 @@ Plan plan_for(const Facts& f, const Overrides& o) {
       why.push_back("the driver is installed but not loaded");
     }
     if (why.empty()) {
-      plan.steps.push_back(make_step(StepId::reboot, false, "the driver is loaded; nothing pending"));
+      plan.steps.push_back(
+          make_step(StepId::reboot, false, "the driver is loaded; nothing pending"));
     } else {
       std::string reason;
       for (const std::string& w : why) {
         reason += (reason.empty() ? "" : "; ") + w;
       }
       plan.steps.push_back(make_step(StepId::reboot, true, reason, script_path("reboot.sh")));
+    }
+
+    plan.nvswitch = f.nvswitch_count > 0;
+    plan.nvlsm = plan.nvswitch && newest >= GpuGeneration::hopper;
+    if (plan.nvswitch) {
+      plan.steps.push_back(make_step(StepId::fabric, true,
+                                     std::to_string(f.nvswitch_count) +
+                                         " NVSwitch: Fabric Manager" +
+                                         (plan.nvlsm ? " and the NVLink subnet manager" : ""),
+                                     script_path("fabric.sh")));
+    } else {
+      plan.steps.push_back(make_step(StepId::fabric, false, "no NVSwitch"));
     }
 
     plan.env["GM_BRANCH"] = std::to_string(plan.driver_branch);
@@ -318,12 +334,13 @@ Plan plan_for(const Facts& f, const Overrides& o) {
   }
 
   if (f.docker_installed && f.docker_active && f.user_in_docker_group) {
-    plan.steps.push_back(make_step(StepId::docker, false, "docker " + f.docker_version + " is running"));
+    plan.steps.push_back(
+        make_step(StepId::docker, false, "docker " + f.docker_version + " is running"));
   } else {
-    plan.steps.push_back(make_step(StepId::docker, true,
-                                   f.docker_installed ? "enable docker and the docker group"
-                                                      : "install Docker Engine",
-                                   with_os_dir(plan.os, "docker.sh", true)));
+    plan.steps.push_back(make_step(
+        StepId::docker, true,
+        f.docker_installed ? "enable docker and the docker group" : "install Docker Engine",
+        with_os_dir(plan.os, "docker.sh", true)));
   }
 
   if (!plan.has_gpu) {
@@ -339,7 +356,8 @@ Plan plan_for(const Facts& f, const Overrides& o) {
   }
 
   if (plan.has_gpu && o.verify_container) {
-    plan.verify_image = o.verify_image.empty() ? std::string(k_default_verify_image) : o.verify_image;
+    plan.verify_image =
+        o.verify_image.empty() ? std::string(k_default_verify_image) : o.verify_image;
   }
   plan.env["GM_IMAGE"] = plan.verify_image;
   plan.steps.push_back(make_step(StepId::verify, true,

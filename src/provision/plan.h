@@ -35,7 +35,7 @@ struct Overrides {
 inline constexpr std::string_view k_default_verify_image = "ubuntu:24.04";
 
 /// The steps, in the order they run.
-enum class StepId { wait, facts, driver, fabric, reboot, docker, toolkit, verify };
+enum class StepId { wait, facts, driver, reboot, fabric, docker, toolkit, verify };
 /// "wait", "facts", "driver", ...
 std::string_view to_string(StepId step);
 

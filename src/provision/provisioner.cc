@@ -93,8 +93,8 @@ class Runner {
     LineSplitter err(on_line);
     ++m_result.round_trips;
     run.exit_status = m_shell->exec(
-        "bash -s", [&](std::string_view c) { out.feed(c); }, [&](std::string_view c) { err.feed(c); },
-        text);
+        "bash -s", [&](std::string_view c) { out.feed(c); },
+        [&](std::string_view c) { err.feed(c); }, text);
     out.finish();
     err.finish();
     return run;
@@ -170,9 +170,10 @@ class Runner {
 };
 
 std::map<std::string, std::string> base_env(const ProvisionOptions& options) {
-  return {{"GM_WAIT_TIMEOUT", std::to_string(options.wait_timeout.count())},
-          {"GM_POLL_SECONDS", std::to_string(std::max<long long>(1, options.poll_interval.count()))},
-          {"GM_LOG_FILE", options.log_path}};
+  return {
+      {"GM_WAIT_TIMEOUT", std::to_string(options.wait_timeout.count())},
+      {"GM_POLL_SECONDS", std::to_string(std::max<long long>(1, options.poll_interval.count()))},
+      {"GM_LOG_FILE", options.log_path}};
 }
 
 Facts facts_from(const ScriptRun& run, const ProvisionOptions& options) {
@@ -186,15 +187,22 @@ Facts facts_from(const ScriptRun& run, const ProvisionOptions& options) {
 }
 
 // Before the plan exists only these steps run; they need no plan parameters.
-Plan bootstrap_plan() { return Plan{}; }
+Plan bootstrap_plan() {
+  return Plan{};
+}
 
 }  // namespace
 
 std::string_view to_string(StepOutcome outcome) {
   switch (outcome) {
-    case StepOutcome::skipped: return "skipped";
-    case StepOutcome::already_done: return "already done";
-    case StepOutcome::applied: return "applied";
+    case StepOutcome::skipped:
+      return "skipped";
+    case StepOutcome::checked:
+      return "checked";
+    case StepOutcome::already_done:
+      return "already done";
+    case StepOutcome::applied:
+      return "applied";
   }
   return "?";
 }
@@ -216,8 +224,8 @@ nlohmann::json ProvisionResult::record_facts() const {
                           {"seconds", static_cast<double>(s.elapsed.count()) / 1000.0},
                           {"detail", s.detail}});
   }
-  nlohmann::json prov = {{"versions", versions}, {"notes", notes}, {"steps", steps_json},
-                         {"reboots", reboots}};
+  nlohmann::json prov = {
+      {"versions", versions}, {"notes", notes}, {"steps", steps_json}, {"reboots", reboots}};
   if (plan.has_gpu) {
     prov["driver_branch"] = plan.driver_branch;
     prov["driver_flavour"] = to_string(plan.flavour);
@@ -274,13 +282,13 @@ ProvisionResult provision(ssh::RemoteShell& shell, const ReconnectFn& reconnect,
   // 1 and 2: wait, then facts; the plan needs the facts.
   auto began = start(StepId::wait, "cloud-init and the package manager's lock");
   run_checked(StepId::wait, bootstrap_plan(), {"provision/scripts/wait.sh"}, env);
-  end(StepId::wait, began, StepOutcome::applied, "ready");
+  end(StepId::wait, began, StepOutcome::checked, "ready");
 
   began = start(StepId::facts, "one read-only look at the host");
   ScriptRun facts_run =
       run_checked(StepId::facts, bootstrap_plan(), {"provision/scripts/facts.sh"}, env);
   result.facts = facts_from(facts_run, options);
-  end(StepId::facts, began, StepOutcome::applied, "");
+  end(StepId::facts, began, StepOutcome::checked, "");
 
   result.plan = plan_for(result.facts, options.overrides);
   for (const std::string& w : result.plan.warnings) {
@@ -310,9 +318,7 @@ ProvisionResult provision(ssh::RemoteShell& shell, const ReconnectFn& reconnect,
       ScriptRun after;
       bool rebooted = false;
       for (int attempt = 0; attempt < options.max_reconnects && !rebooted; ++attempt) {
-        if (attempt > 0) {
-          std::this_thread::sleep_for(options.reconnect_pause);
-        }
+        std::this_thread::sleep_for(attempt == 0 ? options.reboot_grace : options.reconnect_pause);
         reconnected = reconnect();
         ++result.handshakes;
         runner.use(*reconnected);
@@ -348,8 +354,11 @@ ProvisionResult provision(ssh::RemoteShell& shell, const ReconnectFn& reconnect,
     if (step.id == StepId::driver && run.applied) {
       driver_changed = true;
     }
-    end(step.id, began, run.already_done ? StepOutcome::already_done : StepOutcome::applied,
-        run.detail);
+    StepOutcome outcome = run.already_done ? StepOutcome::already_done : StepOutcome::applied;
+    if (step.id == StepId::verify) {
+      outcome = StepOutcome::checked;
+    }
+    end(step.id, began, outcome, run.detail);
   }
   return result;
 }

@@ -31,6 +31,10 @@ struct ProvisionOptions {
   std::chrono::seconds wait_timeout{900};
   /// Seconds between lock polls in the wait step.
   std::chrono::seconds poll_interval{2};
+  /// How long after issuing the reboot before the first reconnect: the host goes down a second
+  /// after the command returns (scripts/reboot.sh), and reconnecting earlier just reaches the old
+  /// boot and costs a handshake.
+  std::chrono::milliseconds reboot_grace{3000};
   /// How many times to reconnect when the host answers with the same boot id (it had not gone down
   /// yet when reconnect() reached it).
   int max_reconnects = 5;
@@ -41,8 +45,8 @@ struct ProvisionOptions {
 };
 
 /// What happened to a step.
-enum class StepOutcome { skipped, already_done, applied };
-/// "skipped", "already done", "applied".
+enum class StepOutcome { skipped, checked, already_done, applied };
+/// "skipped", "checked" (read-only steps: wait, facts, verify), "already done", "applied".
 std::string_view to_string(StepOutcome outcome);
 
 /// One step's result.

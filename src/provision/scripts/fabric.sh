@@ -4,7 +4,7 @@
 # nvidia-persistenced. The services start for real after the reboot that loads the driver.
 # plan: install nvidia-fabricmanager-${GM_BRANCH}=<driver version> (apt) or nvidia-fabricmanager-<driver version> (dnf)
 # plan: (Hopper and newer) install nvlsm, load ib_umad at boot
-# plan: systemctl enable nvidia-fabricmanager nvidia-persistenced
+# plan: systemctl enable --now nvidia-fabricmanager nvidia-persistenced
 version=$(gm_userspace_version)
 if [ -z "$version" ]; then
   gm_fail "no NVIDIA driver installed, so no Fabric Manager version to match" \
@@ -23,8 +23,9 @@ nvlsm_ok=1
 if [ "${GM_NVLSM:-0}" = 1 ]; then
   if gm_have dpkg-query; then gm_deb_installed nvlsm || nvlsm_ok=0; else gm_rpm_installed nvlsm || nvlsm_ok=0; fi
 fi
+fm_running() { [ -z "$(gm_loaded_version)" ] || systemctl is-active --quiet nvidia-fabricmanager 2>/dev/null; }
 if [ "$(fm_version)" = "$version" ] && [ "$nvlsm_ok" = 1 ] &&
-  systemctl is-enabled --quiet nvidia-fabricmanager 2>/dev/null; then
+  systemctl is-enabled --quiet nvidia-fabricmanager 2>/dev/null && fm_running; then
   gm_done "Fabric Manager $version"
 fi
 
@@ -46,4 +47,9 @@ if [ "${GM_NVLSM:-0}" = 1 ]; then
   echo ib_umad | gm_write /etc/modules-load.d/gpumachine-nvlsm.conf 0644
 fi
 $SUDO systemctl enable nvidia-fabricmanager nvidia-persistenced
+if [ -n "$(gm_loaded_version)" ]; then
+  $SUDO systemctl start nvidia-fabricmanager
+else
+  gm_note "Fabric Manager starts once the nvidia module is loaded (next boot)"
+fi
 gm_applied "Fabric Manager $version"

@@ -82,9 +82,9 @@ gm_loaded_version() { cat "$R/sys/module/nvidia/version" 2>/dev/null || true; }
 # name (it still tells the version when the loaded module does not match and NVML refuses).
 gm_userspace_version() {
   local v f
-  v=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -n1 || true)
-  if [ -n "$v" ]; then
-    echo "$v"
+  v=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null || true)
+  if [ -n "$v" ] && [[ "$v" != *[!0-9.$'\n']* ]]; then
+    echo "${v%%$'\n'*}"
     return 0
   fi
   for f in "$R"/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.*.* "$R"/usr/lib/aarch64-linux-gnu/libnvidia-ml.so.*.* \

@@ -38,4 +38,4 @@ echo "gm: fact boot_id=$(cat "$R/proc/sys/kernel/random/boot_id" 2>/dev/null || 
 reason_text=$(printf '%s; ' "${reasons[@]}")
 echo "gm: rebooting ${reason_text%; }"
 # In the background and detached from this channel, so this command returns before sshd goes down.
-$SUDO nohup sh -c 'sleep 2; systemctl reboot || reboot' </dev/null >/dev/null 2>&1 &
+$SUDO nohup sh -c 'sleep 1; systemctl reboot || reboot' </dev/null >/dev/null 2>&1 &

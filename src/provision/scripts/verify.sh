@@ -20,9 +20,13 @@ if [ "${GM_HAS_GPU:-0}" = 1 ]; then
       *) gm_fail "nvidia-smi does not answer" "look at \"dmesg | grep -i nvrm\" on the host" ;;
     esac
   fi
-  driver=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader | head -n1)
-  names=$(nvidia-smi --query-gpu=name --format=csv,noheader | paste -sd, -)
-  cuda=$(echo "$smi" | sed -n 's/.*CUDA Version: *\([0-9.]*\).*/\1/p' | head -n1)
+  # Whole outputs first: `| head` would close the pipe early and fail nvidia-smi under pipefail.
+  driver=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader)
+  driver=${driver%%$'\n'*}
+  names=$(nvidia-smi --query-gpu=name --format=csv,noheader)
+  names=${names//$'\n'/,}
+  cuda=$(echo "$smi" | sed -n 's/.*CUDA Version: *\([0-9.]*\).*/\1/p')
+  cuda=${cuda%%$'\n'*}
   ctk=$(nvidia-ctk --version 2>/dev/null | sed -n 's/.*version \([0-9][^ ]*\).*/\1/p' | head -n1)
   if [ "${GM_NVSWITCH:-0}" = 1 ]; then
     if systemctl is-active --quiet nvidia-fabricmanager; then
