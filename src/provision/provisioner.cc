@@ -2,9 +2,11 @@
 
 #include "gm/error.h"
 #include "provision/step_error.h"
+#include "util/assets.h"
 
 #include <deque>
 #include <map>
+#include <sstream>
 #include <thread>
 
 namespace gm::provision {
@@ -374,21 +376,38 @@ std::string cloud_init_prelude(const PreludeInputs& in) {
   f.nvswitch_count = in.nvswitch ? 1 : 0;
   Plan plan = plan_for(f, in.overrides);
   // Nothing here may fail cloud-init (the SSH side would stop at "cloud-init finished with an
-  // error"); a step that fails here is simply done again, with its error shown, over SSH.
+  // error"): each step runs in its own subshell with errexit, and a failure is only logged; the
+  // SSH side redoes that step and shows its error. lib.sh goes in once, comments not at all, to
+  // stay well inside EC2's 16 KiB of user data.
+  std::vector<const PlannedStep*> steps;
+  for (StepId id : {StepId::driver, StepId::fabric, StepId::docker, StepId::toolkit}) {
+    if (plan.step(id).run) {
+      steps.push_back(&plan.step(id));
+    }
+  }
+  std::string body;
+  for (const PlannedStep* s : steps) {
+    const std::string name(to_string(s->id));
+    body += "(\nGM_STEP=" + name + "\n" + std::string(util::asset(s->script)) + "\n)\n";
+    body += "rc=$?; [ \"$rc\" -eq 0 ] || echo \"gpumachine: step " + name +
+            " failed ($rc); the SSH provisioner will redo it\"\n";
+  }
+  std::string composed = compose_script(plan, "user data", {}, {{"GM_DRIVER_CHANGED", "0"}});
+  // compose_script() ends with "\n} </dev/null\n": the steps go inside, after lib.sh.
+  composed.insert(composed.rfind("\n} </dev/null"), "\nset +e\n" + body);
   std::string text =
       "# gpumachine: start installing during boot; `gpumachine provision` waits for cloud-init,\n"
-      "# then finds these steps done (or redoes them) and decides about the reboot.\n";
-  for (StepId id : {StepId::driver, StepId::fabric, StepId::docker, StepId::toolkit}) {
-    const PlannedStep& s = plan.step(id);
-    if (!s.run) {
+      "# then finds these steps done (or redoes them) and decides about the reboot.\n"
+      "bash -s <<'GM_USERDATA'\n";
+  std::istringstream lines(composed);
+  for (std::string line; std::getline(lines, line);) {
+    size_t first = line.find_first_not_of(" \t");
+    if (first != std::string::npos && line[first] == '#') {
       continue;
     }
-    text += "bash -s <<'GM_USERDATA_STEP' || echo \"gpumachine: step " +
-            std::string(to_string(id)) + " failed; the SSH provisioner will retry it\"\n";
-    text += compose_script(plan, std::string(to_string(id)) + " (user data)", {s.script},
-                           {{"GM_DRIVER_CHANGED", "0"}});
-    text += "GM_USERDATA_STEP\n";
+    text += line + "\n";
   }
+  text += "GM_USERDATA\n";
   return text;
 }
 

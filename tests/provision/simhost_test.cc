@@ -310,3 +310,26 @@ TEST_F(ProvisionSimHost, StubsRefuseToRunOutsideASimulatedHost) {
 
 }  // namespace
 }  // namespace gm::provision
+
+namespace gm::provision {
+namespace {
+
+TEST_F(ProvisionSimHost, UserDataPreludeInstallsAndSshOnlyFinishes) {
+  init({"--os", "ubuntu-24.04", "--gpu", "t4", "--nouveau"});
+  PreludeInputs in{"ubuntu", "24.04", "ubuntu", {GpuGeneration::turing}, false, {}};
+  LocalShell boot(m_dir);
+  ssh::ExecResult user_data = boot.run("bash -s", cloud_init_prelude(in));
+  ASSERT_EQ(user_data.exit_status, 0) << user_data.out << user_data.err;
+  EXPECT_EQ(user_data.out.find("failed"), std::string::npos) << user_data.out;
+  clear_commands();
+
+  ProvisionResult r = run();
+  EXPECT_EQ(outcome(r, StepId::driver), StepOutcome::already_done);
+  EXPECT_EQ(outcome(r, StepId::reboot), StepOutcome::applied) << "nouveau was loaded";
+  EXPECT_EQ(outcome(r, StepId::toolkit), StepOutcome::skipped);
+  EXPECT_EQ(commands().find("apt-get"), std::string::npos) << commands();
+  EXPECT_EQ(r.versions.value("container_check", ""), "passed");
+}
+
+}  // namespace
+}  // namespace gm::provision

@@ -5,6 +5,7 @@
 # plan: install nvidia-fabricmanager-${GM_BRANCH}=<driver version> (apt) or nvidia-fabricmanager-<driver version> (dnf)
 # plan: (Hopper and newer) install nvlsm, load ib_umad at boot
 # plan: systemctl enable --now nvidia-fabricmanager nvidia-persistenced
+set -euo pipefail # also set by lib.sh, which is sent first
 version=$(gm_userspace_version)
 if [ -z "$version" ]; then
   gm_fail "no NVIDIA driver installed, so no Fabric Manager version to match" \

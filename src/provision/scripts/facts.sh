@@ -4,6 +4,7 @@
 # plan: read /etc/os-release, uname, /sys/bus/pci/devices/*/{vendor,device,class}, mokutil --sb-state,
 # plan: /proc/modules, /sys/module/nvidia/version, /proc/driver/nvidia/version, nvidia-smi --query-gpu,
 # plan: /var/run/reboot-required or dnf needs-restarting -r, /opt/dlami, docker, nvidia-ctk
+set -euo pipefail # also set by lib.sh, which is sent first
 
 js() {
   local s=$1

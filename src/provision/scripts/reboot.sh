@@ -4,6 +4,7 @@
 # plan: reboot if nouveau is loaded, if the loaded nvidia module differs from the userspace driver,
 # plan: if the module will not load, or if a kernel update is pending after a driver install;
 # plan: otherwise modprobe nvidia. Reboot: sudo systemctl reboot (in the background), then reconnect
+set -euo pipefail # also set by lib.sh, which is sent first
 reasons=()
 if gm_nouveau_loaded; then reasons+=("nouveau is loaded"); fi
 userspace=$(gm_userspace_version)

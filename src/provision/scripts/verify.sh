@@ -3,6 +3,7 @@
 # versions as one JSON line ("gm: json {...}") for the machine record.
 # plan: nvidia-smi (driver version, CUDA version, GPU names)
 # plan: docker version; docker run --rm --gpus all ${GM_IMAGE} nvidia-smi (a note, not an error, when the image cannot be pulled)
+set -euo pipefail # also set by lib.sh, which is sent first
 js() {
   local s=$1
   s=${s//\\/\\\\}

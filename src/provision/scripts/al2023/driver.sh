@@ -6,6 +6,7 @@
 # plan: dnf module enable nvidia-driver:${GM_DNF_STREAM}
 # plan: dnf install nvidia-driver-cuda ${GM_KMOD_PACKAGE} nvidia-persistenced
 # plan: systemctl enable nvidia-persistenced
+set -euo pipefail # also set by lib.sh, which is sent first
 kernel=$(uname -r)
 if [ "$GM_FLAVOUR" = open ]; then
   stream="$GM_BRANCH-open"

@@ -5,6 +5,7 @@
 # plan: curl -fsSL https://download.docker.com/linux/${GM_OS_ID}/gpg -o /etc/apt/keyrings/docker.asc; write /etc/apt/sources.list.d/docker.sources
 # plan: apt-get install docker-ce docker-ce-cli containerd.io docker-buildx-plugin docker-compose-plugin
 # plan: systemctl enable --now docker; usermod -aG docker ${GM_USER}
+set -euo pipefail # also set by lib.sh, which is sent first
 in_group() { [ "$(id -u "$GM_USER")" -eq 0 ] || id -nG "$GM_USER" | tr ' ' '\n' | grep -qx docker; }
 if gm_deb_installed docker-ce && systemctl is-enabled --quiet docker 2>/dev/null && in_group; then
   gm_done "docker $(docker --version 2>/dev/null | sed -n 's/^Docker version \([^,]*\).*/\1/p')"

@@ -4,6 +4,7 @@
 # plan: enable the contrib component in /etc/apt/sources.list.d/debian.sources
 # plan: cuda-keyring (debian12) + apt-get install linux-headers-$(uname -r) nvidia-driver-pinning-${GM_BRANCH} ${GM_DKMS_PACKAGE}
 # plan: systemctl enable nvidia-persistenced
+set -euo pipefail # also set by lib.sh, which is sent first
 kernel=$(uname -r)
 if [ "$GM_FLAVOUR" = open ]; then pkg=nvidia-open; else pkg=cuda-drivers; fi
 if gm_deb_installed "nvidia-driver-pinning-$GM_BRANCH" && gm_deb_installed "$pkg"; then
