@@ -381,6 +381,10 @@ std::string render_plan(const Plan& plan) {
     out << "note: " << n << "\n";
   }
   out << "steps:\n";
+  // Values only the host or the options know, named for the reader.
+  std::map<std::string, std::string> shown = plan.env;
+  shown.emplace("GM_USER", "<ssh user>");
+  shown.emplace("GM_WAIT_TIMEOUT", "<wait timeout>");
   int number = 0;
   for (const PlannedStep& s : plan.steps) {
     out << "  " << ++number << ". " << to_string(s.id) << (s.run ? "" : " (skip)") << ": "
@@ -393,7 +397,7 @@ std::string render_plan(const Plan& plan) {
     while (std::getline(script, line)) {
       constexpr std::string_view k_marker = "# plan: ";
       if (line.starts_with(k_marker)) {
-        out << "       $ " << substitute(std::string_view(line).substr(k_marker.size()), plan.env)
+        out << "       $ " << substitute(std::string_view(line).substr(k_marker.size()), shown)
             << "\n";
       }
     }

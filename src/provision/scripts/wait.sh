@@ -2,7 +2,7 @@
 # Step "wait": let first-boot work finish before we touch packages. cloud-init may still be
 # installing packages (even ours, from user data) and unattended-upgrades may hold the dpkg lock.
 # plan: cloud-init status --wait   (exit 1 fails; absent cloud-init is fine)
-# plan: wait while fuser /var/lib/dpkg/lock-frontend (or the rpm lock) is held, up to ${GM_WAIT_TIMEOUT}s
+# plan: wait while fuser /var/lib/dpkg/lock-frontend (or the rpm lock) is held, up to ${GM_WAIT_TIMEOUT} seconds
 set -euo pipefail # also set by lib.sh, which is sent first
 GM_WAIT_TIMEOUT="${GM_WAIT_TIMEOUT:-900}"
 GM_POLL_SECONDS="${GM_POLL_SECONDS:-2}"
