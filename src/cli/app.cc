@@ -18,6 +18,7 @@ const std::vector<VerbEntry>& verb_table() {
       {"create", setup_create},   {"ls", setup_ls},           {"status", setup_status},
       {"ip", setup_ip},           {"inspect", setup_inspect}, {"ssh", setup_ssh},
       {"scp", setup_scp},         {"restart", setup_restart}, {"rm", setup_rm},
+      {"provision", setup_provision}, {"probe", setup_probe},
       {"ssh-config", setup_ssh_config}, {"version", setup_version},
   };
   return verbs;

@@ -7,6 +7,7 @@
 #include "gm/driver.h"
 #include "gm/error.h"
 #include "machine/machine_host.h"
+#include "machine/setup.h"
 #include "store/store.h"
 #include "util/crypto.h"
 #include "util/log.h"
@@ -32,14 +33,22 @@ struct CreateOptions {
   std::string name;
   std::string driver;
   std::string file;
+  bool no_provision = false;
+  bool no_probe = false;
+  ProvisionFlags provision;
   std::list<DriverFlag> flags;  // std::list: CLI11 keeps pointers into the elements
 };
+
+/// Create options that are not driver flags, accepted in machine files too.
+const std::set<std::string> k_general_keys = {"driver",         "no-provision", "no-probe",
+                                              "driver-branch",  "driver-flavour",
+                                              "verify-image"};
 
 /// Flag names (and aliases) of every driver, each mapped to its canonical name and driver.
 struct FlagIndex {
   std::map<std::string, std::pair<std::string, std::string>> by_name;  // name -> {canonical, driver}
   std::set<std::string> keys() const {
-    std::set<std::string> out = {"driver"};
+    std::set<std::string> out(k_general_keys.begin(), k_general_keys.end());
     for (const auto& [name, _] : by_name) {
       out.insert(name);
     }
@@ -66,7 +75,7 @@ Options file_options(const Options& raw, const FlagIndex& index, const std::stri
                      const std::string& source, bool strict) {
   Options out;
   for (const auto& [key, values] : raw) {
-    if (key == "driver") {
+    if (k_general_keys.contains(key)) {
       continue;
     }
     const auto& [canonical, owner] = index.by_name.at(key);
@@ -100,24 +109,58 @@ Options collect_options(const CreateOptions& opts, const DriverInfo& driver) {
   return options;
 }
 
-int run_create(Context& ctx, const CreateOptions& opts) {
+/// Fills general options the command line left unset from the machine file, then config.yaml.
+CreateOptions with_file_defaults(const CreateOptions& cli, const Options& file,
+                                 const Options& defaults) {
+  Options general;
+  for (const Options* source : {&defaults, &file}) {
+    for (const auto& [key, values] : *source) {
+      if (k_general_keys.contains(key) && !values.empty()) {
+        general[key] = values;
+      }
+    }
+  }
+  CreateOptions out = cli;
+  auto text = [&](const char* key, std::string& field) {
+    if (field.empty() && general.contains(key)) {
+      field = general[key].back();
+    }
+  };
+  auto flag = [&](const char* key, bool& field) {
+    if (!field && general.contains(key)) {
+      field = general[key].back() == "true";
+    }
+  };
+  text("driver", out.driver);
+  text("driver-flavour", out.provision.driver_flavour);
+  text("verify-image", out.provision.verify_image);
+  flag("no-provision", out.no_provision);
+  flag("no-probe", out.no_probe);
+  if (out.provision.driver_branch == 0 && general.contains("driver-branch")) {
+    try {
+      out.provision.driver_branch = std::stoi(general["driver-branch"].back());
+    } catch (const std::exception&) {
+      throw UsageError("driver-branch: " + general["driver-branch"].back(),
+                       "not a driver branch number", "e.g. driver-branch: 580");
+    }
+  }
+  return out;
+}
+
+int run_create(Context& ctx, const CreateOptions& cli) {
   // Everything that can be checked offline is checked before any connection.
-  store::validate_name(opts.name);
+  store::validate_name(cli.name);
   FlagIndex index = flag_index();
   std::filesystem::path config_path = ctx.store().home() / "config.yaml";
   Options defaults, file;
   if (std::filesystem::exists(config_path)) {
     defaults = load_machine_file(config_path, index.keys());
   }
-  if (!opts.file.empty()) {
-    file = load_machine_file(opts.file, index.keys());
+  if (!cli.file.empty()) {
+    file = load_machine_file(cli.file, index.keys());
   }
-  std::string driver_name = opts.driver;
-  for (const Options* source : {&file, &defaults}) {
-    if (driver_name.empty() && source->contains("driver")) {
-      driver_name = source->at("driver").back();
-    }
-  }
+  const CreateOptions opts = with_file_defaults(cli, file, defaults);
+  const std::string& driver_name = opts.driver;
   if (driver_name.empty()) {
     throw UsageError("--driver", "required",
                      "choose a driver, e.g. --driver generic --generic-ip-address HOST");
@@ -157,6 +200,25 @@ int run_create(Context& ctx, const CreateOptions& opts) {
     throw;
   }
   host.finish();
+  ctx.store().save(record);  // the machine exists: keep it even if provisioning fails
+
+  int status = 0;
+  if (!opts.no_provision) {
+    machine::provision_machine(record, host, opts.provision.overrides());
+    if (!opts.no_probe && machine::has_nvidia_gpu(record)) {
+      probe::ProbeOptions probe_options;
+      if (record.driver_config.contains("expected_gpus")) {
+        probe_options.expected_gpus = record.driver_config["expected_gpus"].get<int>();
+      }
+      probe::ProbeResult result = machine::probe_machine(record, host, probe_options);
+      status = probe::verdict_exit_code(result);
+      if (status != 0) {
+        util::warn("machine '" + record.name + "' was created but its GPU probe says: " +
+                   probe::gpu_summary(result.host) + "; see `gpumachine probe " + record.name +
+                   "`");
+      }
+    }
+  }
   double total = 0;
   nlohmann::json timings = nlohmann::json::object();
   for (const auto& [phase, seconds] : host.timings()) {
@@ -183,7 +245,7 @@ int run_create(Context& ctx, const CreateOptions& opts) {
                   record.ssh.host.c_str(), record.ssh.port, total);
     ctx.out().print_line(line);
   }
-  return 0;
+  return status;
 }
 
 }  // namespace
@@ -197,6 +259,10 @@ void setup_create(CLI::App& app, Dispatch& dispatch) {
     drivers += (drivers.empty() ? "" : ", ") + info.name;
   }
   sub->add_option("-d,--driver", opts->driver, "driver: " + drivers);
+  sub->add_flag("--no-provision", opts->no_provision,
+                "skip installing the NVIDIA driver, Docker and the container toolkit");
+  sub->add_flag("--no-probe", opts->no_probe, "skip the GPU probe after provisioning");
+  opts->provision.add_to(*sub);
   sub->add_option("-f,--file", opts->file,
                   "machine file (YAML): create options keyed by flag name without dashes");
   for (const DriverInfo& info : driver_registry()) {

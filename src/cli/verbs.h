@@ -3,6 +3,7 @@
 
 #include "cli/app.h"
 #include "gm/machine.h"
+#include "provision/plan.h"
 
 #include <string>
 
@@ -19,6 +20,19 @@ void setup_rm(CLI::App& app, Dispatch& dispatch);
 void setup_restart(CLI::App& app, Dispatch& dispatch);
 void setup_ssh_config(CLI::App& app, Dispatch& dispatch);
 void setup_version(CLI::App& app, Dispatch& dispatch);
+void setup_provision(CLI::App& app, Dispatch& dispatch);
+void setup_probe(CLI::App& app, Dispatch& dispatch);
+
+/// The provisioning flags `create` and `provision` share.
+struct ProvisionFlags {
+  int driver_branch = 0;
+  std::string driver_flavour;
+  std::string verify_image;
+  /// Registers --driver-branch, --driver-flavour, --verify-image on sub.
+  void add_to(CLI::App& sub);
+  /// Validated overrides; throws UsageError for a bad flavour.
+  provision::Overrides overrides() const;
+};
 
 /// The summary every listing verb shares (docs/cli.md "machine summary").
 nlohmann::json machine_summary(const MachineRecord& record);

@@ -1,0 +1,84 @@
+#include "machine/setup.h"
+
+#include "gm/error.h"
+#include "machine/connect.h"
+#include "util/log.h"
+#include "util/time.h"
+
+#include <chrono>
+
+namespace gm::machine {
+
+namespace {
+constexpr std::chrono::minutes k_reboot_wait{10};
+}  // namespace
+
+provision::ProvisionResult provision_machine(MachineRecord& record, MachineHost& host,
+                                             const provision::Overrides& overrides) {
+  host.phase("provisioning: connecting");
+  std::unique_ptr<ssh::Session> session = connect(record, std::chrono::minutes(5));
+  provision::ProvisionOptions options;
+  options.overrides = overrides;
+  options.subject = "machine '" + record.name + "'";
+  provision::Callbacks callbacks;
+  callbacks.on_step_start = [&](provision::StepId step, std::string_view reason) {
+    host.check_interrupted();
+    std::string text = "provisioning: " + std::string(provision::to_string(step));
+    if (!reason.empty()) {
+      text += " (" + std::string(reason) + ")";
+    }
+    host.phase(text);
+  };
+  callbacks.on_output = [&](std::string_view line) { host.debug(line); };
+  callbacks.on_note = [&](std::string_view note) { util::info("note: " + std::string(note)); };
+  provision::ReconnectFn reconnect = [&]() -> std::unique_ptr<ssh::RemoteShell> {
+    host.phase("provisioning: waiting for the host to reboot");
+    return connect(record, k_reboot_wait);
+  };
+  provision::ProvisionResult result = provision::provision(*session, reconnect, options, callbacks);
+  host.finish();
+  nlohmann::json found = result.record_facts();
+  // Merge host facts: provisioning knows more about GPUs, the driver knows cpus and memory.
+  if (!record.facts.contains("host") || !record.facts["host"].is_object()) {
+    record.facts["host"] = nlohmann::json::object();
+  }
+  record.facts["host"].update(found["host"]);
+  record.facts["provision"] = found["provision"];
+  record.facts["provision"]["at"] = util::rfc3339(std::chrono::system_clock::now());
+  host.save(record);
+  return result;
+}
+
+probe::ProbeResult probe_machine(MachineRecord& record, MachineHost& host,
+                                 const probe::ProbeOptions& options) {
+  host.phase(options.container ? "probing the GPU (host and container)" : "probing the GPU");
+  std::unique_ptr<ssh::Session> session = connect(record, std::chrono::seconds(30));
+  probe::ProbeResult result = probe::run_probe(*session, options);
+  host.finish();
+  record.facts["probe"] = {
+      {"at", util::rfc3339(std::chrono::system_clock::now())},
+      {"summary", probe::gpu_summary(result.host)},
+      {"exit_code", probe::verdict_exit_code(result)},
+      {"report", probe::to_json(result)},
+  };
+  host.save(record);
+  return result;
+}
+
+bool has_nvidia_gpu(const MachineRecord& record) {
+  const nlohmann::json& facts = record.facts;
+  if (facts.contains("host") && facts["host"].contains("nvidia_pci_devices")) {
+    for (const auto& d : facts["host"]["nvidia_pci_devices"]) {
+      std::string cls = d.value("class", "");
+      if (cls.starts_with("0x0300") || cls.starts_with("0x0302")) {
+        return true;
+      }
+    }
+  }
+  if (facts.contains("host") && facts["host"].contains("gpus") && facts["host"]["gpus"].is_array()) {
+    return !facts["host"]["gpus"].empty();
+  }
+  return false;
+}
+
+}  // namespace gm::machine

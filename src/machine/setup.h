@@ -1,0 +1,23 @@
+// After a machine exists: provisioning (driver, Docker, toolkit) and the GPU probe, shared by
+// `create`, `provision` and `probe`. Results are cached in the record's facts.
+#pragma once
+
+#include "machine/machine_host.h"
+#include "probe/probe.h"
+#include "provision/provisioner.h"
+
+namespace gm::machine {
+
+/// Provisions the machine over one SSH session (plus one per reboot), showing a phase line per
+/// step, and stores facts, plan and versions in the record (saved through host).
+provision::ProvisionResult provision_machine(MachineRecord& record, MachineHost& host,
+                                             const provision::Overrides& overrides);
+
+/// Runs the GPU probe and caches its report and summary in record.facts["probe"].
+probe::ProbeResult probe_machine(MachineRecord& record, MachineHost& host,
+                                 const probe::ProbeOptions& options);
+
+/// True when the record's facts show an NVIDIA GPU (from provisioning or host facts).
+bool has_nvidia_gpu(const MachineRecord& record);
+
+}  // namespace gm::machine
