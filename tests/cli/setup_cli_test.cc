@@ -1,0 +1,164 @@
+// Provisioning and the GPU probe end to end through the real binary and a real sshd. The
+// provisioning host is a simulated host (tests/support/simhost): the login's PATH holds only stub
+// package tools and a fixed set of harmless real ones, so the real scripts run unmodified and
+// nothing on this machine is installed. The probe runs against this machine (no NVIDIA driver)
+// and against the fake driver library the tests build.
+#include "cli/cli_runner.h"
+#include "support/sshd.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <sstream>
+#include <thread>
+
+namespace gm::testing {
+
+using ::testing::HasSubstr;
+
+namespace {
+
+const std::string k_simhost = std::string(GM_SOURCE_DIR) + "/tests/support/simhost/simhost";
+
+/// authorized_keys options that put a login into the environment `simhost env` prints.
+std::string simhost_key_options(const std::filesystem::path& host,
+                                const std::filesystem::path& reboot_marker) {
+  CaptureResult env = run_capture({k_simhost, "env", host.string()});
+  std::istringstream lines(env.out);
+  std::string line, options;
+  while (std::getline(lines, line)) {
+    if (!line.empty()) {
+      options += (options.empty() ? "" : ",") + std::string("environment=\"") + line + "\"";
+    }
+  }
+  // The simulated reboot marks itself; the test's boot thread stops and restarts the sshd.
+  options += ",environment=\"SIMHOST_ON_SHUTDOWN=touch " + reboot_marker.string() + "\"";
+  options += ",environment=\"SIMHOST_ON_BOOT=true\"";
+  return options;
+}
+
+/// Plays the host's reboots: whenever the marker appears, sshd goes down for a second.
+class BootPlayer {
+ public:
+  BootPlayer(SshdFixture& sshd, std::filesystem::path marker)
+      : m_thread([this, &sshd, marker] {
+          while (!m_done) {
+            if (std::filesystem::exists(marker)) {
+              std::filesystem::remove(marker);
+              sshd.stop();
+              std::this_thread::sleep_for(std::chrono::seconds(1));
+              sshd.start();
+              ++m_boots;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+          }
+        }) {}
+  ~BootPlayer() {
+    m_done = true;
+    m_thread.join();
+  }
+  int boots() const { return m_boots; }
+
+ private:
+  std::atomic<bool> m_done{false};
+  std::atomic<int> m_boots{0};
+  std::thread m_thread;
+};
+
+}  // namespace
+
+TEST(ProvisionCli, FreshUbuntuT4ThroughRealSshdThenNoOpRerun) {
+  TempDir dir("gm-simhost");
+  std::filesystem::path host = dir / "host";
+  ASSERT_EQ(run_capture({k_simhost, "init", host.string(), "--os", "ubuntu-24.04", "--gpu", "t4",
+                         "--nouveau", "--reboot-delay", "0"})
+                .status,
+            0);
+  std::filesystem::path marker = dir / "rebooting";
+  SshdOptions options;
+  options.key_options = simhost_key_options(host, marker);
+  SshdFixture sshd(options);
+  BootPlayer player(sshd, marker);
+  CliRunner cli;
+  std::vector<std::string> args = cli.generic_create_args(
+      "gpu1", sshd.host(), sshd.port(), sshd.user(), sshd.client_key_path().string());
+  args.erase(std::find(args.begin(), args.end(), "--no-provision"));
+  args.insert(args.begin() + 1, "--no-probe");
+  CaptureResult made = cli.run(args);
+  ASSERT_EQ(made.status, 0) << made.err;
+  EXPECT_EQ(player.boots(), 1);  // nouveau was loaded: one reboot
+
+  nlohmann::json record = cli.json({"inspect", "gpu1"});
+  const nlohmann::json& prov = record["facts"]["provision"];
+  EXPECT_EQ(prov["driver_branch"], 595);
+  EXPECT_EQ(prov["driver_flavour"], "open");
+  EXPECT_EQ(prov["reboots"], 1);
+  EXPECT_THAT(prov["versions"]["driver_version"].get<std::string>(), ::testing::StartsWith("595."));
+  EXPECT_FALSE(prov["versions"]["docker_version"].get<std::string>().empty());
+  EXPECT_EQ(record["facts"]["host"]["gpus"][0]["generation"], "turing");
+
+  // A second run on the ready host applies nothing, over one connection.
+  nlohmann::json again = cli.json({"provision", "gpu1"});
+  EXPECT_EQ(again["changed"], false);
+  EXPECT_EQ(again["handshakes"], 1);
+  EXPECT_EQ(again["reboots"], 0);
+  for (const auto& step : again["steps"]) {
+    EXPECT_NE(step["outcome"], "applied") << step.dump();
+  }
+  CaptureResult plan = cli.run({"provision", "--dry-run", "gpu1"});
+  EXPECT_EQ(plan.status, 0) << plan.err;
+  EXPECT_THAT(plan.out, HasSubstr("595"));
+}
+
+TEST(ProbeCli, HostWithoutNvidiaDriverGetsItsOwnExitStatus) {
+  SshdOptions options;
+  options.key_options = "environment=\"GM_PROBE_LIBCUDA=/nonexistent/libcuda.so.1\"";
+  SshdFixture sshd(options);
+  CliRunner cli;
+  ASSERT_EQ(cli.run(cli.generic_create_args("cpu1", sshd.host(), sshd.port(), sshd.user(),
+                                            sshd.client_key_path().string()))
+                .status,
+            0);
+  CaptureResult r = cli.run({"probe", "cpu1"});
+  EXPECT_EQ(r.status, 6) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("no NVIDIA driver"));
+  nlohmann::json doc = nlohmann::json::parse(cli.run({"--format", "json", "probe", "cpu1"}).out);
+  EXPECT_EQ(doc["host"]["status"], "no_driver");
+}
+
+class ProbeCliFake : public ::testing::TestWithParam<std::pair<std::string, int>> {};
+
+TEST_P(ProbeCliFake, VerdictAndExitStatusThroughSsh) {
+  const auto& [mode, expected_status] = GetParam();
+  SshdOptions options;
+  options.key_options = std::string("environment=\"GM_PROBE_LIBCUDA=") + GM_FAKE_CUDA_PATH +
+                        "\",environment=\"GM_PROBE_LIBNVML=" + GM_FAKE_CUDA_PATH +
+                        "\",environment=\"FAKE_CUDA_MODE=" + mode + "\"";
+  SshdFixture sshd(options);
+  CliRunner cli;
+  ASSERT_EQ(cli.run(cli.generic_create_args("gpu1", sshd.host(), sshd.port(), sshd.user(),
+                                            sshd.client_key_path().string()))
+                .status,
+            0);
+  CaptureResult r = cli.run({"probe", "gpu1"});
+  EXPECT_EQ(r.status, expected_status) << r.out << r.err;
+  // The result is cached in the record and summarised by ls.
+  nlohmann::json ls = cli.json({"ls", "--cached"});
+  std::string gpu = ls[0]["gpu"];
+  if (expected_status == 0) {
+    EXPECT_THAT(gpu, HasSubstr("ok"));
+  } else {
+    EXPECT_THAT(gpu, ::testing::Not(HasSubstr(" ok")));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, ProbeCliFake,
+                         ::testing::Values(std::make_pair("ok", 0),
+                                           std::make_pair("wrong_result", 1),
+                                           std::make_pair("ecc", 1),
+                                           std::make_pair("err803", 1),
+                                           std::make_pair("no_device", 6)),
+                         [](const auto& info) { return info.param.first; });
+
+}  // namespace gm::testing
