@@ -8,33 +8,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 gm="$PWD/build/gpumachine"
 runs=${RUNS:-20}
+# shellcheck source=scripts/lib/loopback_sshd.sh
+source scripts/lib/loopback_sshd.sh
 work=$(mktemp -d)
-sshd_pid=
 cleanup() {
-  if [[ -n "$sshd_pid" ]]; then kill "$sshd_pid" 2>/dev/null || true; fi
+  stop_loopback_sshd "$work"
   rm -rf "$work"
 }
 trap cleanup EXIT
-
-mkdir -p /run/sshd 2>/dev/null || true
-ssh-keygen -q -t ed25519 -N '' -f "$work/host_key"
-ssh-keygen -q -t ed25519 -N '' -f "$work/user_key"
-cp "$work/user_key.pub" "$work/authorized_keys"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-cat >"$work/sshd_config" <<CONF
-ListenAddress 127.0.0.1
-Port $port
-HostKey $work/host_key
-AuthorizedKeysFile $work/authorized_keys
-PidFile $work/sshd.pid
-UsePAM no
-StrictModes no
-PermitRootLogin yes
-Subsystem sftp internal-sftp
-CONF
-/usr/sbin/sshd -D -e -f "$work/sshd_config" 2>"$work/sshd.log" &
-sshd_pid=$!
-for _ in $(seq 50); do (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+start_loopback_sshd "$work"
+port=$SSHD_PORT
 
 export GPUMACHINE_HOME="$work/home" HOME="$work/user"
 mkdir -p "$HOME"

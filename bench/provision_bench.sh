@@ -8,37 +8,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 gm="$PWD/build/gpumachine"
 simhost="$PWD/tests/support/simhost/simhost"
+# shellcheck source=scripts/lib/loopback_sshd.sh
+source scripts/lib/loopback_sshd.sh
 work=$(mktemp -d)
 cleanup() {
-  if [[ -s "$work/sshd.pid" ]]; then kill "$(cat "$work/sshd.pid")" 2>/dev/null || true; fi
+  stop_loopback_sshd "$work"
   rm -rf "$work"
 }
 trap cleanup EXIT
-
-mkdir -p /run/sshd 2>/dev/null || true
-ssh-keygen -q -t ed25519 -N '' -f "$work/host_key"
-ssh-keygen -q -t ed25519 -N '' -f "$work/user_key"
 "$simhost" init "$work/host" --os ubuntu-24.04 --gpu t4 --nouveau --reboot-delay 0
-options=""
-while IFS= read -r line; do options+="environment=\"$line\","; done < <("$simhost" env "$work/host")
-options+="environment=\"SIMHOST_ON_SHUTDOWN=kill \$(cat $work/sshd.pid)\","
-options+="environment=\"SIMHOST_ON_BOOT=/usr/sbin/sshd -f $work/sshd_config -E $work/sshd.log\""
-echo "$options $(cat "$work/user_key.pub")" >"$work/authorized_keys"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-cat >"$work/sshd_config" <<CONF
-ListenAddress 127.0.0.1
-Port $port
-HostKey $work/host_key
-AuthorizedKeysFile $work/authorized_keys
-PidFile $work/sshd.pid
-UsePAM no
-StrictModes no
-PermitRootLogin yes
-PermitUserEnvironment yes
-Subsystem sftp internal-sftp
-CONF
-/usr/sbin/sshd -f "$work/sshd_config" -E "$work/sshd.log"
-for _ in $(seq 50); do (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+start_loopback_sshd "$work" "$(simhost_key_options "$simhost" "$work/host" "$work")"
+port=$SSHD_PORT
 
 export GPUMACHINE_HOME="$work/home" HOME="$work/user"
 mkdir -p "$HOME"

@@ -11,12 +11,11 @@ scripts/setup.sh
 scripts/build.sh gpumachine >/dev/null
 gm="$PWD/build/gpumachine"
 
+# shellcheck source=scripts/lib/loopback_sshd.sh
+source scripts/lib/loopback_sshd.sh
 work=$(mktemp -d)
-sshd_pid=
 cleanup() {
-  # The simulated reboot restarts sshd as a daemon: its pid file names the live one.
-  if [[ -s "$work/sshd.pid" ]]; then kill "$(cat "$work/sshd.pid")" 2>/dev/null || true; fi
-  if [[ -n "$sshd_pid" ]]; then kill "$sshd_pid" 2>/dev/null || true; fi
+  stop_loopback_sshd "$work"
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -25,39 +24,11 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
 
 step "starting a throwaway OpenSSH server on 127.0.0.1 whose logins land on a simulated Ubuntu 24.04 host with a T4"
-mkdir -p /run/sshd 2>/dev/null || true
-ssh-keygen -q -t ed25519 -N '' -f "$work/host_key"
-ssh-keygen -q -t ed25519 -N '' -f "$work/user_key"
 simhost=tests/support/simhost/simhost
 "$simhost" init "$work/host" --os ubuntu-24.04 --gpu t4 --nouveau --reboot-delay 1
-options=""
-while IFS= read -r line; do options+="environment=\"$line\","; done < <("$simhost" env "$work/host")
-# A simulated reboot stops this sshd and starts it again (daemonized, same host key and port).
-options+="environment=\"SIMHOST_ON_SHUTDOWN=kill \$(cat $work/sshd.pid)\","
-options+="environment=\"SIMHOST_ON_BOOT=/usr/sbin/sshd -f $work/sshd_config -E $work/sshd.log\""
-echo "$options $(cat "$work/user_key.pub")" >"$work/authorized_keys"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-cat > "$work/sshd_config" <<CONF
-ListenAddress 127.0.0.1
-Port $port
-HostKey $work/host_key
-AuthorizedKeysFile $work/authorized_keys
-PidFile $work/sshd.pid
-UsePAM no
-StrictModes no
-PermitRootLogin yes
-PasswordAuthentication no
-PermitUserEnvironment yes
-Subsystem sftp internal-sftp
-CONF
-/usr/sbin/sshd -f "$work/sshd_config" -E "$work/sshd.log"
-for _ in $(seq 50); do [[ -s "$work/sshd.pid" ]] && break; sleep 0.1; done
-sshd_pid=$(cat "$work/sshd.pid")
-for _ in $(seq 50); do
-  (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-  sleep 0.1
-done
-echo "sshd pid $sshd_pid listening on 127.0.0.1:$port"
+start_loopback_sshd "$work" "$(simhost_key_options "$simhost" "$work/host" "$work")"
+port=$SSHD_PORT
+echo "sshd pid $(cat "$work/sshd.pid") listening on 127.0.0.1:$port"
 
 export GPUMACHINE_HOME="$work/home"
 step "register it as a machine: host key pinned, facts collected, then provisioned (driver, reboot, Docker, toolkit)"

@@ -1,6 +1,7 @@
 #include "store/store.h"
 
 #include "gm/error.h"
+#include "util/fd.h"
 #include "util/fs.h"
 #include "util/spellcheck.h"
 #include "util/time.h"
@@ -20,6 +21,8 @@
 #include <utility>
 
 namespace gm::store {
+
+using util::Fd;
 
 namespace {
 
@@ -46,22 +49,6 @@ bool is_valid_name(std::string_view name) {
   return !name.empty() && name.size() <= k_max_name_length && name.front() != '-' &&
          std::all_of(name.begin(), name.end(), is_name_char);
 }
-
-class Fd {
- public:
-  explicit Fd(int fd) : m_fd(fd) {}
-  ~Fd() {
-    if (m_fd >= 0) {
-      ::close(m_fd);
-    }
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return m_fd; }
-
- private:
-  int m_fd;
-};
 
 /// Reads a whole file relative to dirfd with one open, one fstat and (usually) one read, which
 /// is what keeps list() fast. Returns false with errno set on failure.

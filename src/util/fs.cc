@@ -1,6 +1,7 @@
 #include "util/fs.h"
 
 #include "gm/error.h"
+#include "util/fd.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -20,22 +21,6 @@ namespace {
   throw Error(path.string(), std::string(what), std::strerror(errno));
 }
 
-class Fd {
- public:
-  explicit Fd(int fd) : m_fd(fd) {}
-  ~Fd() {
-    if (m_fd >= 0) {
-      ::close(m_fd);
-    }
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return m_fd; }
-  int release() { return std::exchange(m_fd, -1); }
-
- private:
-  int m_fd;
-};
 }  // namespace
 
 std::optional<std::string> try_read_file(const std::filesystem::path& path) {
