@@ -19,6 +19,8 @@ const std::vector<VerbEntry>& verb_table() {
       {"ip", setup_ip},           {"inspect", setup_inspect}, {"ssh", setup_ssh},
       {"scp", setup_scp},         {"restart", setup_restart}, {"rm", setup_rm},
       {"ssh-config", setup_ssh_config}, {"version", setup_version},
+      {"forward", setup_forward}, {"jupyter", setup_jupyter},
+      {"tensorboard", setup_tensorboard}, {"env", setup_env},
   };
   return verbs;
 }

@@ -19,6 +19,10 @@ void setup_rm(CLI::App& app, Dispatch& dispatch);
 void setup_restart(CLI::App& app, Dispatch& dispatch);
 void setup_ssh_config(CLI::App& app, Dispatch& dispatch);
 void setup_version(CLI::App& app, Dispatch& dispatch);
+void setup_forward(CLI::App& app, Dispatch& dispatch);
+void setup_jupyter(CLI::App& app, Dispatch& dispatch);
+void setup_tensorboard(CLI::App& app, Dispatch& dispatch);
+void setup_env(CLI::App& app, Dispatch& dispatch);
 
 /// The summary every listing verb shares (docs/cli.md "machine summary").
 nlohmann::json machine_summary(const MachineRecord& record);
