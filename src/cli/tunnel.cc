@@ -29,7 +29,9 @@ namespace {
 
 constexpr std::chrono::milliseconds k_stop_grace{5000};
 
-/// Field 22 of /proc/PID/stat (start time in clock ticks since boot); 0 when unreadable.
+/// Field 22 of /proc/PID/stat (start time in clock ticks since boot); 0 when unreadable, -1
+/// for a zombie (exited, not yet reaped: an init that does not reap must not look like a live
+/// forward).
 long long process_start_ticks(int pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -41,6 +43,9 @@ long long process_start_ticks(int pid) {
   std::istringstream rest(text.substr(close + 1));
   std::string field;
   for (int i = 3; i <= 22 && rest >> field; ++i) {
+    if (i == 3 && (field == "Z" || field == "X")) {
+      return -1;
+    }
     if (i == 22) {
       return std::atoll(field.c_str());
     }
@@ -254,7 +259,7 @@ bool is_tunnel_running(const TunnelRecord& record) {
   }
   long long ticks = process_start_ticks(record.pid);
   // Without /proc (macOS) the pid alone has to do.
-  return ticks == 0 || ticks == record.start_ticks;
+  return ticks == 0 ? ::access("/proc/self/stat", R_OK) != 0 : ticks == record.start_ticks;
 }
 
 bool stop_tunnel(const TunnelRecord& record) {
