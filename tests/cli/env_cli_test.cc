@@ -55,7 +55,7 @@ TEST_F(EnvCli, BashEvalSetsDockerHostAndClearsConflicts) {
 
 TEST_F(EnvCli, OtherInstalledShellsReadTheSameValues) {
   int checked = 0;
-  for (const std::string& shell : {"zsh", "fish"}) {
+  for (std::string shell : {"zsh", "fish"}) {
     if (run_capture({"sh", "-c", "command -v " + shell}).status != 0) {
       continue;
     }

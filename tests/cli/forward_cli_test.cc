@@ -230,7 +230,7 @@ TEST_F(ForwardCli, BackgroundListStopRoundTrip) {
 }
 
 TEST_F(ForwardCli, BadSpecsAreUsageErrors) {
-  for (const std::string& spec :
+  for (std::string spec :
        {"abc", "0", "70000", "1:2", "8080:host:0", "8080::80", "a:b:c:d:e", "[::1:80:h:22"}) {
     CaptureResult r = s_machine->gm({"forward", s_machine->name(), spec});
     EXPECT_EQ(r.status, 2) << spec << ": " << r.err;
