@@ -132,7 +132,9 @@ measure() {  # label, then the command that forwards l1->src and l2->echo
   wait "$pid" 2>/dev/null || true
 }
 gm_forward() {
-  exec "$gm" -q forward bench "$1:127.0.0.1:$src_port" "$2:127.0.0.1:$echo_port" >/dev/null
+  # GM_FORWARD_WRAPPER: e.g. "perf record -o /tmp/fwd.perf" to profile the forwarder.
+  # shellcheck disable=SC2086
+  exec ${GM_FORWARD_WRAPPER:-} "$gm" -q forward bench "$1:127.0.0.1:$src_port" "$2:127.0.0.1:$echo_port" >/dev/null
 }
 ssh_forward() {  # extra ssh options first
   local opts=("$@")

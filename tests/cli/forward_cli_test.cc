@@ -50,7 +50,8 @@ class ForwardCli : public ::testing::Test {
   std::unique_ptr<Process> start_http(int port, const std::filesystem::path& root) {
     auto p = std::make_unique<Process>(
         std::vector<std::string>{"/usr/bin/python3", "-m", "http.server", std::to_string(port),
-                                 "--bind", "127.0.0.1", "--directory", root.string()});
+                                 "--bind", "127.0.0.1", "--directory", root.string()},
+        SpawnOptions{.stderr_path = m_dir / "http.log"});
     eventually([&] { return port_accepts("127.0.0.1", port); });
     return p;
   }
