@@ -20,6 +20,8 @@ const std::vector<VerbEntry>& verb_table() {
       {"scp", setup_scp},         {"restart", setup_restart}, {"rm", setup_rm},
       {"provision", setup_provision}, {"probe", setup_probe},
       {"ssh-config", setup_ssh_config}, {"version", setup_version},
+      {"forward", setup_forward}, {"jupyter", setup_jupyter},
+      {"tensorboard", setup_tensorboard}, {"env", setup_env},
   };
   return verbs;
 }

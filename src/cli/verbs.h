@@ -22,6 +22,10 @@ void setup_ssh_config(CLI::App& app, Dispatch& dispatch);
 void setup_version(CLI::App& app, Dispatch& dispatch);
 void setup_provision(CLI::App& app, Dispatch& dispatch);
 void setup_probe(CLI::App& app, Dispatch& dispatch);
+void setup_forward(CLI::App& app, Dispatch& dispatch);
+void setup_jupyter(CLI::App& app, Dispatch& dispatch);
+void setup_tensorboard(CLI::App& app, Dispatch& dispatch);
+void setup_env(CLI::App& app, Dispatch& dispatch);
 
 /// The provisioning flags `create` and `provision` share.
 struct ProvisionFlags {

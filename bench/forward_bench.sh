@@ -1,0 +1,153 @@
+#!/bin/bash
+# Port forwarding on loopback, gpumachine side by side with OpenSSH `ssh -N -L`, in one run:
+#   - throughput: 1 GiB from a server on the "machine" through one forwarded connection;
+#   - latency: 1,000 one-byte request/response round trips on one connection.
+# Everything runs on 127.0.0.1: a private sshd (own keys and config), a generic machine in a
+# temporary GPUMACHINE_HOME, python servers behind the forward. Every process is stopped by pid.
+# Usage: bench/forward_bench.sh [path/to/gpumachine] [MiB (default 1024)] [round trips (1000)]
+set -euo pipefail
+
+gm=${1:-build/gpumachine}
+mib=${2:-1024}
+trips=${3:-1000}
+gm=$(readlink -f "$gm")
+py=/usr/bin/python3
+work=$(mktemp -d /tmp/gm-fwd-bench.XXXXXX)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() {
+  "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+wait_port() {
+  for _ in $(seq 300); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "port $1 never opened" >&2
+  return 1
+}
+
+# --- the "machine": sshd on loopback ---
+mkdir -p /run/sshd "$work/home" "$work/user/.ssh"
+ssh-keygen -q -t ed25519 -N '' -f "$work/host_key"
+ssh-keygen -q -t ed25519 -N '' -f "$work/client_key"
+cp "$work/client_key.pub" "$work/authorized_keys"
+sshd_port=$(free_port)
+cat >"$work/sshd_config" <<EOF
+ListenAddress 127.0.0.1:$sshd_port
+HostKey $work/host_key
+AuthorizedKeysFile $work/authorized_keys
+PidFile $work/sshd.pid
+UsePAM no
+StrictModes no
+PermitRootLogin yes
+PasswordAuthentication no
+EOF
+/usr/sbin/sshd -D -e -f "$work/sshd_config" 2>"$work/sshd.log" &
+pids+=($!)
+wait_port "$sshd_port"
+
+export GPUMACHINE_HOME=$work/home HOME=$work/user NO_COLOR=1
+"$gm" -q create --driver generic --generic-ip-address 127.0.0.1 --generic-ssh-port "$sshd_port" \
+  --generic-ssh-user "$(id -un)" --generic-ssh-key "$work/client_key" bench >/dev/null
+
+# --- servers behind the forward ---
+cat >"$work/servers.py" <<'EOF'
+import socket, sys, threading
+mode, port, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", port)); s.listen(16)
+chunk = memoryview(bytes(range(256)) * 4096)  # 1 MiB
+def serve(c):
+    try:
+        run(c)
+    except OSError:
+        pass  # a port probe that connected and left
+    c.close()
+def run(c):
+    if mode == "source":
+        left = size
+        while left > 0:
+            n = min(left, len(chunk)); c.sendall(chunk[:n]); left -= n
+    else:
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        while True:
+            d = c.recv(65536)
+            if not d: break
+            c.sendall(d)
+while True:
+    c, _ = s.accept(); threading.Thread(target=serve, args=(c,), daemon=True).start()
+EOF
+cat >"$work/client.py" <<'EOF'
+import socket, sys, time
+mode, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+c = socket.create_connection(("127.0.0.1", port))
+c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+if mode == "source":
+    buf = bytearray(1 << 20); got = 0; t = time.perf_counter()
+    while True:
+        k = c.recv_into(buf)
+        if not k: break
+        got += k
+    dt = time.perf_counter() - t
+    assert got == n, (got, n)
+    print(f"{got / dt / 2**20:.0f} MiB/s")
+else:
+    c.sendall(b"w"); c.recv(1)  # warm up: channel open
+    t = time.perf_counter()
+    for _ in range(n):
+        c.sendall(b"x")
+        if c.recv(1) != b"x": raise SystemExit("bad echo")
+    dt = time.perf_counter() - t
+    print(f"{dt / n * 1e6:.0f} us")
+EOF
+src_port=$(free_port)
+echo_port=$(free_port)
+"$py" "$work/servers.py" source "$src_port" $((mib * 1048576)) & pids+=($!)
+"$py" "$work/servers.py" echo "$echo_port" 0 & pids+=($!)
+wait_port "$src_port"
+wait_port "$echo_port"
+
+measure() {  # label, then the command that forwards l1->src and l2->echo
+  local label=$1 l1 l2 pid
+  shift
+  l1=$(free_port)
+  l2=$(free_port)
+  "$@" "$l1" "$l2" &
+  pid=$!
+  pids+=("$pid")
+  wait_port "$l1"
+  wait_port "$l2"
+  local tput lat
+  tput=$("$py" "$work/client.py" source "$l1" $((mib * 1048576)))
+  lat=$("$py" "$work/client.py" echo "$l2" "$trips")
+  printf '%-44s %12s %16s\n' "$label" "$tput" "$lat"
+  kill "$pid"
+  wait "$pid" 2>/dev/null || true
+}
+gm_forward() {
+  # GM_FORWARD_WRAPPER: e.g. "perf record -o /tmp/fwd.perf" to profile the forwarder.
+  # shellcheck disable=SC2086
+  exec ${GM_FORWARD_WRAPPER:-} "$gm" -q forward bench "$1:127.0.0.1:$src_port" "$2:127.0.0.1:$echo_port" >/dev/null
+}
+ssh_forward() {  # extra ssh options first
+  local opts=("$@")
+  local l1=${opts[-2]} l2=${opts[-1]}
+  unset 'opts[-1]' 'opts[-1]'
+  exec ssh -N -F /dev/null -i "$work/client_key" -p "$sshd_port" -o BatchMode=yes \
+    -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \
+    "${opts[@]}" -L "$l1:127.0.0.1:$src_port" -L "$l2:127.0.0.1:$echo_port" "$(id -un)@127.0.0.1"
+}
+ssh_default() { ssh_forward "$@"; }
+ssh_ctr() { ssh_forward -o Ciphers=aes128-ctr -o MACs=hmac-sha2-256 "$@"; }
+
+printf '%-44s %12s %16s\n' "forwarder ($mib MiB, $trips round trips)" "throughput" "latency/round trip"
+measure "gpumachine forward (libssh2, aes128-ctr)" gm_forward
+measure "ssh -N -L (OpenSSH default cipher)" ssh_default
+measure "ssh -N -L (aes128-ctr + hmac-sha2-256)" ssh_ctr

@@ -1,0 +1,260 @@
+// `gpumachine forward` end to end: the real binary, a generic machine on a loopback sshd, and
+// loopback servers standing in for what runs on the machine.
+#include "cli/machine_env.h"
+
+#include <openssl/evp.h>
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <random>
+
+namespace gm::testing {
+namespace {
+
+// Echoes every byte back and half-closes after the client's EOF: both directions at once.
+constexpr const char* k_echo_server = R"(
+import socket, sys, threading
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(128)
+def serve(c):
+    while True:
+        d = c.recv(262144)
+        if not d:
+            break
+        c.sendall(d)
+    c.shutdown(socket.SHUT_WR)
+    c.close()
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+)";
+
+class ForwardCli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { s_machine = new CliMachine(); }
+  static void TearDownTestSuite() {
+    delete s_machine;
+    s_machine = nullptr;
+  }
+
+  /// A python server from the fixture dir, listening on a fresh loopback port.
+  std::unique_ptr<Process> start_echo(int port) {
+    write_text(m_dir / "echo.py", k_echo_server);
+    auto p = std::make_unique<Process>(std::vector<std::string>{
+        "/usr/bin/python3", (m_dir / "echo.py").string(), std::to_string(port)});
+    eventually([&] { return port_accepts("127.0.0.1", port); });
+    return p;
+  }
+  std::unique_ptr<Process> start_http(int port, const std::filesystem::path& root) {
+    auto p = std::make_unique<Process>(
+        std::vector<std::string>{"/usr/bin/python3", "-m", "http.server", std::to_string(port),
+                                 "--bind", "127.0.0.1", "--directory", root.string()},
+        SpawnOptions{.stderr_path = m_dir / "http.log"});
+    eventually([&] { return port_accepts("127.0.0.1", port); });
+    return p;
+  }
+  /// Starts `gpumachine forward gpu1 SPEC` in the foreground; returns once it serves.
+  std::unique_ptr<Process> start_forward(const std::string& spec, const std::string& tag) {
+    auto p = s_machine->gm_spawn({"forward", s_machine->name(), spec}, m_dir, tag);
+    EXPECT_NE(wait_for_line(m_dir / (tag + ".out"), "forwarding "), "")
+        << read_text(m_dir / (tag + ".err"));
+    return p;
+  }
+
+  static CliMachine* s_machine;
+  TempDir m_dir{"gm-fwd-test"};
+};
+CliMachine* ForwardCli::s_machine = nullptr;
+
+std::string sha256_hex(const std::string& data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) {
+    out += hex[md[i] >> 4];
+    out += hex[md[i] & 15];
+  }
+  return out;
+}
+
+TEST_F(ForwardCli, FiftyConcurrentHttpClientsGetTheirOwnBodies) {
+  std::filesystem::path root = m_dir / "www";
+  std::filesystem::create_directories(root);
+  for (int i = 0; i < 50; ++i) {
+    write_text(root / ("f" + std::to_string(i)),
+               std::string(1000 + i * 997, char('a' + i % 26)) + std::to_string(i));
+  }
+  int remote = free_port();
+  auto http = start_http(remote, root);
+  int local = free_port();
+  auto fwd = start_forward(std::to_string(local) + ":127.0.0.1:" + std::to_string(remote), "f50");
+
+  std::vector<HttpReply> replies(50);
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 50; ++i) {
+    clients.emplace_back([&, i] { replies[i] = http_get(local, "/f" + std::to_string(i)); });
+  }
+  for (std::thread& t : clients) {
+    t.join();
+  }
+  for (int i = 0; i < 50; ++i) {
+    EXPECT_EQ(replies[i].status, 200) << "client " << i;
+    EXPECT_EQ(replies[i].body, read_text(root / ("f" + std::to_string(i)))) << "client " << i;
+  }
+  fwd->stop();
+  http->stop();
+}
+
+TEST_F(ForwardCli, TwoHundredMegabytesEchoIntactBothWays) {
+  int remote = free_port();
+  auto echo = start_echo(remote);
+  int local = free_port();
+  auto fwd = start_forward(std::to_string(local) + ":127.0.0.1:" + std::to_string(remote), "big");
+
+  std::string payload(200 * 1000 * 1000, '\0');
+  std::mt19937_64 rng(42);
+  for (std::size_t i = 0; i + 8 <= payload.size(); i += 8) {
+    std::uint64_t v = rng();
+    std::memcpy(&payload[i], &v, 8);
+  }
+  TcpClient c(local);
+  ASSERT_GE(c.fd(), 0);
+  // Send in a thread while reading here: the forward must move both directions at once.
+  std::thread sender([&] {
+    c.send_all(payload);
+    ::shutdown(c.fd(), SHUT_WR);
+  });
+  std::optional<std::string> back = c.read_to_eof();
+  sender.join();
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->size(), payload.size());
+  EXPECT_EQ(sha256_hex(*back), sha256_hex(payload));
+  fwd->stop();
+  echo->stop();
+}
+
+TEST_F(ForwardCli, ReconnectsAfterSshdRestartAndServesNewConnections) {
+  int remote = free_port();
+  auto echo = start_echo(remote);
+  int local = free_port();
+  auto fwd = start_forward(std::to_string(local) + ":127.0.0.1:" + std::to_string(remote), "rc");
+
+  TcpClient open_conn(local);
+  ASSERT_TRUE(open_conn.send_all("before"));
+  char buf[6];
+  ASSERT_EQ(::recv(open_conn.fd(), buf, sizeof buf, MSG_WAITALL), 6);
+
+  s_machine->drop_connections_and_restart_sshd();
+
+  // The connection open during the drop ends cleanly (EOF), it does not hang.
+  std::optional<std::string> rest = open_conn.read_to_eof();
+  ASSERT_TRUE(rest.has_value());
+  EXPECT_EQ(*rest, "");
+  // New connections work again once the forward has reconnected.
+  bool served = eventually([&] {
+    TcpClient c(local);
+    if (c.fd() < 0 || !c.send_all("after")) {
+      return false;
+    }
+    ::shutdown(c.fd(), SHUT_WR);
+    std::optional<std::string> echoed = c.read_to_eof();
+    return echoed && *echoed == "after";
+  });
+  EXPECT_TRUE(served);
+  EXPECT_TRUE(fwd->is_running());
+  std::string log = read_text(m_dir / "rc.err");
+  EXPECT_NE(log.find("connection lost"), std::string::npos) << log;
+  EXPECT_NE(log.find("reconnected"), std::string::npos) << log;
+  fwd->stop();
+  echo->stop();
+}
+
+TEST_F(ForwardCli, ClosedRemotePortClosesTheClientAndTheForwardGoesOn) {
+  int remote = free_port();  // nothing listens there yet
+  int local = free_port();
+  auto fwd = start_forward(std::to_string(local) + ":127.0.0.1:" + std::to_string(remote), "cl");
+  {
+    TcpClient c(local);
+    ASSERT_GE(c.fd(), 0);
+    std::optional<std::string> got = c.read_to_eof();
+    ASSERT_TRUE(got.has_value());
+    EXPECT_EQ(*got, "");
+  }
+  EXPECT_TRUE(fwd->is_running());
+  auto echo = start_echo(remote);
+  TcpClient c(local);
+  ASSERT_TRUE(c.send_all("still here"));
+  ::shutdown(c.fd(), SHUT_WR);
+  EXPECT_EQ(c.read_to_eof().value_or("?"), "still here");
+  fwd->stop();
+  echo->stop();
+}
+
+TEST_F(ForwardCli, BackgroundListStopRoundTrip) {
+  int remote = free_port();
+  auto echo = start_echo(remote);
+  CaptureResult r = s_machine->gm({"--format", "json", "forward", s_machine->name(),
+                                   "0:127.0.0.1:" + std::to_string(remote), "--background"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  nlohmann::json started = nlohmann::json::parse(r.out);
+  int pid = started.at("pid").get<int>();
+  int local = started.at("forwards").at(0).at("local_port").get<int>();
+  EXPECT_TRUE(started.at("background").get<bool>());
+  EXPECT_TRUE(process_alive(pid));
+  EXPECT_TRUE(std::filesystem::exists(started.at("log").get<std::string>()));
+
+  TcpClient c(local);
+  ASSERT_TRUE(c.send_all("bg"));
+  ::shutdown(c.fd(), SHUT_WR);
+  EXPECT_EQ(c.read_to_eof().value_or("?"), "bg");
+
+  CaptureResult list = s_machine->gm({"--format", "json", "forward", "--list"});
+  ASSERT_EQ(list.status, 0) << list.err;
+  nlohmann::json rows = nlohmann::json::parse(list.out);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].at("pid").get<int>(), pid);
+  EXPECT_TRUE(rows[0].at("running").get<bool>());
+  EXPECT_EQ(rows[0].at("forwards").at(0).at("remote_port").get<int>(), remote);
+
+  CaptureResult stop = s_machine->gm({"forward", s_machine->name(), "--stop"});
+  ASSERT_EQ(stop.status, 0) << stop.err;
+  EXPECT_TRUE(eventually([&] { return !process_alive(pid); }));
+  EXPECT_FALSE(process_alive(pid));
+  EXPECT_FALSE(port_accepts("127.0.0.1", local));
+  CaptureResult after = s_machine->gm({"--format", "json", "forward", "--list"});
+  EXPECT_EQ(nlohmann::json::parse(after.out).size(), 0u);
+  echo->stop();
+}
+
+TEST_F(ForwardCli, BadSpecsAreUsageErrors) {
+  for (std::string spec :
+       {"abc", "0", "70000", "1:2", "8080:host:0", "8080::80", "a:b:c:d:e", "[::1:80:h:22"}) {
+    CaptureResult r = s_machine->gm({"forward", s_machine->name(), spec});
+    EXPECT_EQ(r.status, 2) << spec << ": " << r.err;
+    EXPECT_NE(r.err.find("forward spec"), std::string::npos) << r.err;
+  }
+}
+
+TEST_F(ForwardCli, PortInUseIsAUsageErrorThatSuggestsAFreePort) {
+  int taken = free_port();
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(taken));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(fd, 1), 0);
+  CaptureResult r =
+      s_machine->gm({"forward", s_machine->name(), std::to_string(taken) + ":127.0.0.1:80"});
+  ::close(fd);
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_NE(r.err.find("already in use"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("hint: pick another local port, e.g. "), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace gm::testing
