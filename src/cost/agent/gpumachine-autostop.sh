@@ -75,7 +75,12 @@ read_config() {
   done <"$CONFIG"
 }
 read_config
-POWEROFF_CMD=${AUTOSTOP_POWEROFF_CMD:-$POWEROFF_CMD}
+# AUTOSTOP_<KEY> in the environment wins over the file (simulated hosts in tests; one-off runs).
+for key in ENABLED IDLE_SECONDS MAX_LIFETIME_SECONDS GPU_THRESHOLD SSH_PORTS SSH_LOCAL_ADDRESSES \
+  PROCESSES BUSY_PROCESSES BUSY_MIN_CPU_SECONDS NEW_LAUNCH_GAP POWEROFF_CMD; do
+  env_key=AUTOSTOP_$key
+  if [ -n "${!env_key+set}" ]; then printf -v "$key" '%s' "${!env_key}"; fi
+done
 for n in "$IDLE_SECONDS" "$MAX_LIFETIME_SECONDS" "$GPU_THRESHOLD" "$BUSY_MIN_CPU_SECONDS" "$NEW_LAUNCH_GAP"; do
   case "$n" in '' | *[!0-9]*) echo "gpumachine-autostop: bad number '$n' in $CONFIG" >&2; exit 2 ;; esac
 done
@@ -247,7 +252,8 @@ process_activity() {
       for (i = 1; i <= np; i++) if (args ~ P[i]) { if (!hit) hit = "process: " args " (pid " pid ")"; next }
       for (i = 1; i <= nb; i++) if (args ~ B[i]) {
         cpus = cpus (cpus ? "," : "") pid ":" cpu
-        used = (pid in old) ? cpu - old[pid] : cpu
+        # A pid seen for the first time is only a baseline: its CPU time may be days old.
+        used = (pid in old) ? cpu - old[pid] : 0
         if (used >= min && !hit) hit = "process: " args " (pid " pid ") used " used "s CPU"
         next
       }
@@ -404,6 +410,7 @@ Documentation=https://github.com/gpumachine/gpumachine/blob/main/docs/cost.md
 
 [Service]
 Type=oneshot
+Environment=AUTOSTOP_CONFIG=$CONFIG
 ExecStart=$SELF_PATH --check
 Nice=10
 IOSchedulingClass=idle
