@@ -19,6 +19,7 @@ const std::vector<VerbEntry>& verb_table() {
       {"ip", setup_ip},           {"inspect", setup_inspect}, {"ssh", setup_ssh},
       {"scp", setup_scp},         {"restart", setup_restart}, {"rm", setup_rm},
       {"ssh-config", setup_ssh_config}, {"version", setup_version},
+      {"prices", setup_prices},   {"autostop", setup_autostop},
   };
   return verbs;
 }

@@ -1,6 +1,6 @@
-// `gpumachine autostop NAME DURATION|off [--action stop|terminate] [--max-lifetime 8h]`: installs or
-// updates the host's autostop agent over SSH (one round trip), or disarms it, and keeps the setting
-// in the record so `ls` shows it and stop/start keep it.
+// `gpumachine autostop NAME DURATION|off [--action stop|terminate] [--max-lifetime 8h]`: installs
+// or updates the host's autostop agent over SSH (one round trip), or disarms it, and keeps the
+// setting in the record so `ls` shows it and stop/start keep it.
 #include "cli/verbs.h"
 
 #include "cost/autostop.h"
@@ -41,15 +41,16 @@ int run_autostop(Context& ctx, const AutostopOptions& opts) {
   cost::store_autostop(record, settings);
   ctx.store().save(record);
   if (ctx.json()) {
-    ctx.out().print_json({{"name", record.name},
-                          {"autostop", settings ? cost::to_json(*settings)
-                                                : nlohmann::json(nullptr)},
-                          {"shutdown_behavior", record.driver_config.value("shutdown_behavior",
-                                                                           nlohmann::json(nullptr))}});
+    ctx.out().print_json(
+        {{"name", record.name},
+         {"autostop", settings ? cost::to_json(*settings) : nlohmann::json(nullptr)},
+         {"shutdown_behavior",
+          record.driver_config.value("shutdown_behavior", nlohmann::json(nullptr))}});
   } else {
-    ctx.out().print_line(settings ? "autostop for '" + record.name + "': " +
-                                        cost::describe(*settings) + ", checked on the host once a minute"
-                                  : "autostop for '" + record.name + "': off");
+    ctx.out().print_line(settings
+                             ? "autostop for '" + record.name + "': " + cost::describe(*settings) +
+                                   ", checked on the host once a minute"
+                             : "autostop for '" + record.name + "': off");
   }
   return 0;
 }

@@ -38,9 +38,8 @@ int run_prices(Context& ctx, const PricesOptions& opts) {
     // The Price List API is served from us-east-1 (and a few others); any region's prices can be
     // asked there.
     aws::AwsClient client(aws::ClientOptions{.region = "us-east-1"});
-    cost::refresh_prices(
-        client, regions, home, util::rfc3339(std::chrono::system_clock::now()),
-        [](const std::string& line) { util::info("prices: " + line); });
+    cost::refresh_prices(client, regions, home, util::rfc3339(std::chrono::system_clock::now()),
+                         [](const std::string& line) { util::info("prices: " + line); });
     util::info("prices: wrote " + cost::price_cache_path(home).string());
   }
   std::optional<cost::PriceTable> cache = cost::load_price_cache(home);
@@ -86,11 +85,11 @@ int run_prices(Context& ctx, const PricesOptions& opts) {
                       {"source", row.table->origin},
                       {"as_of", row.table->as_of}});
     }
-    ctx.out().print_json({{"embedded", {{"as_of", embedded.as_of}, {"source", embedded.source}}},
-                          {"cache", cache ? nlohmann::json{{"as_of", cache->as_of},
-                                                           {"source", cache->source}}
-                                          : nlohmann::json(nullptr)},
-                          {"prices", rows}});
+    ctx.out().print_json(
+        {{"embedded", {{"as_of", embedded.as_of}, {"source", embedded.source}}},
+         {"cache", cache ? nlohmann::json{{"as_of", cache->as_of}, {"source", cache->source}}
+                         : nlohmann::json(nullptr)},
+         {"prices", rows}});
     return 0;
   }
   util::info("prices: on-demand, Linux, USD/hour. Embedded table as of " + embedded.as_of +
@@ -108,7 +107,8 @@ int run_prices(Context& ctx, const PricesOptions& opts) {
 }  // namespace
 
 void setup_prices(CLI::App& app, Dispatch& dispatch) {
-  CLI::App* sub = app.add_subcommand("prices", "show on-demand prices (USD/hour) per instance type");
+  CLI::App* sub =
+      app.add_subcommand("prices", "show on-demand prices (USD/hour) per instance type");
   auto opts = std::make_shared<PricesOptions>();
   sub->add_option("--region", opts->regions,
                   "region(s) to show or refresh (default: the configured AWS region, else all)");

@@ -19,6 +19,8 @@ void setup_rm(CLI::App& app, Dispatch& dispatch);
 void setup_restart(CLI::App& app, Dispatch& dispatch);
 void setup_ssh_config(CLI::App& app, Dispatch& dispatch);
 void setup_version(CLI::App& app, Dispatch& dispatch);
+void setup_prices(CLI::App& app, Dispatch& dispatch);
+void setup_autostop(CLI::App& app, Dispatch& dispatch);
 
 /// The summary every listing verb shares (docs/cli.md "machine summary").
 nlohmann::json machine_summary(const MachineRecord& record);

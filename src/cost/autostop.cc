@@ -36,7 +36,18 @@ std::chrono::seconds parse_flag_duration(const std::string& flag, const std::str
   return *d;
 }
 
-std::string short_duration(std::chrono::seconds d) { return util::human_duration(d); }
+/// "30m", "8h", "1h30m", "45s", "2d": the flag's own spelling, zero parts left out.
+std::string short_duration(std::chrono::seconds d) {
+  long s = d.count();
+  std::string out;
+  for (auto [unit, size] : {std::pair{"d", 86400L}, {"h", 3600L}, {"m", 60L}, {"s", 1L}}) {
+    if (s >= size) {
+      out += std::to_string(s / size) + unit;
+      s %= size;
+    }
+  }
+  return out.empty() ? "0s" : out;
+}
 
 }  // namespace
 
@@ -128,19 +139,34 @@ void store_autostop(MachineRecord& record, const std::optional<AutostopSettings>
   record.driver_config["shutdown_behavior"] = std::string(to_string(settings->action));
 }
 
-std::string_view agent_script() { return util::asset("cost/agent/gpumachine-autostop.sh"); }
+std::string_view agent_script() {
+  return util::asset("cost/agent/gpumachine-autostop.sh");
+}
 
 std::string agent_config(const AutostopSettings& s, const AgentPaths& paths) {
   std::string out =
       "# gpumachine autostop agent configuration, written by `gpumachine autostop`.\n"
-      "# KEY=VALUE lines; read (not sourced) by " + paths.script + ".\n"
+      "# KEY=VALUE lines; read (not sourced) by " +
+      paths.script +
+      ".\n"
       "ENABLED=1\n"
-      "IDLE_SECONDS=" + std::to_string(s.idle.count()) + "\n"
-      "MAX_LIFETIME_SECONDS=" + std::to_string(s.max_lifetime.count()) + "\n"
-      "ACTION=" + std::string(to_string(s.action)) + "\n"
-      "GPU_THRESHOLD=" + std::to_string(s.gpu_threshold) + "\n"
-      "STATE_FILE=" + paths.state + "\n"
-      "LOG_FILE=" + paths.log + "\n";
+      "IDLE_SECONDS=" +
+      std::to_string(s.idle.count()) +
+      "\n"
+      "MAX_LIFETIME_SECONDS=" +
+      std::to_string(s.max_lifetime.count()) +
+      "\n"
+      "ACTION=" +
+      std::string(to_string(s.action)) +
+      "\n"
+      "GPU_THRESHOLD=" +
+      std::to_string(s.gpu_threshold) +
+      "\n"
+      "STATE_FILE=" +
+      paths.state +
+      "\n"
+      "LOG_FILE=" +
+      paths.log + "\n";
   return out + paths.extra_config;
 }
 
@@ -154,8 +180,8 @@ std::string install_script(const AutostopSettings& settings, const AgentPaths& p
   }
   auto dir_of = [](const std::string& path) { return quote(path.substr(0, path.rfind('/'))); };
   std::string s = "set -euo pipefail\numask 022\n";
-  s += "mkdir -p " + dir_of(paths.script) + " " + dir_of(paths.config) + " " +
-       dir_of(paths.state) + " " + dir_of(paths.log) + "\n";
+  s += "mkdir -p " + dir_of(paths.script) + " " + dir_of(paths.config) + " " + dir_of(paths.state) +
+       " " + dir_of(paths.log) + "\n";
   s += "cat >" + quote(paths.script + ".tmp") + " <<'" + std::string(k_agent_eof) + "'\n";
   s += std::string(agent);
   if (!agent.ends_with('\n')) {
@@ -177,12 +203,14 @@ std::string install_script(const AutostopSettings& settings, const AgentPaths& p
 
 std::string uninstall_script(const AgentPaths& paths) {
   std::string s = "set -euo pipefail\n";
-  s += "if [ ! -x " + quote(paths.script) + " ]; then echo 'gm: already done (no agent)'; exit 0; fi\n";
+  s += "if [ ! -x " + quote(paths.script) +
+       " ]; then echo 'gm: already done (no agent)'; exit 0; fi\n";
   // ENABLED=0 first: a check that starts while the timer is being disabled does nothing.
   s += "if [ -f " + quote(paths.config) + " ]; then sed -i 's/^ENABLED=.*/ENABLED=0/' " +
        quote(paths.config) + "; fi\n";
-  s += "AUTOSTOP_CONFIG=" + quote(paths.config) + " AUTOSTOP_SYSTEMD_DIR=" +
-       quote(paths.systemd_dir) + " " + quote(paths.script) + " --uninstall\n";
+  s += "AUTOSTOP_CONFIG=" + quote(paths.config) +
+       " AUTOSTOP_SYSTEMD_DIR=" + quote(paths.systemd_dir) + " " + quote(paths.script) +
+       " --uninstall\n";
   s += "echo 'gm: applied (autostop off)'\n";
   return s;
 }
@@ -208,9 +236,10 @@ void apply_on_host(ssh::RemoteShell& shell, const std::optional<AutostopSettings
     while (!err.empty() && (err.back() == '\n' || err.back() == '\r')) {
       err.pop_back();
     }
-    throw Error(subject, settings ? "installing the autostop agent failed"
-                                  : "disarming the autostop agent failed",
-                err, "the login user needs root or passwordless sudo");
+    throw Error(
+        subject,
+        settings ? "installing the autostop agent failed" : "disarming the autostop agent failed",
+        err, "the login user needs root or passwordless sudo");
   }
 }
 
@@ -253,12 +282,13 @@ std::string describe_status(const std::optional<AgentStatus>& status) {
   }
   long minutes = std::lround(static_cast<double>(status->fires_in->count()) / 60.0);
   long limit = status->raw.value("idle_limit_seconds", 0L);
-  std::string idle = limit > 0 ? "idle " + util::human_duration(status->idle) + " of " +
-                                     util::human_duration(std::chrono::seconds(limit)) + ", "
+  std::string idle = limit > 0 ? "idle " + short_duration(status->idle) + " of " +
+                                     short_duration(std::chrono::seconds(limit)) + ", "
                                : "";
   // The agent checks once a minute, so "now" means within the next check.
-  return "autostop fires in ~" + (minutes <= 0 ? std::string("1 min") : std::to_string(minutes) + " min") +
-         " (" + idle + "action " + status->action + ")";
+  return "autostop fires in ~" +
+         (minutes <= 0 ? std::string("1 min") : std::to_string(minutes) + " min") + " (" + idle +
+         "action " + status->action + ")";
 }
 
 }  // namespace gm::cost

@@ -1,8 +1,9 @@
-// Autostop: the setting (idle duration, action, lifetime cap), where it lives in the machine record,
-// and the remote side: the host agent (src/cost/agent/gpumachine-autostop.sh, embedded), its config
-// file and its installation in one SSH round trip. The host decides on its own (systemd timer), so
-// a forgotten machine stops with the laptop closed; the instance's InstanceInitiatedShutdownBehavior
-// (driver_config["shutdown_behavior"]) turns the host's power-off into an EC2 stop or terminate.
+// Autostop: the setting (idle duration, action, lifetime cap), where it lives in the machine
+// record, and the remote side: the host agent (src/cost/agent/gpumachine-autostop.sh, embedded),
+// its config file and its installation in one SSH round trip. The host decides on its own (systemd
+// timer), so a forgotten machine stops with the laptop closed; the instance's
+// InstanceInitiatedShutdownBehavior (driver_config["shutdown_behavior"]) turns the host's power-off
+// into an EC2 stop or terminate.
 #pragma once
 
 #include "gm/machine.h"

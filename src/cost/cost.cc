@@ -66,8 +66,7 @@ double accrued_cost(double usd_per_hour, SystemTime launched_at, SystemTime now)
   return usd_per_hour * hours.count();
 }
 
-CostView cost_view(const MachineRecord& record, SystemTime now,
-                   const std::filesystem::path& home) {
+CostView cost_view(const MachineRecord& record, SystemTime now, const std::filesystem::path& home) {
   CostView view;
   view.price_text = "-";
   view.cost_text = "-";
@@ -92,7 +91,8 @@ CostView cost_view(const MachineRecord& record, SystemTime now,
   if (!view.price_per_hour) {
     return view;
   }
-  view.price_text = (view.price_basis == "spot-max" ? "<=" : "") + price_number(*view.price_per_hour);
+  view.price_text =
+      (view.price_basis == "spot-max" ? "<=" : "") + price_number(*view.price_per_hour);
   if (record.last_state == "running" && record.facts.contains("launched_at") &&
       record.facts["launched_at"].is_string()) {
     if (auto t = util::parse_rfc3339(record.facts["launched_at"].get<std::string>())) {
@@ -109,7 +109,8 @@ void add_cost_fields(nlohmann::json& row, const CostView& view) {
     return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
   };
   row["price_per_hour"] = or_null(view.price_per_hour);
-  row["price_basis"] = view.price_basis.empty() ? nlohmann::json(nullptr) : nlohmann::json(view.price_basis);
+  row["price_basis"] =
+      view.price_basis.empty() ? nlohmann::json(nullptr) : nlohmann::json(view.price_basis);
   row["price_source"] =
       view.price_origin.empty() ? nlohmann::json(nullptr) : nlohmann::json(view.price_origin);
   row["cost_estimate"] = or_null(view.cost_estimate);
@@ -132,9 +133,10 @@ void enforce_max_price(const LaunchQuote& quote, std::optional<double> max_per_h
     return;
   }
   if (!quote.price) {
-    throw UsageError("--max-price-per-hour", "cannot be checked: no known price for " +
-                                                 quote.instance_type + " in " + quote.region,
-                     "run `gpumachine prices --refresh`, or drop --max-price-per-hour");
+    throw UsageError(
+        "--max-price-per-hour",
+        "cannot be checked: no known price for " + quote.instance_type + " in " + quote.region,
+        "run `gpumachine prices --refresh`, or drop --max-price-per-hour");
   }
   if (quote.price->usd_per_hour > *max_per_hour) {
     throw UsageError(quote.instance_type + " in " + quote.region,

@@ -27,11 +27,11 @@ struct CostView {
   std::optional<double> price_per_hour;  ///< nullopt: unknown (generic driver, unknown type).
   /// "on-demand", "spot", or "spot-max" (spot price unknown: the on-demand price is its cap).
   std::string price_basis;
-  std::string price_origin;               ///< "embedded 2025-08-01", "cache 2026-…", "record".
-  std::optional<double> cost_estimate;    ///< Running time of this launch x price; nullopt
-                                          ///< when not running or the price is unknown.
-  std::string price_text;                 ///< "1.006", "<=1.006" (spot-max), "-".
-  std::string cost_text;                  ///< "~3.21" (always an estimate), "-".
+  std::string price_origin;             ///< "embedded 2025-08-01", "cache 2026-…", "record".
+  std::optional<double> cost_estimate;  ///< Running time of this launch x price; nullopt
+                                        ///< when not running or the price is unknown.
+  std::string price_text;               ///< "1.006", "<=1.006" (spot-max), "-".
+  std::string cost_text;                ///< "~3.21" (always an estimate), "-".
 };
 
 /// The record's price and cost at \a now. Reads driver_config region / instance_type / spot and

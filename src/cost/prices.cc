@@ -24,8 +24,9 @@ std::optional<double> PriceTable::find(std::string_view instance_type,
 }
 
 nlohmann::json PriceTable::to_json() const {
-  nlohmann::json doc = {{"format", 1},   {"as_of", as_of},  {"source", source},
-                        {"currency", "USD"}, {"unit", "hour"}, {"regions", nlohmann::json::object()}};
+  nlohmann::json doc = {{"format", 1},      {"as_of", as_of},
+                        {"source", source}, {"currency", "USD"},
+                        {"unit", "hour"},   {"regions", nlohmann::json::object()}};
   for (const auto& [region, types] : regions) {
     doc["regions"][region] = types;
   }
@@ -153,9 +154,8 @@ std::vector<PriceListItem> parse_get_products(const nlohmann::json& page) {
   std::vector<PriceListItem> items;
   for (const nlohmann::json& entry : page["PriceList"]) {
     // Each entry is a JSON document serialized into a string (format aws_v1).
-    nlohmann::json product = entry.is_string()
-                                 ? nlohmann::json::parse(entry.get<std::string>(), nullptr, false)
-                                 : entry;
+    nlohmann::json product =
+        entry.is_string() ? nlohmann::json::parse(entry.get<std::string>(), nullptr, false) : entry;
     if (!product.is_object() || !product.contains("product")) {
       continue;
     }
@@ -186,8 +186,10 @@ PriceTable refresh_prices(aws::AwsClient& client, const std::vector<std::string>
   }
   table.origin = "cache";
   table.as_of = now_rfc3339;
-  table.source = "AWS Price List API (GetProducts, AmazonEC2, Linux, shared tenancy, no "
-                 "pre-installed software), fetched " + now_rfc3339;
+  table.source =
+      "AWS Price List API (GetProducts, AmazonEC2, Linux, shared tenancy, no "
+      "pre-installed software), fetched " +
+      now_rfc3339;
   for (const std::string& region : regions) {
     std::map<std::string, double> prices;
     std::string token;

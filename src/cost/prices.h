@@ -1,7 +1,8 @@
 // On-demand prices (USD per hour, Linux, shared tenancy) per region and instance type: a table
 // embedded in the binary (src/cost/prices.json, with its source and date), overridden entry by
 // entry by a cached copy refreshed from the AWS Price List API (<home>/prices.json). Everything
-// here but refresh_prices() is offline, so `create --max-price-per-hour` can refuse before any call.
+// here but refresh_prices() is offline, so `create --max-price-per-hour` can refuse before any
+// call.
 #pragma once
 
 #include <nlohmann/json.hpp>

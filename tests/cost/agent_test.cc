@@ -49,7 +49,9 @@ class AgentHost {
     set_tcp(k_tcp_listen_only);
     write_text(m_dir / "tcp6", k_tcp_header);
     set_gpu("0\n0\n");
-    set_ps("    1 00:00:03 /sbin/init\n  812 00:00:00 /usr/bin/python3 /usr/bin/networkd-dispatcher\n");
+    set_ps(
+        "    1 00:00:03 /sbin/init\n  812 00:00:00 /usr/bin/python3 "
+        "/usr/bin/networkd-dispatcher\n");
     set_who("");
     set_boot("boot-a", 100);
     config("IDLE_SECONDS=600\nMAX_LIFETIME_SECONDS=0\n");
@@ -57,9 +59,9 @@ class AgentHost {
 
   void config(const std::string& extra) {
     write_text(m_dir / "autostop.conf", "# test\nENABLED=1\nSTATE_FILE=" + path("state") +
-                                             "\nLOG_FILE=" + path("log/autostop.log") +
-                                             "\nPOWEROFF_CMD=touch " + path("powered-off") +
-                                             "\n" + extra);
+                                            "\nLOG_FILE=" + path("log/autostop.log") +
+                                            "\nPOWEROFF_CMD=touch " + path("powered-off") + "\n" +
+                                            extra);
   }
   void set_tcp(const std::string& rows) { write_text(m_dir / "tcp", k_tcp_header + rows); }
   void set_tcp6(const std::string& rows) { write_text(m_dir / "tcp6", k_tcp_header + rows); }
@@ -182,7 +184,8 @@ TEST(AutostopAgent, NamedProcessesAndBusyKernels) {
   AgentHost host;
   host.run("--arm", k_t0);
   // Presence list: torchrun keeps the host up whatever its CPU use.
-  host.set_ps("  900 00:00:00 /usr/bin/python3 -m torch.distributed.run torchrun --nproc 8 train.py\n");
+  host.set_ps(
+      "  900 00:00:00 /usr/bin/python3 -m torch.distributed.run torchrun --nproc 8 train.py\n");
   EXPECT_FALSE(host.check(k_t0 + 600));
   EXPECT_NE(host.last_log_line().find("process: "), std::string::npos) << host.log();
   // Busy list: a Jupyter kernel counts only while it uses CPU between two checks.
@@ -244,7 +247,7 @@ TEST(AutostopAgent, RebootKeepsItArmedAndRestartsOnlyTheIdleClock) {
   EXPECT_FALSE(host.check(now));
   EXPECT_NE(host.log().find("boot: reboot (down 1m30s)"), std::string::npos) << host.log();
   nlohmann::json s = host.status(now);
-  EXPECT_EQ(s["idle_seconds"], 30);  // the idle clock restarted at boot
+  EXPECT_EQ(s["idle_seconds"], 30);       // the idle clock restarted at boot
   EXPECT_EQ(s["lifetime_seconds"], 620);  // the lifetime clock did not
   EXPECT_EQ(s["fires_in_seconds"], 570);
   // The idle window counts from boot: fires 600 s after it.
@@ -294,12 +297,15 @@ TEST(AutostopAgent, StatusJsonParsesIntoWhatStatusPrints) {
   EXPECT_EQ(describe_status(std::nullopt), "autostop: off");
 }
 
-bool have_shellcheck() { return std::system("command -v shellcheck >/dev/null 2>&1") == 0; }
+bool have_shellcheck() {
+  return std::system("command -v shellcheck >/dev/null 2>&1") == 0;
+}
 
 std::string shellcheck(const std::string& text) {
   TempDir dir("gm-sc");
   write_text(dir / "script.sh", text);
-  gm::testing::CaptureResult r = run_capture({"shellcheck", "-s", "bash", (dir / "script.sh").string()});
+  gm::testing::CaptureResult r =
+      run_capture({"shellcheck", "-s", "bash", (dir / "script.sh").string()});
   return r.status == 0 ? "" : r.out + r.err;
 }
 
@@ -325,8 +331,10 @@ class HereShell : public ssh::RemoteShell {
     options.env = m_env;
     gm::testing::CaptureResult r =
         run_capture({"bash", "-c", command}, std::string(stdin_data), options);
-    if (out) out(r.out);
-    if (err) err(r.err);
+    if (out)
+      out(r.out);
+    if (err)
+      err(r.err);
     return r.status;
   }
   void upload(const std::string&, std::string_view, unsigned) override {}
@@ -343,8 +351,8 @@ TEST(AutostopAgent, InstallWritesUnitsEnablesTheTimerAndArmsInOneRoundTrip) {
   paths.state = (root / "var/lib/gpumachine/autostop.state").string();
   paths.log = (root / "var/log/gpumachine/autostop.log").string();
   paths.systemd_dir = (root / "etc/systemd/system").string();
-  write_text(root / "systemctl", "#!/bin/sh\necho \"$*\" >>" + (root / "systemctl.log").string() + "\n",
-             0755);
+  write_text(root / "systemctl",
+             "#!/bin/sh\necho \"$*\" >>" + (root / "systemctl.log").string() + "\n", 0755);
   HereShell shell({{"AUTOSTOP_SYSTEMCTL", (root / "systemctl").string()}});
   AutostopSettings s{std::chrono::minutes(30), AutostopAction::terminate, std::chrono::hours(8)};
   apply_on_host(shell, s, "machine 'm'", paths);

@@ -107,8 +107,9 @@ class AutostopEmulator : public ::testing::Test {
                   .status,
               0);
     std::string pub = read_text(m_dir / "client.pub");
-    m_client->call("ec2", "ImportKeyPair",
-                   {{"KeyName", "k"}, {"PublicKeyMaterial", util::base64_encode(pub)}});
+    m_client->call(
+        "ec2", "ImportKeyPair",
+        aws::QueryParams().set("KeyName", "k").set("PublicKeyMaterial", util::base64_encode(pub)));
     nlohmann::json ami = m_client->call_json(
         "ssm", "AmazonSSM.GetParameter",
         {{"Name",
@@ -146,10 +147,14 @@ class AutostopEmulator : public ::testing::Test {
   }
 
   std::string launch(const std::string& behaviour) {
-    aws::QueryResult r = m_client->call(
-        "ec2", "RunInstances",
-        {{"ImageId", m_ami}, {"InstanceType", "t3.micro"}, {"MinCount", "1"}, {"MaxCount", "1"},
-         {"KeyName", "k"}, {"InstanceInitiatedShutdownBehavior", behaviour}});
+    aws::QueryResult r = m_client->call("ec2", "RunInstances",
+                                        aws::QueryParams()
+                                            .set("ImageId", m_ami)
+                                            .set("InstanceType", "t3.micro")
+                                            .set("MinCount", 1)
+                                            .set("MaxCount", 1)
+                                            .set("KeyName", "k")
+                                            .set("InstanceInitiatedShutdownBehavior", behaviour));
     return r.root().select_node("//instanceId").node().text().get();
   }
 
@@ -204,8 +209,7 @@ TEST_F(AutostopEmulator, IdleStopsTheInstanceAndAnOpenTunnelKeepsItUp) {
                   "root@" + ip});
   std::this_thread::sleep_for(8s);  // well past the 3 s window, several checks
   EXPECT_EQ(instance(iid)["state"], "running") << agent_log();
-  EXPECT_NE(agent_log().find("active: ssh: 1 established connection(s) to sshd"),
-            std::string::npos)
+  EXPECT_NE(agent_log().find("active: ssh: 1 established connection(s) to sshd"), std::string::npos)
       << agent_log();
 
   tunnel.stop();

@@ -1,10 +1,10 @@
 // Prices and cost: the embedded table, the cache winning over it, the Price List parser and paged
 // refresh against recorded GetProducts pages, the ls arithmetic with a fixed clock, the launch
 // price gate, and `create --max-price-per-hour` refusing before any connection.
+#include "cost/prices.h"
 #include "aws/client.h"
 #include "cost/autostop.h"
 #include "cost/cost.h"
-#include "cost/prices.h"
 #include "gm/driver.h"
 #include "gm/error.h"
 #include "support/fake_transport.h"
@@ -111,7 +111,10 @@ TEST(PriceList, RefreshPagesSignsForPricingAndWritesTheCache) {
   transport->push(200, read_text(fixture("get_products_us-east-1_page2.json")));
   aws::AwsClient client(aws::ClientOptions{
       .region = "us-east-1",
-      .credentials = [] { return aws::Credentials{"AKIDEXAMPLE", "secret", "", {}}; },
+      .credentials =
+          [] {
+            return aws::Credentials{"AKIDEXAMPLE", "secret", "", {}};
+          },
       .transport = transport,
       .endpoint = [](std::string_view) { return std::string("http://127.0.0.1:9"); }});
   std::vector<std::string> progress;
@@ -220,8 +223,7 @@ TEST(CostLaunch, MaxPriceGateAndConfirmation) {
     FAIL() << "not refused";
   } catch (const UsageError& e) {
     EXPECT_EQ(e.exit_code(), exit_code::k_usage);
-    EXPECT_NE(std::string(e.what()).find("above --max-price-per-hour $10.000/h"),
-              std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("above --max-price-per-hour $10.000/h"), std::string::npos)
         << e.what();
   }
   EXPECT_THROW(enforce_max_price(quote_launch("x9.huge", "us-east-1", false, home.path()), 5.0),
@@ -326,11 +328,16 @@ TEST(PriceGate, CreateRefusesAboveMaxPriceBeforeAnyConnection) {
 
 TEST(PriceGate, GenericDriverHasNoPriceToCheck) {
   TempDir home("gm-prices");
+  ASSERT_EQ(gm::testing::run_capture(
+                {"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", (home / "key").string()})
+                .status,
+            0);
   gm::testing::SpawnOptions options;
   options.env = {{"GPUMACHINE_HOME", home.path().string()}};
   gm::testing::CaptureResult r = gm::testing::run_capture(
       {GM_BINARY_PATH, "create", "--driver", "generic", "--generic-ip-address", "127.0.0.1",
-       "--generic-ssh-port", "1", "--max-price-per-hour", "5", "g"},
+       "--generic-ssh-port", "1", "--generic-ssh-key", (home / "key").string(),
+       "--max-price-per-hour", "5", "g"},
       {}, options);
   EXPECT_EQ(r.status, 2) << r.err;
   EXPECT_NE(r.err.find("--max-price-per-hour: needs a driver with instance types"),

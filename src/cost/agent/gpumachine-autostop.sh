@@ -213,7 +213,7 @@ gpu_activity() {
     GPU_SUMMARY="nvidia-smi failed"
     return 1
   fi
-  max=$(printf '%s\n' "$out" | awk '$1 ~ /^[0-9]+$/ { if ($1 + 0 > m) m = $1 + 0; n++ } END { if (n) print m; else print "" }')
+  max=$(printf '%s\n' "$out" | awk '$1 ~ /^[0-9]+$/ { if ($1 + 0 > m) m = $1 + 0; n++ } END { if (n) print m + 0; else print "" }')
   if [ -z "$max" ]; then
     GPU_SUMMARY="no GPU readings"
     return 1
