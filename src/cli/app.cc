@@ -22,6 +22,7 @@ const std::vector<VerbEntry>& verb_table() {
       {"ssh-config", setup_ssh_config}, {"version", setup_version},
       {"forward", setup_forward}, {"jupyter", setup_jupyter},
       {"tensorboard", setup_tensorboard}, {"env", setup_env},
+      {"prices", setup_prices},   {"autostop", setup_autostop},
   };
   return verbs;
 }

@@ -3,6 +3,8 @@
 #include "cli/verbs.h"
 
 #include "cli/machine_file.h"
+#include "cost/autostop.h"
+#include "cost/cost.h"
 
 #include "gm/driver.h"
 #include "gm/error.h"
@@ -37,6 +39,10 @@ struct CreateOptions {
   bool no_probe = false;
   ProvisionFlags provision;
   std::list<DriverFlag> flags;  // std::list: CLI11 keeps pointers into the elements
+  double max_price_per_hour = -1;  // < 0: not given
+  std::string autostop;
+  std::string autostop_action;
+  std::string max_lifetime;
 };
 
 /// Create options that are not driver flags, accepted in machine files too.
@@ -180,6 +186,28 @@ int run_create(Context& ctx, const CreateOptions& cli) {
   record.driver = info.name;
   std::unique_ptr<Driver> driver = info.make();
   driver->configure(options, record);
+  // Cost control, still offline: the setting goes into the record before the driver launches
+  // (shutdown_behavior), and an over-budget type is refused before any call.
+  cost::store_autostop(record, cost::parse_autostop_flags(opts.autostop, opts.autostop_action,
+                                                          opts.max_lifetime));
+  std::optional<double> max_price;
+  if (opts.max_price_per_hour >= 0) {
+    max_price = opts.max_price_per_hour;
+  }
+  const nlohmann::json& cfg = record.driver_config;
+  if (cfg.contains("instance_type") && cfg.contains("region")) {
+    cost::LaunchQuote quote = cost::quote_launch(
+        cfg["instance_type"].get<std::string>(), cfg["region"].get<std::string>(),
+        cfg.contains("spot") && cfg["spot"] == true, ctx.store().home());
+    cost::enforce_max_price(quote, max_price);
+    if (!cost::confirm_launch(quote, ctx.globals().yes, cost::terminal_attached(), util::info,
+                              cost::ask_on_terminal)) {
+      throw Error("create " + opts.name, "cancelled: nothing was launched");
+    }
+  } else if (max_price) {
+    throw UsageError("--max-price-per-hour", "needs a driver with instance types; " +
+                                                 record.driver + " has none");
+  }
 
   store::MachineLock lock = ctx.store().lock(opts.name, "create");
   if (ctx.store().exists(opts.name)) {
@@ -265,6 +293,14 @@ void setup_create(CLI::App& app, Dispatch& dispatch) {
   opts->provision.add_to(*sub);
   sub->add_option("-f,--file", opts->file,
                   "machine file (YAML): create options keyed by flag name without dashes");
+  sub->add_option("--max-price-per-hour", opts->max_price_per_hour,
+                  "refuse types whose on-demand price (USD/hour) is above this");
+  sub->add_option("--autostop", opts->autostop,
+                  "power off after this much idle time (30m); decided on the host");
+  sub->add_option("--autostop-action", opts->autostop_action,
+                  "what the power-off becomes: stop (default) or terminate");
+  sub->add_option("--max-lifetime", opts->max_lifetime,
+                  "power off after this much running time regardless of activity (8h)");
   for (const DriverInfo& info : driver_registry()) {
     for (const FlagSpec& spec : info.flags) {
       DriverFlag& flag = opts->flags.emplace_back();

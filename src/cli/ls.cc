@@ -2,6 +2,7 @@
 // for cloud drivers), all under one deadline. A corrupt record is a row with its error.
 #include "cli/verbs.h"
 
+#include "cost/cost.h"
 #include "gm/driver.h"
 #include "gm/error.h"
 #include "util/time.h"
@@ -54,6 +55,7 @@ int run_ls(Context& ctx, const LsOptions& opts) {
       }
     }
   }
+  const auto now = std::chrono::system_clock::now();
   if (ctx.json()) {
     nlohmann::json rows = nlohmann::json::array();
     for (const store::Entry& e : entries) {
@@ -67,6 +69,9 @@ int run_ls(Context& ctx, const LsOptions& opts) {
       if (e.record->facts.contains("ls_error")) {
         row["error"] = e.record->facts["ls_error"];
       }
+      cost::add_cost_fields(row, cost::cost_view(*e.record, now, ctx.store().home()));
+      std::string autostop = cost::autostop_text(*e.record);
+      row["autostop"] = autostop == "-" ? nlohmann::json(nullptr) : nlohmann::json(autostop);
       rows.push_back(row);
     }
     ctx.out().print_json(rows);
@@ -75,18 +80,22 @@ int run_ls(Context& ctx, const LsOptions& opts) {
   std::vector<std::vector<std::string>> rows;
   for (const store::Entry& e : entries) {
     if (!e.record) {
-      rows.push_back({e.name, "-", "-", "-", "-", "error: " + e.error, "-", "-"});
+      rows.push_back({e.name, "-", "-", "-", "-", "error: " + e.error, "-", "-", "-", "-", "-"});
       continue;
     }
     const MachineRecord& r = *e.record;
     auto cfg = [&](const char* key) {
       return r.driver_config.contains(key) ? r.driver_config[key].get<std::string>() : "-";
     };
+    cost::CostView costs = cost::cost_view(r, now, ctx.store().home());
     rows.push_back({r.name, r.driver, cfg("region"), cfg("instance_type"), gpu_summary(r),
                     r.last_state.empty() ? "unknown" : r.last_state,
-                    r.ssh.host.empty() ? "-" : r.ssh.host, uptime_text(r)});
+                    r.ssh.host.empty() ? "-" : r.ssh.host, uptime_text(r), costs.price_text,
+                    costs.cost_text, cost::autostop_text(r)});
   }
-  ctx.out().print_table({"NAME", "DRIVER", "REGION", "TYPE", "GPU", "STATE", "IP", "UPTIME"},
+  // COST is an estimate (running time of this launch x $/H), hence its "~".
+  ctx.out().print_table({"NAME", "DRIVER", "REGION", "TYPE", "GPU", "STATE", "IP", "UPTIME", "$/H",
+                         "COST", "AUTOSTOP"},
                         rows);
   return 0;
 }

@@ -26,6 +26,8 @@ void setup_forward(CLI::App& app, Dispatch& dispatch);
 void setup_jupyter(CLI::App& app, Dispatch& dispatch);
 void setup_tensorboard(CLI::App& app, Dispatch& dispatch);
 void setup_env(CLI::App& app, Dispatch& dispatch);
+void setup_prices(CLI::App& app, Dispatch& dispatch);
+void setup_autostop(CLI::App& app, Dispatch& dispatch);
 
 /// The provisioning flags `create` and `provision` share.
 struct ProvisionFlags {

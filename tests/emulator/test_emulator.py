@@ -422,6 +422,24 @@ class LaunchTests(EmulatorTestBase):
         wait_for(lambda: not pid_alive(pid), 5)
         self.assertEqual(self.emu.state()["regions"]["us-east-1"]["volumes"], {})
 
+    def test_guest_power_commands_follow_the_shutdown_behaviour(self):
+        # The guest's own poweroff (an autostop agent) reaches the emulator through the guest_bin
+        # stubs: stop behaviour -> stopped, terminate -> terminated; other systemctl uses pass on.
+        self.import_key()
+        ud = cloud_config(self.keys["host_priv"], self.keys["host_pub"])
+        for behaviour, command, final in (("stop", "systemctl poweroff", "stopped"),
+                                          ("terminate", "shutdown -h now", "terminated")):
+            iid = self.launch(UserData=base64.b64encode(ud.encode()).decode(),
+                              InstanceInitiatedShutdownBehavior=behaviour)
+            inst = self.ssh_ready(iid)
+            which = self.ssh(inst["publicIp"], "command -v systemctl poweroff")
+            self.assertIn("guest_bin/systemctl", which.stdout)
+            self.ssh(inst["publicIp"], command)
+            self.wait_state(iid, final)
+            wait_for(lambda: not pid_alive(inst["sshd_pid"]), 5)
+            self.assertEqual(self.instance(iid)["stateReason"]["code"],
+                             "Client.InstanceInitiatedShutdown")
+
     def test_stop_start_moves_to_new_address_and_kills_sshd(self):
         self.import_key()
         ud = cloud_config(self.keys["host_priv"], self.keys["host_pub"])

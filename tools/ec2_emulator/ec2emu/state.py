@@ -25,6 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from . import catalogue, hostsim
+
+# Stubs for the guest's power commands (see guest_bin/guest-power), first on sessions' PATH.
+GUEST_BIN = Path(__file__).resolve().parent.parent / "guest_bin"
+DEFAULT_GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 from .sigv4 import Credential
 
 DEFAULT_ACCESS_KEY = "AKIDEXAMPLE"
@@ -53,6 +57,7 @@ def default_config() -> dict[str, Any]:
         "ip_pool": {"first": "127.0.1.1", "last": "127.0.254.254"},
         "login_user": getpass.getuser(),
         "instance_env": {},
+        "guest_power_stubs": True,
         "sshd_extra_config": [],
         "instance_limit": 64,
         "vcpu_quota": {"G": None, "P": None, "Standard": None},
@@ -354,6 +359,10 @@ class Store:
             env = {"EC2EMU_MARK": f"{self.mark}/{iid}", "EC2EMU_INSTANCE_ID": iid,
                    "EC2EMU_CONTROL_URL": self.control_url,
                    **{str(k): str(v) for k, v in self.config["instance_env"].items()}}
+            if self.config.get("guest_power_stubs", True):
+                # The guest's poweroff/halt/shutdown/systemctl poweroff must reach the emulator,
+                # never the test machine these sessions really run on.
+                env["PATH"] = f"{GUEST_BIN}:{env.get('PATH', DEFAULT_GUEST_PATH)}"
             config_path = hostsim.write_sshd_config(
                 inst_dir, inst["publicIp"], int(self.config["ssh_port"]), keys, env,
                 list(self.config["sshd_extra_config"]))

@@ -1,0 +1,78 @@
+// `gpumachine autostop NAME DURATION|off [--action stop|terminate] [--max-lifetime 8h]`: installs
+// or updates the host's autostop agent over SSH (one round trip), or disarms it, and keeps the
+// setting in the record so `ls` shows it and stop/start keep it.
+#include "cli/verbs.h"
+
+#include "cost/autostop.h"
+#include "gm/error.h"
+#include "machine/connect.h"
+#include "util/log.h"
+
+namespace gm::cli {
+
+namespace {
+
+struct AutostopOptions {
+  std::string name;
+  std::string idle;
+  std::string action;
+  std::string max_lifetime;
+  bool allow_poweroff = false;
+};
+
+int run_autostop(Context& ctx, const AutostopOptions& opts) {
+  bool off = opts.idle == "off";
+  std::optional<cost::AutostopSettings> settings;
+  if (!off) {
+    settings = cost::parse_autostop_flags(opts.idle, opts.action, opts.max_lifetime);
+  } else if (!opts.action.empty() || !opts.max_lifetime.empty()) {
+    throw UsageError("autostop off", "takes no --action or --max-lifetime");
+  }
+  store::MachineLock lock = ctx.store().lock(opts.name, "autostop");
+  MachineRecord record = ctx.store().load(opts.name);
+  if (record.driver == "generic" && settings && !opts.allow_poweroff) {
+    throw UnsupportedError("machine '" + record.name + "'",
+                           "is a generic machine: autostop powers the host off, and nothing can "
+                           "start it again from here",
+                           "pass --allow-poweroff if that is what you want");
+  }
+  std::unique_ptr<ssh::Session> session = machine::connect(record);
+  cost::apply_on_host(*session, settings, "machine '" + record.name + "'");
+  cost::store_autostop(record, settings);
+  ctx.store().save(record);
+  if (ctx.json()) {
+    ctx.out().print_json(
+        {{"name", record.name},
+         {"autostop", settings ? cost::to_json(*settings) : nlohmann::json(nullptr)},
+         {"shutdown_behavior",
+          record.driver_config.value("shutdown_behavior", nlohmann::json(nullptr))}});
+  } else {
+    ctx.out().print_line(settings
+                             ? "autostop for '" + record.name + "': " + cost::describe(*settings) +
+                                   ", checked on the host once a minute"
+                             : "autostop for '" + record.name + "': off");
+  }
+  return 0;
+}
+
+}  // namespace
+
+void setup_autostop(CLI::App& app, Dispatch& dispatch) {
+  CLI::App* sub = app.add_subcommand(
+      "autostop", "power a machine off when idle (decided on the host), or turn that off");
+  auto opts = std::make_shared<AutostopOptions>();
+  sub->add_option("name", opts->name, "machine name")->required();
+  sub->add_option("idle", opts->idle, "idle time before the power-off (30m, 1h) or 'off'")
+      ->required();
+  sub->add_option("--action", opts->action,
+                  "stop (default: the disk stays) or terminate (everything goes)");
+  sub->add_option("--max-lifetime", opts->max_lifetime,
+                  "power off after this much running time regardless of activity (8h)");
+  sub->add_flag("--allow-poweroff", opts->allow_poweroff,
+                "allow it on a generic machine (nothing can start it again)");
+  sub->callback([&dispatch, opts] {
+    dispatch.run = [opts](Context& ctx) { return run_autostop(ctx, *opts); };
+  });
+}
+
+}  // namespace gm::cli

@@ -1,0 +1,294 @@
+#include "cost/autostop.h"
+
+#include "gm/error.h"
+#include "util/assets.h"
+#include "util/time.h"
+
+#include <cmath>
+
+namespace gm::cost {
+
+namespace {
+
+constexpr std::string_view k_agent_eof = "GM_AUTOSTOP_AGENT_EOF";
+constexpr std::string_view k_config_eof = "GM_AUTOSTOP_CONFIG_EOF";
+
+/// Single-quotes text for a POSIX shell.
+std::string quote(std::string_view text) {
+  std::string out = "'";
+  for (char c : text) {
+    out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  }
+  return out + "'";
+}
+
+/// Runs a script as root: directly when the login is root, else through sudo -n (no prompt:
+/// there is no terminal to answer on).
+constexpr std::string_view k_as_root =
+    "if [ \"$(id -u)\" -eq 0 ]; then bash -s; else sudo -n bash -s; fi";
+
+std::chrono::seconds parse_flag_duration(const std::string& flag, const std::string& text) {
+  std::optional<std::chrono::seconds> d = util::parse_duration(text);
+  if (!d || d->count() <= 0) {
+    throw UsageError(flag + " '" + text + "'", "is not a duration",
+                     "use e.g. 30m, 1h30m, 8h or 2d");
+  }
+  return *d;
+}
+
+/// "30m", "8h", "1h30m", "45s", "2d": the flag's own spelling, zero parts left out.
+std::string short_duration(std::chrono::seconds d) {
+  long s = d.count();
+  std::string out;
+  for (auto [unit, size] : {std::pair{"d", 86400L}, {"h", 3600L}, {"m", 60L}, {"s", 1L}}) {
+    if (s >= size) {
+      out += std::to_string(s / size) + unit;
+      s %= size;
+    }
+  }
+  return out.empty() ? "0s" : out;
+}
+
+}  // namespace
+
+std::string_view to_string(AutostopAction action) {
+  return action == AutostopAction::terminate ? "terminate" : "stop";
+}
+
+std::optional<AutostopAction> parse_action(std::string_view text) {
+  if (text == "stop") {
+    return AutostopAction::stop;
+  }
+  if (text == "terminate") {
+    return AutostopAction::terminate;
+  }
+  return std::nullopt;
+}
+
+std::optional<AutostopSettings> parse_autostop_flags(const std::string& idle,
+                                                     const std::string& action,
+                                                     const std::string& max_lifetime) {
+  AutostopSettings s;
+  if (!action.empty()) {
+    std::optional<AutostopAction> a = parse_action(action);
+    if (!a) {
+      throw UsageError("--autostop-action '" + action + "'", "is not an action",
+                       "use stop (the disk stays, restart later) or terminate (everything goes)");
+    }
+    s.action = *a;
+  }
+  if (!idle.empty() && idle != "off") {
+    s.idle = parse_flag_duration("--autostop", idle);
+  }
+  if (!max_lifetime.empty()) {
+    s.max_lifetime = parse_flag_duration("--max-lifetime", max_lifetime);
+  }
+  if (s.idle.count() == 0 && s.max_lifetime.count() == 0) {
+    if (!action.empty()) {
+      throw UsageError("--autostop-action", "needs --autostop DURATION or --max-lifetime DURATION");
+    }
+    return std::nullopt;
+  }
+  return s;
+}
+
+std::string describe(const AutostopSettings& s) {
+  std::string out;
+  if (s.idle.count() > 0) {
+    out = short_duration(s.idle);
+  }
+  if (s.max_lifetime.count() > 0) {
+    out += (out.empty() ? "max " : ", max ") + short_duration(s.max_lifetime);
+  }
+  if (s.action == AutostopAction::terminate) {
+    out += " (terminate)";
+  }
+  return out;
+}
+
+nlohmann::json to_json(const AutostopSettings& s) {
+  return {{"idle_seconds", s.idle.count()},
+          {"action", to_string(s.action)},
+          {"max_lifetime_seconds", s.max_lifetime.count()},
+          {"gpu_threshold", s.gpu_threshold}};
+}
+
+std::optional<AutostopSettings> autostop_from_record(const MachineRecord& record) {
+  const nlohmann::json& cfg = record.driver_config;
+  if (!cfg.contains("autostop") || !cfg["autostop"].is_object()) {
+    return std::nullopt;
+  }
+  const nlohmann::json& j = cfg["autostop"];
+  AutostopSettings s;
+  s.idle = std::chrono::seconds(j.value("idle_seconds", 0L));
+  s.max_lifetime = std::chrono::seconds(j.value("max_lifetime_seconds", 0L));
+  s.action = parse_action(j.value("action", "stop")).value_or(AutostopAction::stop);
+  s.gpu_threshold = j.value("gpu_threshold", 10);
+  if (s.idle.count() == 0 && s.max_lifetime.count() == 0) {
+    return std::nullopt;
+  }
+  return s;
+}
+
+void store_autostop(MachineRecord& record, const std::optional<AutostopSettings>& settings) {
+  if (!settings) {
+    record.driver_config.erase("autostop");
+    return;
+  }
+  record.driver_config["autostop"] = to_json(*settings);
+  record.driver_config["shutdown_behavior"] = std::string(to_string(settings->action));
+}
+
+std::string_view agent_script() {
+  return util::asset("cost/agent/gpumachine-autostop.sh");
+}
+
+std::string agent_config(const AutostopSettings& s, const AgentPaths& paths) {
+  std::string out =
+      "# gpumachine autostop agent configuration, written by `gpumachine autostop`.\n"
+      "# KEY=VALUE lines; read (not sourced) by " +
+      paths.script +
+      ".\n"
+      "ENABLED=1\n"
+      "IDLE_SECONDS=" +
+      std::to_string(s.idle.count()) +
+      "\n"
+      "MAX_LIFETIME_SECONDS=" +
+      std::to_string(s.max_lifetime.count()) +
+      "\n"
+      "ACTION=" +
+      std::string(to_string(s.action)) +
+      "\n"
+      "GPU_THRESHOLD=" +
+      std::to_string(s.gpu_threshold) +
+      "\n"
+      "STATE_FILE=" +
+      paths.state +
+      "\n"
+      "LOG_FILE=" +
+      paths.log + "\n";
+  return out + paths.extra_config;
+}
+
+std::string install_script(const AutostopSettings& settings, const AgentPaths& paths) {
+  std::string_view agent = agent_script();
+  std::string config = agent_config(settings, paths);
+  // The quoted heredocs carry the files verbatim; their end markers must not occur inside.
+  if (agent.find(k_agent_eof) != std::string_view::npos ||
+      config.find(k_config_eof) != std::string::npos) {
+    throw Error("autostop agent", "contains its own heredoc end marker");
+  }
+  auto dir_of = [](const std::string& path) { return quote(path.substr(0, path.rfind('/'))); };
+  std::string s = "set -euo pipefail\numask 022\n";
+  s += "mkdir -p " + dir_of(paths.script) + " " + dir_of(paths.config) + " " + dir_of(paths.state) +
+       " " + dir_of(paths.log) + "\n";
+  s += "cat >" + quote(paths.script + ".tmp") + " <<'" + std::string(k_agent_eof) + "'\n";
+  s += std::string(agent);
+  if (!agent.ends_with('\n')) {
+    s += "\n";
+  }
+  s += std::string(k_agent_eof) + "\n";
+  s += "chmod 0755 " + quote(paths.script + ".tmp") + "\n";
+  s += "mv -f " + quote(paths.script + ".tmp") + " " + quote(paths.script) + "\n";
+  s += "cat >" + quote(paths.config + ".tmp") + " <<'" + std::string(k_config_eof) + "'\n";
+  s += config + std::string(k_config_eof) + "\n";
+  s += "mv -f " + quote(paths.config + ".tmp") + " " + quote(paths.config) + "\n";
+  // --install writes the units, reloads systemd, enables the timer and arms both clocks.
+  s += "AUTOSTOP_CONFIG=" + quote(paths.config) + " AUTOSTOP_SELF=" + quote(paths.script) +
+       " AUTOSTOP_SYSTEMD_DIR=" + quote(paths.systemd_dir) + " " + quote(paths.script) +
+       " --install\n";
+  s += "echo 'gm: applied (autostop " + describe(settings) + ")'\n";
+  return s;
+}
+
+std::string uninstall_script(const AgentPaths& paths) {
+  std::string s = "set -euo pipefail\n";
+  s += "if [ ! -x " + quote(paths.script) +
+       " ]; then echo 'gm: already done (no agent)'; exit 0; fi\n";
+  // ENABLED=0 first: a check that starts while the timer is being disabled does nothing.
+  s += "if [ -f " + quote(paths.config) + " ]; then sed -i 's/^ENABLED=.*/ENABLED=0/' " +
+       quote(paths.config) + "; fi\n";
+  s += "AUTOSTOP_CONFIG=" + quote(paths.config) +
+       " AUTOSTOP_SYSTEMD_DIR=" + quote(paths.systemd_dir) + " " + quote(paths.script) +
+       " --uninstall\n";
+  s += "echo 'gm: applied (autostop off)'\n";
+  return s;
+}
+
+std::string status_command(const AgentPaths& paths) {
+  return "if [ -x " + quote(paths.script) + " ] && [ -f " + quote(paths.config) +
+         " ]; then AUTOSTOP_CONFIG=" + quote(paths.config) + " " + quote(paths.script) +
+         " --status; else echo '{\"installed\":false}'; fi";
+}
+
+std::string new_launch_command(const AgentPaths& paths) {
+  return "if [ -x " + quote(paths.script) + " ]; then " + std::string(k_as_root) + " <<'EOF'\n" +
+         "AUTOSTOP_CONFIG=" + quote(paths.config) + " " + quote(paths.script) +
+         " --new-launch\nEOF\nfi";
+}
+
+void apply_on_host(ssh::RemoteShell& shell, const std::optional<AutostopSettings>& settings,
+                   const std::string& subject, const AgentPaths& paths) {
+  std::string script = settings ? install_script(*settings, paths) : uninstall_script(paths);
+  ssh::ExecResult r = shell.run(std::string(k_as_root), script);
+  if (r.exit_status != 0) {
+    std::string err = r.err.empty() ? r.out : r.err;
+    while (!err.empty() && (err.back() == '\n' || err.back() == '\r')) {
+      err.pop_back();
+    }
+    throw Error(
+        subject,
+        settings ? "installing the autostop agent failed" : "disarming the autostop agent failed",
+        err, "the login user needs root or passwordless sudo");
+  }
+}
+
+AgentStatus parse_agent_status(std::string_view json_text) {
+  nlohmann::json j = nlohmann::json::parse(json_text, nullptr, false);
+  if (!j.is_object() || (!j.contains("armed") && !j.contains("installed"))) {
+    throw Error("autostop agent", "answered --status with something that is not its JSON",
+                std::string(json_text.substr(0, 200)));
+  }
+  AgentStatus s;
+  s.raw = j;
+  s.armed = j.value("armed", false);
+  s.action = j.value("action", "");
+  if (j.contains("fires_in_seconds") && j["fires_in_seconds"].is_number()) {
+    s.fires_in = std::chrono::seconds(j["fires_in_seconds"].get<long>());
+  }
+  s.idle = std::chrono::seconds(j.value("idle_seconds", 0L));
+  s.last_reason = j.value("last_reason", "");
+  return s;
+}
+
+std::optional<AgentStatus> query_agent_status(ssh::RemoteShell& shell, const AgentPaths& paths) {
+  ssh::ExecResult r = shell.run(status_command(paths));
+  if (r.exit_status != 0) {
+    throw Error("autostop agent", "--status failed", r.err);
+  }
+  AgentStatus s = parse_agent_status(r.out);
+  if (s.raw.contains("installed") && !s.raw["installed"].get<bool>()) {
+    return std::nullopt;
+  }
+  return s;
+}
+
+std::string describe_status(const std::optional<AgentStatus>& status) {
+  if (!status || !status->armed) {
+    return "autostop: off";
+  }
+  if (!status->fires_in) {
+    return "autostop: armed, nothing to fire";
+  }
+  long minutes = std::lround(static_cast<double>(status->fires_in->count()) / 60.0);
+  long limit = status->raw.value("idle_limit_seconds", 0L);
+  std::string idle = limit > 0 ? "idle " + short_duration(status->idle) + " of " +
+                                     short_duration(std::chrono::seconds(limit)) + ", "
+                               : "";
+  // The agent checks once a minute, so "now" means within the next check.
+  return "autostop fires in ~" +
+         (minutes <= 0 ? std::string("1 min") : std::to_string(minutes) + " min") + " (" + idle +
+         "action " + status->action + ")";
+}
+
+}  // namespace gm::cost

@@ -1,0 +1,239 @@
+// End to end on the EC2 emulator, without the EC2 driver: an emulated instance launched through the
+// real signed API, the real agent installed over a real SSH session by apply_on_host(), and a
+// simulated systemd timer (a stub systemctl that runs the unit's ExecStart every second). Idle ->
+// the agent's `systemctl poweroff` reaches the emulator (guest_bin stubs) -> the instance is
+// stopped per its InstanceInitiatedShutdownBehavior. An open SSH tunnel (what `gpumachine forward`
+// holds) keeps it up; `autostop off` disarms it.
+#include "aws/client.h"
+#include "cost/autostop.h"
+#include "http/curl_transport.h"
+#include "ssh/session.h"
+#include "support/process.h"
+#include "support/scoped_env.h"
+#include "util/crypto.h"
+
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <fstream>
+#include <thread>
+
+namespace gm::cost {
+namespace {
+
+using gm::testing::Process;
+using gm::testing::read_text;
+using gm::testing::run_capture;
+using gm::testing::TempDir;
+using gm::testing::write_text;
+using namespace std::chrono_literals;
+
+// A simulated systemd for the agent's units: `enable --now X.timer` starts a loop running the
+// matching service's ExecStart (with its Environment=) every SIMTIMER_INTERVAL seconds; the loop
+// carries the session's EC2EMU_MARK, so the emulator ends it with the instance.
+constexpr const char* k_systemctl_stub = R"SH(#!/usr/bin/env bash
+set -euo pipefail
+dir=${SIMTIMER_UNIT_DIR:?}
+case "${1:-}" in
+  daemon-reload) ;;
+  enable)
+    unit=${3%.timer}.service
+    env_line=$(sed -n 's/^Environment=//p' "$dir/$unit")
+    exec_line=$(sed -n 's/^ExecStart=//p' "$dir/$unit")
+    setsid bash -c "while :; do env $env_line $exec_line || true; sleep ${SIMTIMER_INTERVAL:-1}; done" \
+      </dev/null >/dev/null 2>&1 &
+    echo $! >"$dir/timer.pid" ;;
+  disable)
+    if [ -f "$dir/timer.pid" ]; then kill "$(cat "$dir/timer.pid")" 2>/dev/null || true; rm -f "$dir/timer.pid"; fi ;;
+  *) echo "simulated systemctl: $*" >&2 ;;
+esac
+)SH";
+
+class AutostopEmulator : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) {
+      GTEST_SKIP() << "needs root: emulated instances' sshds listen on 127.x:22";
+    }
+    if (!std::filesystem::exists("/usr/sbin/sshd")) {
+      GTEST_SKIP() << "openssh-server is not installed";
+    }
+    std::filesystem::create_directories(m_dir / "stubs");
+    std::filesystem::create_directories(m_dir / "root/etc/systemd/system");
+    write_text(m_dir / "stubs/systemctl", k_systemctl_stub, 0755);
+    nlohmann::json config = {
+        {"delays", {{"pending", 0.2}, {"stopping", 0.3}, {"shutting_down", 0.3}}},
+        {"ip_pool", {{"first", "127.0.93.1"}, {"last", "127.0.93.250"}}},
+        {"instance_env",
+         {{"PATH", (m_dir / "stubs").string() + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:"
+                                                "/usr/bin:/sbin:/bin"},
+          {"SIMTIMER_UNIT_DIR", (m_dir / "root/etc/systemd/system").string()},
+          {"SIMTIMER_INTERVAL", "1"},
+          // The test machine's own logins and processes are not the instance's.
+          {"AUTOSTOP_WHO_CMD", "true"},
+          {"AUTOSTOP_NVIDIA_SMI", "false"}}}};
+    write_text(m_dir / "config.json", config.dump());
+    gm::testing::SpawnOptions options;
+    options.stdout_path = m_dir / "emulator.out";
+    options.stderr_path = m_dir / "emulator.err";
+    m_emulator = std::make_unique<Process>(
+        std::vector<std::string>{"python3",
+                                 std::string(GM_SOURCE_DIR) + "/tools/ec2_emulator/ec2_emulator.py",
+                                 "--state-dir", (m_dir / "state").string(), "--config",
+                                 (m_dir / "config.json").string()},
+        options);
+    for (int i = 0; i < 200 && m_port == 0; ++i) {
+      std::ifstream out(m_dir / "emulator.out");
+      std::string word;
+      while (out >> word) {
+        if (word == "READY" && out >> m_port) {
+          break;
+        }
+      }
+      std::this_thread::sleep_for(50ms);
+    }
+    ASSERT_NE(m_port, 0) << read_text(m_dir / "emulator.err");
+    m_url = "http://127.0.0.1:" + std::to_string(m_port);
+    m_client = std::make_unique<aws::AwsClient>(aws::ClientOptions{
+        .region = "us-east-1",
+        .credentials =
+            [] {
+              return aws::Credentials{"AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"};
+            },
+        .endpoint = [this](std::string_view) { return m_url; }});
+    ASSERT_EQ(run_capture({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f",
+                           (m_dir / "client").string()})
+                  .status,
+              0);
+    std::string pub = read_text(m_dir / "client.pub");
+    m_client->call(
+        "ec2", "ImportKeyPair",
+        aws::QueryParams().set("KeyName", "k").set("PublicKeyMaterial", util::base64_encode(pub)));
+    nlohmann::json ami = m_client->call_json(
+        "ssm", "AmazonSSM.GetParameter",
+        {{"Name",
+          "/aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id"}});
+    m_ami = ami["Parameter"]["Value"];
+  }
+
+  void TearDown() override {
+    if (m_emulator) {
+      m_emulator->stop(5000ms);  // SIGTERM: the emulator ends every sshd and session it started
+    }
+  }
+
+  nlohmann::json instance(const std::string& iid) {
+    http::CurlTransport transport;
+    http::Response r = transport.send({.method = "GET", .url = m_url + "/_emulator/state"});
+    nlohmann::json state = nlohmann::json::parse(r.body);
+    return state["regions"]["us-east-1"]["instances"][iid];
+  }
+
+  nlohmann::json wait_state(const std::string& iid, const std::string& want,
+                            std::chrono::seconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    nlohmann::json inst;
+    while (std::chrono::steady_clock::now() < deadline) {
+      inst = instance(iid);
+      if (inst["state"] == want && (want != "running" || !inst["sshd_pid"].is_null())) {
+        return inst;
+      }
+      std::this_thread::sleep_for(100ms);
+    }
+    ADD_FAILURE() << iid << " is " << inst["state"] << ", not " << want << " after "
+                  << timeout.count() << "s";
+    return inst;
+  }
+
+  std::string launch(const std::string& behaviour) {
+    aws::QueryResult r = m_client->call("ec2", "RunInstances",
+                                        aws::QueryParams()
+                                            .set("ImageId", m_ami)
+                                            .set("InstanceType", "t3.micro")
+                                            .set("MinCount", 1)
+                                            .set("MaxCount", 1)
+                                            .set("KeyName", "k")
+                                            .set("InstanceInitiatedShutdownBehavior", behaviour));
+    return r.root().select_node("//instanceId").node().text().get();
+  }
+
+  AgentPaths paths(const std::string& ip) {
+    AgentPaths p;
+    p.script = (m_dir / "root/usr/local/lib/gpumachine/gpumachine-autostop.sh").string();
+    p.config = (m_dir / "root/etc/gpumachine/autostop.conf").string();
+    p.state = (m_dir / "root/var/lib/gpumachine/autostop.state").string();
+    p.log = (m_dir / "root/var/log/gpumachine/autostop.log").string();
+    p.systemd_dir = (m_dir / "root/etc/systemd/system").string();
+    // Only this instance's sshd address counts (other tests' sshds share this machine), and the
+    // test machine's own python processes are not the instance's workload.
+    p.extra_config = "SSH_LOCAL_ADDRESSES=" + ip + "\nPROCESSES=\nBUSY_PROCESSES=\n";
+    return p;
+  }
+
+  /// Installs (or disarms) over a real SSH session, then closes it (an open session is activity).
+  void apply(const nlohmann::json& inst, const std::optional<AutostopSettings>& settings) {
+    ssh::ConnectOptions options;
+    options.target.host = inst["publicIp"];
+    options.target.port = 22;
+    options.target.user = "root";
+    options.target.key_path = (m_dir / "client").string();
+    options.host_key_policy = ssh::HostKeyPolicy::trust_on_first_use;
+    options.retry_for = 10s;
+    std::unique_ptr<ssh::Session> session = ssh::Session::connect(options);
+    apply_on_host(*session, settings, "emulated instance", paths(inst["publicIp"]));
+  }
+
+  std::string agent_log() { return read_text(m_dir / "root/var/log/gpumachine/autostop.log"); }
+
+  TempDir m_dir{"gm-autostop-emu"};
+  std::unique_ptr<Process> m_emulator;
+  int m_port = 0;
+  std::string m_url;
+  std::unique_ptr<aws::AwsClient> m_client;
+  std::string m_ami;
+};
+
+TEST_F(AutostopEmulator, IdleStopsTheInstanceAndAnOpenTunnelKeepsItUp) {
+  std::string iid = launch("stop");
+  nlohmann::json inst = wait_state(iid, "running", 15s);
+  std::string ip = inst["publicIp"];
+  AutostopSettings settings{3s, AutostopAction::stop, 0s};
+  apply(inst, settings);
+
+  // An `ssh -N -L` tunnel, the connection `gpumachine forward` holds open: no shell, no pty.
+  Process tunnel({"ssh", "-N", "-F", "/dev/null", "-i", (m_dir / "client").string(), "-o",
+                  "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o",
+                  "BatchMode=yes", "-L",
+                  "127.0.0.1:" + std::to_string(gm::testing::free_port()) + ":127.0.0.1:9",
+                  "root@" + ip});
+  std::this_thread::sleep_for(8s);  // well past the 3 s window, several checks
+  EXPECT_EQ(instance(iid)["state"], "running") << agent_log();
+  EXPECT_NE(agent_log().find("active: ssh: 1 established connection(s) to sshd"), std::string::npos)
+      << agent_log();
+
+  tunnel.stop();
+  inst = wait_state(iid, "stopped", 20s);
+  EXPECT_EQ(inst["stateReason"]["code"], "Client.InstanceInitiatedShutdown");
+  EXPECT_NE(agent_log().find("poweroff: idle"), std::string::npos) << agent_log();
+}
+
+TEST_F(AutostopEmulator, TerminateBehaviourEndsTerminated) {
+  std::string iid = launch("terminate");
+  nlohmann::json inst = wait_state(iid, "running", 15s);
+  apply(inst, AutostopSettings{2s, AutostopAction::terminate, 0s});
+  wait_state(iid, "terminated", 20s);
+}
+
+TEST_F(AutostopEmulator, OffDisarmsIt) {
+  std::string iid = launch("stop");
+  nlohmann::json inst = wait_state(iid, "running", 15s);
+  apply(inst, AutostopSettings{3s, AutostopAction::stop, 0s});
+  apply(inst, std::nullopt);
+  std::this_thread::sleep_for(6s);
+  EXPECT_EQ(instance(iid)["state"], "running") << agent_log();
+  EXPECT_EQ(agent_log().find("poweroff:"), std::string::npos) << agent_log();
+}
+
+}  // namespace
+}  // namespace gm::cost
