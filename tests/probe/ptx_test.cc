@@ -91,7 +91,8 @@ TEST(ProbePtx, FallbacksAfterNativeTargetInFactsFileOrder) {
   EXPECT_EQ(got, want);
   // Never an arch- or family-specific target, and never above the device.
   for (const Selection& s : k_selections) {
-    for (const auto& c : select(s.cc, s.driver)["candidates"]) {
+    const nlohmann::json selection = select(s.cc, s.driver);  // outlives the loop
+    for (const auto& c : selection["candidates"]) {
       std::string t = c["target"];
       EXPECT_TRUE(std::regex_match(t, std::regex("sm_[0-9]+"))) << t;
       EXPECT_LE(std::stoi(t.substr(3)), s.cc);
