@@ -6,17 +6,34 @@
 #include "util/time.h"
 
 #include <chrono>
+#include <cstdlib>
 
 namespace gm::machine {
 
 namespace {
 constexpr std::chrono::minutes k_reboot_wait{10};
+
+/// Set only by the test binary (tests/support/main.cc): the boot id of the machine running the
+/// tests, whose loopback sshds would otherwise let a test provision the test machine itself.
+void refuse_test_machine(ssh::RemoteShell& shell, const MachineRecord& record) {
+  const char* refused = std::getenv("GM_TEST_REFUSE_BOOT_ID");
+  if (refused == nullptr || *refused == '\0') {
+    return;
+  }
+  ssh::ExecResult r = shell.run("cat \"${GM_SYSROOT:-}/proc/sys/kernel/random/boot_id\"");
+  if (r.out.starts_with(refused)) {
+    throw Error("machine '" + record.name + "'",
+                "refusing to provision the machine that runs the tests", {},
+                "pass --no-provision, or log in to a simulated host (tests/support/simhost)");
+  }
+}
 }  // namespace
 
 provision::ProvisionResult provision_machine(MachineRecord& record, MachineHost& host,
                                              const provision::Overrides& overrides) {
   host.phase("provisioning: connecting");
   std::unique_ptr<ssh::Session> session = connect(record, std::chrono::minutes(5));
+  refuse_test_machine(*session, record);
   provision::ProvisionOptions options;
   options.overrides = overrides;
   options.subject = "machine '" + record.name + "'";

@@ -274,3 +274,17 @@ TEST(CliUsage, MachineFileUnknownKeyIsRefused) {
 }
 
 }  // namespace gm::testing
+
+namespace gm::testing {
+
+// The guard that keeps every test from provisioning the machine that runs the tests.
+TEST_F(GenericCli, ProvisioningTheTestMachineItselfIsRefused) {
+  std::vector<std::string> args = cli.generic_create_args(
+      "box1", sshd.host(), sshd.port(), sshd.user(), sshd.client_key_path().string());
+  args.erase(std::find(args.begin(), args.end(), "--no-provision"));
+  CaptureResult r = cli.run(args);
+  EXPECT_EQ(r.status, 1);
+  EXPECT_THAT(r.err, HasSubstr("refusing to provision the machine that runs the tests"));
+}
+
+}  // namespace gm::testing

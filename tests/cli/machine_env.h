@@ -41,7 +41,8 @@ class CliMachine {
     CaptureResult r =
         gm({"create", "--driver", "generic", "--generic-ip-address", "127.0.0.1",
             "--generic-ssh-port", std::to_string(m_sshd->port()), "--generic-ssh-user",
-            m_sshd->user(), "--generic-ssh-key", m_sshd->client_key_path().string(), m_name});
+            m_sshd->user(), "--generic-ssh-key", m_sshd->client_key_path().string(),
+            "--no-provision", m_name});
     if (r.status != 0) {
       throw std::runtime_error("create failed: " + r.err);
     }

@@ -337,7 +337,7 @@ TEST(PriceGate, GenericDriverHasNoPriceToCheck) {
   gm::testing::CaptureResult r = gm::testing::run_capture(
       {GM_BINARY_PATH, "create", "--driver", "generic", "--generic-ip-address", "127.0.0.1",
        "--generic-ssh-port", "1", "--generic-ssh-key", (home / "key").string(),
-       "--max-price-per-hour", "5", "g"},
+       "--max-price-per-hour", "5", "--no-provision", "g"},
       {}, options);
   EXPECT_EQ(r.status, 2) << r.err;
   EXPECT_NE(r.err.find("--max-price-per-hour: needs a driver with instance types"),

@@ -2,9 +2,18 @@
 #include <gtest/gtest.h>
 
 #include <csignal>
+#include <cstdlib>
+#include <fstream>
+#include <string>
 
 int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
+  // Every gpumachine the tests start inherits this: provisioning refuses a host with this boot
+  // id, so no test can ever install packages on the machine running the tests (loopback sshds
+  // and emulated instances log in to this very machine; simulated hosts have their own boot id).
+  std::string boot_id;
+  std::getline(std::ifstream("/proc/sys/kernel/random/boot_id"), boot_id);
+  setenv("GM_TEST_REFUSE_BOOT_ID", boot_id.c_str(), 1);
   testing::InitGoogleTest(&argc, argv);
   return RUN_ALL_TESTS();
 }
