@@ -4,9 +4,11 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace gm::testing {
@@ -86,5 +88,19 @@ void write_text(const std::filesystem::path& path, const std::string& content,
                 unsigned mode = 0644);
 /// The whole file or throws.
 std::string read_text(const std::filesystem::path& path);
+
+/// Receives a child's output as it arrives.
+using OutputFn = std::function<void(std::string_view chunk)>;
+
+/// Runs argv (argv[0] an absolute path) with exactly env, in cwd (empty: inherited), feeding
+/// stdin_data then EOF and streaming stdout and stderr separately as they arrive. Returns the
+/// exit code (128+N for signal N). What the LocalShell test doubles run commands with.
+int run_streaming(const std::vector<std::string>& argv,
+                  const std::map<std::string, std::string>& env, const std::string& cwd,
+                  std::string_view stdin_data, const OutputFn& on_stdout,
+                  const OutputFn& on_stderr);
+
+/// This process's environment.
+std::map<std::string, std::string> current_environment();
 
 }  // namespace gm::testing
