@@ -47,6 +47,9 @@ class DriverHost {
   virtual void debug(std::string_view text) = 0;
   /// Throws InterruptedError if the user asked to stop (Ctrl-C, SIGTERM); call at safe points.
   virtual void check_interrupted() = 0;
+  /// Where create, start and restart stop waiting: "running" (the provider reports it) or "ssh"
+  /// (SSH answers with the pinned host key; the default).
+  virtual std::string wait_target() const { return "ssh"; }
 };
 
 /// One machine on one provider.

@@ -17,7 +17,9 @@ const std::vector<VerbEntry>& verb_table() {
   static const std::vector<VerbEntry> verbs = {
       {"create", setup_create},   {"ls", setup_ls},           {"status", setup_status},
       {"ip", setup_ip},           {"inspect", setup_inspect}, {"ssh", setup_ssh},
-      {"scp", setup_scp},         {"restart", setup_restart}, {"rm", setup_rm},
+      {"scp", setup_scp},         {"start", setup_start},     {"stop", setup_stop},
+      {"kill", setup_kill},       {"restart", setup_restart}, {"rm", setup_rm},
+      {"gc", setup_gc},
       {"ssh-config", setup_ssh_config}, {"version", setup_version},
   };
   return verbs;

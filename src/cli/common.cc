@@ -18,6 +18,12 @@ std::string gpu_summary(const MachineRecord& record) {
     devices = &record.facts["host"]["nvidia_pci_devices"];
   }
   if (devices == nullptr) {
+    // Cloud drivers know the type's GPUs before any probe (ec2: DescribeInstanceTypes).
+    if (record.facts.contains("instance_type") &&
+        record.facts["instance_type"].value("gpu_count", 0) > 0) {
+      const nlohmann::json& t = record.facts["instance_type"];
+      return std::to_string(t["gpu_count"].get<int>()) + "x " + t.value("gpu_name", "GPU");
+    }
     return "-";
   }
   // Count display/3D controllers only; NVSwitches and audio functions share vendor 10de.

@@ -12,6 +12,9 @@
 #include "util/log.h"
 
 #include <cstdio>
+#include <filesystem>
+#include <optional>
+#include <tuple>
 #include <list>
 #include <map>
 #include <set>
@@ -32,6 +35,8 @@ struct CreateOptions {
   std::string name;
   std::string driver;
   std::string file;
+  std::string wait = "ssh";     // where create stops: "running" or "ssh"
+  bool no_provision = false;    // accepted; provisioning is not wired into create yet
   std::list<DriverFlag> flags;  // std::list: CLI11 keeps pointers into the elements
 };
 
@@ -100,9 +105,44 @@ Options collect_options(const CreateOptions& opts, const DriverInfo& driver) {
   return options;
 }
 
+std::pair<MachineRecord, std::unique_ptr<Driver>> configure_new(Context& ctx,
+                                                                const CreateOptions& opts);
+int finish_create(Context& ctx, const CreateOptions& opts, MachineRecord& record, Driver& driver,
+                  bool resumed);
+
 int run_create(Context& ctx, const CreateOptions& opts) {
   // Everything that can be checked offline is checked before any connection.
   store::validate_name(opts.name);
+  if (opts.wait != "running" && opts.wait != "ssh") {
+    throw UsageError("--wait " + opts.wait, "unknown target", "use --wait running or --wait ssh");
+  }
+  store::MachineLock lock = ctx.store().lock(opts.name, "create");
+  std::optional<MachineRecord> resumed;
+  if (ctx.store().exists(opts.name)) {
+    MachineRecord existing = ctx.store().load(opts.name);
+    // Drivers that can resume mark an unfinished create in their config (ec2: a create that
+    // was interrupted or killed); anything else is a finished machine.
+    if (!existing.driver_config.value("create_incomplete", false)) {
+      throw Error("machine '" + opts.name + "'", "already exists", {},
+                  "pick another name, or remove it first: `gpumachine rm " + opts.name + "`");
+    }
+    util::info("resuming the unfinished create of '" + opts.name + "' (" + existing.driver +
+               "); options given now are ignored");
+    resumed = std::move(existing);
+  }
+  MachineRecord record;
+  std::unique_ptr<Driver> driver;
+  if (resumed) {
+    record = std::move(*resumed);
+    driver = find_driver(record.driver).make();
+  } else {
+    std::tie(record, driver) = configure_new(ctx, opts);
+  }
+  return finish_create(ctx, opts, record, *driver, resumed.has_value());
+}
+
+std::pair<MachineRecord, std::unique_ptr<Driver>> configure_new(Context& ctx,
+                                                                const CreateOptions& opts) {
   FlagIndex index = flag_index();
   std::filesystem::path config_path = ctx.store().home() / "config.yaml";
   Options defaults, file;
@@ -135,23 +175,26 @@ int run_create(Context& ctx, const CreateOptions& opts) {
   record.name = opts.name;
   record.id = util::uuid4();
   record.driver = info.name;
+  // Where a driver that makes its own login key keeps it (generic replaces it with the user's).
+  record.ssh.key_path = std::filesystem::absolute(ctx.store().key_path(opts.name)).string();
   std::unique_ptr<Driver> driver = info.make();
   driver->configure(options, record);
+  return {std::move(record), std::move(driver)};
+}
 
-  store::MachineLock lock = ctx.store().lock(opts.name, "create");
-  if (ctx.store().exists(opts.name)) {
-    throw Error("machine '" + opts.name + "'", "already exists", {},
-                "pick another name, or remove it first: `gpumachine rm " + opts.name + "`");
-  }
-
+int finish_create(Context& ctx, const CreateOptions& opts, MachineRecord& record, Driver& driver_ref,
+                  bool resumed) {
+  Driver* driver = &driver_ref;
   machine::MachineHost host(ctx.store());
+  host.set_wait_target(opts.wait);
   try {
     driver->create(record, host);
   } catch (...) {
     host.finish();
     // A driver that saved nothing created nothing: leave no record behind. A cloud driver
-    // that saved keeps its record so `create` can resume and `rm` can clean up.
-    if (!host.saved()) {
+    // that saved keeps its record so `create` can resume and `rm` can clean up, unless it
+    // rolled everything back itself.
+    if ((!host.saved() && !resumed) || record.driver_config.value("rolled_back", false)) {
       ctx.store().remove(opts.name);
     }
     throw;
@@ -199,6 +242,10 @@ void setup_create(CLI::App& app, Dispatch& dispatch) {
   sub->add_option("-d,--driver", opts->driver, "driver: " + drivers);
   sub->add_option("-f,--file", opts->file,
                   "machine file (YAML): create options keyed by flag name without dashes");
+  sub->add_option("--wait", opts->wait,
+                  "where to stop: running (the provider says so) or ssh (SSH answers; default)");
+  sub->add_flag("--no-provision", opts->no_provision,
+                "do not provision the machine (drivers, toolkit); only create it");
   for (const DriverInfo& info : driver_registry()) {
     for (const FlagSpec& spec : info.flags) {
       DriverFlag& flag = opts->flags.emplace_back();

@@ -17,6 +17,10 @@ void setup_ssh(CLI::App& app, Dispatch& dispatch);
 void setup_scp(CLI::App& app, Dispatch& dispatch);
 void setup_rm(CLI::App& app, Dispatch& dispatch);
 void setup_restart(CLI::App& app, Dispatch& dispatch);
+void setup_start(CLI::App& app, Dispatch& dispatch);
+void setup_stop(CLI::App& app, Dispatch& dispatch);
+void setup_kill(CLI::App& app, Dispatch& dispatch);
+void setup_gc(CLI::App& app, Dispatch& dispatch);
 void setup_ssh_config(CLI::App& app, Dispatch& dispatch);
 void setup_version(CLI::App& app, Dispatch& dispatch);
 
