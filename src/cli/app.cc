@@ -15,20 +15,21 @@ namespace gm::cli {
 
 const std::vector<VerbEntry>& verb_table() {
   static const std::vector<VerbEntry> verbs = {
-      {"create", setup_create},   {"ls", setup_ls},           {"status", setup_status},
-      {"ip", setup_ip},           {"inspect", setup_inspect}, {"ssh", setup_ssh},
-      {"scp", setup_scp},         {"start", setup_start},     {"stop", setup_stop},
-      {"kill", setup_kill},       {"restart", setup_restart}, {"rm", setup_rm},
-      {"gc", setup_gc},
-      {"ssh-config", setup_ssh_config}, {"version", setup_version},
+      {"create", setup_create},   {"ls", setup_ls},
+      {"status", setup_status},   {"ip", setup_ip},
+      {"inspect", setup_inspect}, {"ssh", setup_ssh},
+      {"scp", setup_scp},         {"start", setup_start},
+      {"stop", setup_stop},       {"kill", setup_kill},
+      {"restart", setup_restart}, {"rm", setup_rm},
+      {"gc", setup_gc},           {"ssh-config", setup_ssh_config},
+      {"version", setup_version},
   };
   return verbs;
 }
 
 std::unique_ptr<CLI::App> make_app(GlobalOptions& globals, Dispatch& dispatch) {
   auto app = std::make_unique<CLI::App>(
-      "gpumachine: GPU machines in your own cloud account, ready for deep learning",
-      "gpumachine");
+      "gpumachine: GPU machines in your own cloud account, ready for deep learning", "gpumachine");
   app->add_option("--home", globals.home, "state directory (default ~/.gpumachine)")
       ->envname("GPUMACHINE_HOME");
   app->add_option("--format", globals.format, "output format: table or json")
@@ -96,8 +97,8 @@ void apply_log_settings(const GlobalOptions& globals) {
   settings.verbosity = globals.quiet     ? util::Verbosity::quiet
                        : globals.verbose ? util::Verbosity::verbose
                                          : util::Verbosity::normal;
-  settings.color = !globals.no_color && std::getenv("NO_COLOR") == nullptr &&
-                   ::isatty(STDERR_FILENO) == 1;
+  settings.color =
+      !globals.no_color && std::getenv("NO_COLOR") == nullptr && ::isatty(STDERR_FILENO) == 1;
   util::set_log_settings(settings);
 }
 

@@ -39,8 +39,8 @@ std::string gpu_summary(const MachineRecord& record) {
   }
   std::string out;
   for (const auto& [id, n] : by_id) {
-    out += (out.empty() ? "" : ",") + std::to_string(n) + "x 10de:" +
-           (id.starts_with("0x") ? id.substr(2) : id);
+    out += (out.empty() ? "" : ",") + std::to_string(n) +
+           "x 10de:" + (id.starts_with("0x") ? id.substr(2) : id);
   }
   return out;
 }

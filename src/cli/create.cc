@@ -13,11 +13,11 @@
 
 #include <cstdio>
 #include <filesystem>
-#include <optional>
-#include <tuple>
 #include <list>
 #include <map>
+#include <optional>
 #include <set>
+#include <tuple>
 
 namespace gm::cli {
 
@@ -42,7 +42,8 @@ struct CreateOptions {
 
 /// Flag names (and aliases) of every driver, each mapped to its canonical name and driver.
 struct FlagIndex {
-  std::map<std::string, std::pair<std::string, std::string>> by_name;  // name -> {canonical, driver}
+  std::map<std::string, std::pair<std::string, std::string>>
+      by_name;  // name -> {canonical, driver}
   std::set<std::string> keys() const {
     std::set<std::string> out = {"driver"};
     for (const auto& [name, _] : by_name) {
@@ -163,10 +164,10 @@ std::pair<MachineRecord, std::unique_ptr<Driver>> configure_new(Context& ctx,
                      "choose a driver, e.g. --driver generic --generic-ip-address HOST");
   }
   const DriverInfo& info = find_driver(driver_name);
-  Options options = overlay(
-      overlay(file_options(defaults, index, info.name, config_path.string(), false),
-              file_options(file, index, info.name, opts.file, true)),
-      collect_options(opts, info));
+  Options options =
+      overlay(overlay(file_options(defaults, index, info.name, config_path.string(), false),
+                      file_options(file, index, info.name, opts.file, true)),
+              collect_options(opts, info));
   for (auto it = options.begin(); it != options.end();) {
     // A switch set to false in a file is the same as not giving it.
     it = (it->second.size() == 1 && it->second[0] == "false") ? options.erase(it) : std::next(it);
@@ -182,8 +183,8 @@ std::pair<MachineRecord, std::unique_ptr<Driver>> configure_new(Context& ctx,
   return {std::move(record), std::move(driver)};
 }
 
-int finish_create(Context& ctx, const CreateOptions& opts, MachineRecord& record, Driver& driver_ref,
-                  bool resumed) {
+int finish_create(Context& ctx, const CreateOptions& opts, MachineRecord& record,
+                  Driver& driver_ref, bool resumed) {
   Driver* driver = &driver_ref;
   machine::MachineHost host(ctx.store());
   host.set_wait_target(opts.wait);
@@ -255,9 +256,8 @@ void setup_create(CLI::App& app, Dispatch& dispatch) {
       for (const std::string& alias : spec.aliases) {
         names += ",--" + alias;
       }
-      std::string help = spec.help + (spec.default_value.empty()
-                                          ? ""
-                                          : " (default " + spec.default_value + ")");
+      std::string help =
+          spec.help + (spec.default_value.empty() ? "" : " (default " + spec.default_value + ")");
       if (spec.is_switch) {
         flag.option = sub->add_flag(names, flag.is_set, help);
       } else {

@@ -40,8 +40,7 @@ int run_gc(Context& ctx, const GcOptions& opts) {
     }
   }
   if (regions.empty()) {
-    throw UsageError("gc", "no region to scan",
-                     "pass --region R (repeatable), or set AWS_REGION");
+    throw UsageError("gc", "no region to scan", "pass --region R (repeatable), or set AWS_REGION");
   }
   std::vector<drivers::ec2::Orphan> orphans =
       drivers::ec2::find_orphans({regions.begin(), regions.end()}, known_ids);
@@ -63,10 +62,8 @@ int run_gc(Context& ctx, const GcOptions& opts) {
                       {"detail", o.resource.detail},
                       {"machine", o.machine}});
     }
-    ctx.out().print_json({{"regions", regions},
-                          {"orphans", rows},
-                          {"deleted", opts.remove},
-                          {"actions", actions}});
+    ctx.out().print_json(
+        {{"regions", regions}, {"orphans", rows}, {"deleted", opts.remove}, {"actions", actions}});
   } else {
     std::vector<std::vector<std::string>> rows;
     for (const auto& o : orphans) {
@@ -100,16 +97,16 @@ int run_gc(Context& ctx, const GcOptions& opts) {
 
 void setup_gc(CLI::App& app, Dispatch& dispatch) {
   CLI::App* sub = app.add_subcommand(
-      "gc", "list (and with --delete remove) cloud resources tagged by gpumachine that no "
-            "local record owns");
+      "gc",
+      "list (and with --delete remove) cloud resources tagged by gpumachine that no "
+      "local record owns");
   auto opts = std::make_shared<GcOptions>();
   sub->add_option("--region", opts->regions,
                   "region to scan (repeatable; default: the regions of your machines and the "
                   "configured region)");
   sub->add_flag("--delete", opts->remove, "remove what was found");
-  sub->callback([&dispatch, opts] {
-    dispatch.run = [opts](Context& ctx) { return run_gc(ctx, *opts); };
-  });
+  sub->callback(
+      [&dispatch, opts] { dispatch.run = [opts](Context& ctx) { return run_gc(ctx, *opts); }; });
 }
 
 }  // namespace gm::cli

@@ -15,7 +15,8 @@ struct PowerOptions {
 }  // namespace
 
 void setup_kill(CLI::App& app, Dispatch& dispatch) {
-  CLI::App* sub = app.add_subcommand("kill", "force-stop a machine (like pulling the plug; the disk is kept)");
+  CLI::App* sub =
+      app.add_subcommand("kill", "force-stop a machine (like pulling the plug; the disk is kept)");
   auto opts = std::make_shared<PowerOptions>();
   sub->add_option("name", opts->name, "machine name")->required();
 

@@ -15,7 +15,8 @@ struct PowerOptions {
 }  // namespace
 
 void setup_start(CLI::App& app, Dispatch& dispatch) {
-  CLI::App* sub = app.add_subcommand("start", "start a stopped machine and wait until SSH answers (or --wait running)");
+  CLI::App* sub = app.add_subcommand(
+      "start", "start a stopped machine and wait until SSH answers (or --wait running)");
   auto opts = std::make_shared<PowerOptions>();
   sub->add_option("name", opts->name, "machine name")->required();
   sub->add_option("--wait", opts->wait, "where to stop: running or ssh (default ssh)");
@@ -26,7 +27,8 @@ void setup_start(CLI::App& app, Dispatch& dispatch) {
       std::unique_ptr<Driver> driver = find_driver(record.driver).make();
       machine::MachineHost host(ctx.store());
       if (opts->wait != "running" && opts->wait != "ssh") {
-        throw UsageError("--wait " + opts->wait, "unknown target", "use --wait running or --wait ssh");
+        throw UsageError("--wait " + opts->wait, "unknown target",
+                         "use --wait running or --wait ssh");
       }
       host.set_wait_target(opts->wait);
       driver->start(record, host);

@@ -15,7 +15,8 @@ struct PowerOptions {
 }  // namespace
 
 void setup_stop(CLI::App& app, Dispatch& dispatch) {
-  CLI::App* sub = app.add_subcommand("stop", "stop a machine (the disk is kept; compute billing stops)");
+  CLI::App* sub =
+      app.add_subcommand("stop", "stop a machine (the disk is kept; compute billing stops)");
   auto opts = std::make_shared<PowerOptions>();
   sub->add_option("name", opts->name, "machine name")->required();
 

@@ -7,7 +7,7 @@ namespace gm {
 
 const std::vector<DriverInfo>& driver_registry() {
   static const std::vector<DriverInfo> drivers = {drivers::generic::driver_info(),
-                                                   drivers::ec2::driver_info()};
+                                                  drivers::ec2::driver_info()};
   return drivers;
 }
 

@@ -28,8 +28,9 @@ std::string current_user() {
 /// separates fixtures of one process, so no two emulators hand out the same address.
 std::pair<std::string, std::string> ip_pool() {
   static std::atomic<int> counter{0};
-  int second = 2 + static_cast<int>((static_cast<unsigned>(::getpid()) * 7u +
-                                     static_cast<unsigned>(counter++)) % 240u);
+  int second =
+      2 + static_cast<int>(
+              (static_cast<unsigned>(::getpid()) * 7u + static_cast<unsigned>(counter++)) % 240u);
   std::string base = "127." + std::to_string(second) + ".";
   return {base + "1.1", base + "254.254"};
 }
@@ -42,7 +43,10 @@ Ec2EmulatorFixture::Ec2EmulatorFixture(const nlohmann::json& config) {
   auto [first, last] = ip_pool();
   nlohmann::json cfg = {
       {"delays",
-       {{"pending", 0.3}, {"stopping", 0.3}, {"stopping_force", 0.1}, {"shutting_down", 0.3},
+       {{"pending", 0.3},
+        {"stopping", 0.3},
+        {"stopping_force", 0.1},
+        {"shutting_down", 0.3},
         {"reboot", 0.3}}},
       {"ip_pool", {{"first", first}, {"last", last}}},
       {"login_user", current_user()},
@@ -53,8 +57,8 @@ Ec2EmulatorFixture::Ec2EmulatorFixture(const nlohmann::json& config) {
   options.stdout_path = m_dir.path() / "emulator.out";
   options.stderr_path = m_dir.path() / "emulator.err";
   m_process = std::make_unique<Process>(
-      std::vector<std::string>{"python3", std::string(GM_SOURCE_DIR) +
-                                              "/tools/ec2_emulator/ec2_emulator.py",
+      std::vector<std::string>{"python3",
+                               std::string(GM_SOURCE_DIR) + "/tools/ec2_emulator/ec2_emulator.py",
                                "--state-dir", (m_dir.path() / "state").string(), "--port", "0",
                                "--config", (m_dir.path() / "config.json").string()},
       options);
@@ -143,7 +147,9 @@ void Ec2EmulatorFixture::fault(const nlohmann::json& faults) {
   http("POST", "/_emulator/faults", faults.dump());
 }
 
-void Ec2EmulatorFixture::clear_faults() { http("DELETE", "/_emulator/faults"); }
+void Ec2EmulatorFixture::clear_faults() {
+  http("DELETE", "/_emulator/faults");
+}
 
 std::vector<nlohmann::json> Ec2EmulatorFixture::live_instances(const std::string& region) {
   std::vector<nlohmann::json> out;

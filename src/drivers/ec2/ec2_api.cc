@@ -43,9 +43,9 @@ Instance parse_instance(const pugi::xml_node& item) {
   i.state = x::text(item, "instanceState/name");
   if (i.state.empty()) {
     // Older answers carry only the code; the high byte is internal (use code & 0xFF).
-    static const std::map<int, std::string> k_codes = {{0, "pending"},   {16, "running"},
+    static const std::map<int, std::string> k_codes = {{0, "pending"},        {16, "running"},
                                                        {32, "shutting-down"}, {48, "terminated"},
-                                                       {64, "stopping"}, {80, "stopped"}};
+                                                       {64, "stopping"},      {80, "stopped"}};
     std::string code = x::text(item, "instanceState/code");
     if (!code.empty()) {
       auto it = k_codes.find(std::stoi(code) & 0xFF);
@@ -85,7 +85,9 @@ bool is_zone_error(const std::string& code) {
          code == "InsufficientCapacity";
 }
 
-bool is_not_found(const std::string& code) { return code.ends_with(".NotFound"); }
+bool is_not_found(const std::string& code) {
+  return code.ends_with(".NotFound");
+}
 
 InstanceTypeInfo Ec2Api::describe_instance_type(const std::string& type) {
   aws::QueryParams p;

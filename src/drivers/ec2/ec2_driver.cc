@@ -47,11 +47,10 @@ constexpr const char* k_default_type = "g4dn.xlarge";
 constexpr int k_default_root_gib = 100;
 constexpr const char* k_host_key_file = "host_ed25519";
 
-const std::vector<std::string> k_image_aliases = {"ubuntu-24.04", "ubuntu-22.04",
-                                                  "dlami-ubuntu-24.04", "dlami-ubuntu-22.04",
-                                                  "dlami-al2023"};
-const std::vector<std::string> k_volume_types = {"gp3", "gp2", "io1", "io2", "st1", "sc1",
-                                                 "standard"};
+const std::vector<std::string> k_image_aliases = {
+    "ubuntu-24.04", "ubuntu-22.04", "dlami-ubuntu-24.04", "dlami-ubuntu-22.04", "dlami-al2023"};
+const std::vector<std::string> k_volume_types = {"gp3", "gp2", "io1",     "io2",
+                                                 "st1", "sc1", "standard"};
 
 std::string join(const std::vector<std::string>& parts, std::string_view sep) {
   std::string out;
@@ -71,9 +70,13 @@ std::vector<std::string> all(const Options& options, const std::string& name) {
   return it == options.end() ? std::vector<std::string>{} : it->second;
 }
 
-std::string subject_of(const MachineRecord& record) { return "machine '" + record.name + "'"; }
+std::string subject_of(const MachineRecord& record) {
+  return "machine '" + record.name + "'";
+}
 
-bool is_gpu_type(const InstanceTypeInfo& info) { return info.gpu_count > 0; }
+bool is_gpu_type(const InstanceTypeInfo& info) {
+  return info.gpu_count > 0;
+}
 
 /// SSM parameter names for an --ec2-image alias, best first; \a arch is x86_64 or arm64.
 std::vector<std::string> ssm_names(const std::string& alias, const std::string& arch) {
@@ -165,8 +168,9 @@ void pause(DriverHost& host, milliseconds d) {
   auto end = Clock::now() + d;
   while (Clock::now() < end) {
     host.check_interrupted();
-    std::this_thread::sleep_for(std::min(milliseconds(100), std::chrono::duration_cast<milliseconds>(
-                                                               end - Clock::now() + milliseconds(1))));
+    std::this_thread::sleep_for(
+        std::min(milliseconds(100),
+                 std::chrono::duration_cast<milliseconds>(end - Clock::now() + milliseconds(1))));
   }
   host.check_interrupted();
 }
@@ -219,11 +223,11 @@ std::optional<Instance> wait_for_state(Ec2Api& api, const MachineRecord& record,
                  " ms");
     }
     if (Clock::now() - start > k_state_deadline) {
-      throw Error(subject_of(record),
-                  "instance " + id + " did not reach " + join(targets, " or ") +
-                      " within 10 minutes",
-                  "last state: " + last, "check the EC2 console; `gpumachine status " +
-                                             record.name + "` asks again");
+      throw Error(
+          subject_of(record),
+          "instance " + id + " did not reach " + join(targets, " or ") + " within 10 minutes",
+          "last state: " + last,
+          "check the EC2 console; `gpumachine status " + record.name + "` asks again");
     }
     pause(host, interval);
   }
@@ -340,7 +344,8 @@ void Ec2Driver::configure(const Options& options, MachineRecord& record) {
   std::string type = single(options, "ec2-instance-type", k_default_type);
   static const std::regex k_type(R"(^[a-z][a-z0-9-]*\.[a-z0-9-]+$)");
   if (!std::regex_match(type, k_type)) {
-    bad("ec2-instance-type", type, "not an instance type name", "e.g. g4dn.xlarge, g5.xlarge, t3.medium");
+    bad("ec2-instance-type", type, "not an instance type name",
+        "e.g. g4dn.xlarge, g5.xlarge, t3.medium");
   }
   cfg["instance_type"] = type;
 
@@ -486,8 +491,8 @@ void Ec2Driver::configure(const Options& options, MachineRecord& record) {
         hints.push_back(p.hint);
       }
     }
-    throw UsageError("ec2 options", std::to_string(problems.size()) + " problems: " +
-                                        join(lines, "; "),
+    throw UsageError("ec2 options",
+                     std::to_string(problems.size()) + " problems: " + join(lines, "; "),
                      join(hints, "; "));
   }
   record.driver_config = cfg;
@@ -517,8 +522,8 @@ void Ec2Driver::preflight(Ec2Api& api, MachineRecord& record, DriverHost& host) 
     throw;
   }
   std::string image = cfg["image"];
-  std::string alias = image.empty() ? (is_gpu_type(info) ? "dlami-ubuntu-24.04" : "ubuntu-24.04")
-                                    : image;
+  std::string alias =
+      image.empty() ? (is_gpu_type(info) ? "dlami-ubuntu-24.04" : "ubuntu-24.04") : image;
   std::string image_id;
   if (image.starts_with("ami-")) {
     image_id = image;
@@ -542,9 +547,9 @@ void Ec2Driver::preflight(Ec2Api& api, MachineRecord& record, DriverHost& host) 
   }
   std::optional<ImageInfo> img = api.describe_image(image_id);
   if (!img) {
-    throw UsageError("--ec2-image '" + image_id + "'", "no such image in " + api.region(),
-                     "AMI ids are per region; use an alias such as ubuntu-24.04, or an id from " +
-                         api.region());
+    throw UsageError(
+        "--ec2-image '" + image_id + "'", "no such image in " + api.region(),
+        "AMI ids are per region; use an alias such as ubuntu-24.04, or an id from " + api.region());
   }
   if (!img->architecture.empty() && img->architecture != info.architecture) {
     throw UsageError("--ec2-image '" + image_id + "'",
@@ -574,8 +579,9 @@ void Ec2Driver::preflight(Ec2Api& api, MachineRecord& record, DriverHost& host) 
       }
     }
     if (zone_subnets.empty()) {
-      throw UsageError("--ec2-vpc-id '" + vpc + "'", "has no subnets in " + api.region(),
-                       "create a subnet with a route to an internet gateway, or pass --ec2-subnet-id");
+      throw UsageError(
+          "--ec2-vpc-id '" + vpc + "'", "has no subnets in " + api.region(),
+          "create a subnet with a route to an internet gateway, or pass --ec2-subnet-id");
     }
   }
   cfg["zone_subnets"] = zone_subnets;
@@ -707,8 +713,8 @@ void Ec2Driver::ensure_security_group(Ec2Api& api, MachineRecord& record, Driver
       aws::QueryParams d;
       d.add_filter("group-name", {name});
       d.add_filter("tag:" + std::string(k_tag_id), {record.id});
-      auto items = aws::xml::items(api.call("DescribeSecurityGroups", d).root(),
-                                   "securityGroupInfo");
+      auto items =
+          aws::xml::items(api.call("DescribeSecurityGroups", d).root(), "securityGroupInfo");
       if (items.empty()) {
         throw Error(subject_of(record), "security group " + name + " exists and is not ours",
                     e.message(), "delete it, then run `gpumachine create " + record.name + "`");
@@ -808,8 +814,8 @@ aws::QueryParams Ec2Driver::run_params(const MachineRecord& record, const std::s
   if (cfg["spot"].get<bool>()) {
     p.add_tag_specification("spot-instances-request", tags);
   }
-  std::filesystem::path host_key = std::filesystem::path(record.ssh.key_path).parent_path() /
-                                   k_host_key_file;
+  std::filesystem::path host_key =
+      std::filesystem::path(record.ssh.key_path).parent_path() / k_host_key_file;
   UserDataParts parts;
   parts.host_private_key = util::read_file(host_key);
   parts.host_public_key = record.ssh.host_key;
@@ -920,8 +926,7 @@ void Ec2Driver::launch(Ec2Api& api, MachineRecord& record, DriverHost& host) {
     } catch (const Error&) {
       // No answer (connection lost after the retries): it may have launched. Look before
       // giving up; pending_launch stays so a re-run repeats this exact request.
-      std::vector<Instance> existing =
-          api.describe_instances({{"client-token", {token}}});
+      std::vector<Instance> existing = api.describe_instances({{"client-token", {token}}});
       if (!existing.empty()) {
         adopt(record, existing.front(), host);
         return;
@@ -1191,8 +1196,8 @@ std::vector<std::string> Ec2Driver::remove(MachineRecord& record, DriverHost& ho
         aws::QueryParams d;
         d.add_filter("group-name", {group_id});
         d.add_filter("tag:" + std::string(k_tag_id), {record.id});
-        auto items = aws::xml::items(api.call("DescribeSecurityGroups", d).root(),
-                                     "securityGroupInfo");
+        auto items =
+            aws::xml::items(api.call("DescribeSecurityGroups", d).root(), "securityGroupInfo");
         group_id = items.empty() ? "" : aws::xml::text(items.front(), "groupId");
       }
       if (!group_id.empty()) {
@@ -1257,7 +1262,9 @@ std::vector<std::string> Ec2Driver::remove(MachineRecord& record, DriverHost& ho
 
 }  // namespace
 
-std::unique_ptr<Driver> make_driver() { return std::make_unique<Ec2Driver>(); }
+std::unique_ptr<Driver> make_driver() {
+  return std::make_unique<Ec2Driver>();
+}
 
 MachineState map_state(std::string_view s) {
   static const std::map<std::string_view, MachineState> k_map = {

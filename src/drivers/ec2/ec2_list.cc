@@ -52,9 +52,9 @@ void list_states(std::vector<MachineRecord*>& records, std::chrono::milliseconds
       try {
         Ec2Api api(region);  // one client, one transport per thread
         for (std::size_t i = 0; i < ids.size(); i += k_ids_per_call) {
-          std::vector<std::string> chunk(ids.begin() + static_cast<long>(i),
-                                         ids.begin() +
-                                             static_cast<long>(std::min(ids.size(), i + k_ids_per_call)));
+          std::vector<std::string> chunk(
+              ids.begin() + static_cast<long>(i),
+              ids.begin() + static_cast<long>(std::min(ids.size(), i + k_ids_per_call)));
           for (Instance& inst : api.describe_instances({{"instance-id", chunk}})) {
             result.instances[inst.id] = std::move(inst);
           }
@@ -162,7 +162,8 @@ std::vector<std::string> delete_orphans(const std::vector<Orphan>& orphans) {
     }
     auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(10);
     while (std::chrono::steady_clock::now() < deadline) {
-      auto found = api_for(o.resource.region).describe_instances({{"instance-id", {o.resource.id}}});
+      auto found =
+          api_for(o.resource.region).describe_instances({{"instance-id", {o.resource.id}}});
       if (found.empty() || found.front().state == "terminated") {
         lines.push_back("terminated instance " + o.resource.id);
         break;

@@ -10,8 +10,8 @@ namespace gm::drivers::ec2 {
 
 /// What goes into the user data.
 struct UserDataParts {
-  std::string host_private_key;  ///< OpenSSH PEM of the instance's ed25519 host key
-  std::string host_public_key;   ///< "ssh-ed25519 AAAA..."
+  std::string host_private_key;              ///< OpenSSH PEM of the instance's ed25519 host key
+  std::string host_public_key;               ///< "ssh-ed25519 AAAA..."
   std::vector<std::string> authorized_keys;  ///< extra login keys (with --ec2-keypair-name)
   std::string user_data;  ///< the user's own document (script or cloud-config); may be empty
   std::string boundary;   ///< MIME boundary; deterministic so a resumed launch sends the same bytes

@@ -21,9 +21,16 @@ inline std::string login_user() {
 /// `create --driver ec2 NAME` with a cheap CPU type and the emulator's login user.
 inline std::vector<std::string> create_args(const std::string& name,
                                             std::vector<std::string> extra = {}) {
-  std::vector<std::string> args = {"create",           "--driver", "ec2",          name,
-                                   "--ec2-instance-type", "t3.micro", "--ec2-ssh-user",
-                                   login_user(),       "--ec2-root-size", "20"};
+  std::vector<std::string> args = {"create",
+                                   "--driver",
+                                   "ec2",
+                                   name,
+                                   "--ec2-instance-type",
+                                   "t3.micro",
+                                   "--ec2-ssh-user",
+                                   login_user(),
+                                   "--ec2-root-size",
+                                   "20"};
   args.insert(args.end(), extra.begin(), extra.end());
   return args;
 }

@@ -74,7 +74,8 @@ TEST(Ec2Faults, CapacityInTwoOfThreeZonesLandsInTheThird) {
 }
 
 TEST(Ec2Faults, CapacityInEveryZoneFailsListingThemAndLeavesNothing) {
-  Ec2EmulatorFixture emu({{"capacity", {{"us-east-2", {{"t3.micro", "InsufficientInstanceCapacity"}}}}}});
+  Ec2EmulatorFixture emu(
+      {{"capacity", {{"us-east-2", {{"t3.micro", "InsufficientInstanceCapacity"}}}}}});
   CaptureResult r = emu.gm(create_args("nocap", {"--ec2-region", "us-east-2"}));
   EXPECT_EQ(r.status, 1) << describe(r);
   for (const char* zone : {"us-east-2a", "us-east-2b", "us-east-2c"}) {
@@ -89,7 +90,9 @@ TEST(Ec2Faults, DependencyViolationOnRmIsRetried) {
   Ec2EmulatorFixture emu;
   CaptureResult r = emu.gm(create_args("dep", {"--wait", "running"}));
   ASSERT_EQ(r.status, 0) << describe(r);
-  emu.fault({{"action", "DeleteSecurityGroup"}, {"kind", "DependencyViolation"}, {"count", 2},
+  emu.fault({{"action", "DeleteSecurityGroup"},
+             {"kind", "DependencyViolation"},
+             {"count", 2},
              {"status", 400}});
   r = emu.gm({"rm", "dep"});
   ASSERT_EQ(r.status, 0) << describe(r);
@@ -113,14 +116,13 @@ TEST(Ec2Faults, WrongCredentialsFailClearlyAndCreateNothing) {
 }
 
 TEST(Ec2Faults, ExpiredTemporaryCredentialsFailClearly) {
-  Ec2EmulatorFixture emu({{"credentials",
-                           nlohmann::json::array(
-                               {{{"access_key_id", k_emulator_key_id},
-                                 {"secret_access_key", k_emulator_secret}},
-                                {{"access_key_id", "ASIAEXPIREDEXAMPLE"},
-                                 {"secret_access_key", "expired-secret"},
-                                 {"session_token", "expired-token"},
-                                 {"expires", 1000000}}})}});
+  Ec2EmulatorFixture emu(
+      {{"credentials", nlohmann::json::array({{{"access_key_id", k_emulator_key_id},
+                                               {"secret_access_key", k_emulator_secret}},
+                                              {{"access_key_id", "ASIAEXPIREDEXAMPLE"},
+                                               {"secret_access_key", "expired-secret"},
+                                               {"session_token", "expired-token"},
+                                               {"expires", 1000000}}})}});
   CaptureResult r = emu.gm(create_args("old"), {{"AWS_ACCESS_KEY_ID", "ASIAEXPIREDEXAMPLE"},
                                                 {"AWS_SECRET_ACCESS_KEY", "expired-secret"},
                                                 {"AWS_SESSION_TOKEN", "expired-token"}});
@@ -150,8 +152,8 @@ TEST(Ec2Faults, WrongImageOrTypeFailsBeforeCreatingAnything) {
   EXPECT_EQ(r.status, 2) << describe(r);
   EXPECT_NE(r.err.find("not an instance type in us-east-1"), std::string::npos) << r.err;
   // An arm64 type with an x86_64 image.
-  r = emu.gm(create_args("arch", {"--ec2-instance-type", "c7g.large", "--ec2-image",
-                                  "ubuntu-24.04"}));
+  r = emu.gm(
+      create_args("arch", {"--ec2-instance-type", "c7g.large", "--ec2-image", "ubuntu-24.04"}));
   EXPECT_EQ(r.status, 0) << describe(r);  // aliases resolve per architecture
   r = emu.gm({"rm", "arch"});
   EXPECT_EQ(r.status, 0) << describe(r);
@@ -165,13 +167,12 @@ TEST(Ec2Faults, WrongImageOrTypeFailsBeforeCreatingAnything) {
 TEST(Ec2Faults, BadFlagsAreAllReportedBeforeAnyCall) {
   Ec2EmulatorFixture emu;
   CaptureResult r = emu.gm({"create", "--driver", "ec2", "bad", "--ec2-image", "debian",
-                            "--ec2-root-size", "huge", "--ec2-volume-type", "gp9",
-                            "--ec2-ssh-cidr", "1.2.3.4", "--ec2-tag", "novalue",
-                            "--ec2-zone", "eu-west-1a"});
+                            "--ec2-root-size", "huge", "--ec2-volume-type", "gp9", "--ec2-ssh-cidr",
+                            "1.2.3.4", "--ec2-tag", "novalue", "--ec2-zone", "eu-west-1a"});
   EXPECT_EQ(r.status, 2) << describe(r);
-  for (const char* flag : {"--ec2-image 'debian'", "--ec2-root-size 'huge'",
-                           "--ec2-volume-type 'gp9'", "--ec2-ssh-cidr '1.2.3.4'",
-                           "--ec2-tag 'novalue'", "--ec2-zone 'eu-west-1a'"}) {
+  for (const char* flag :
+       {"--ec2-image 'debian'", "--ec2-root-size 'huge'", "--ec2-volume-type 'gp9'",
+        "--ec2-ssh-cidr '1.2.3.4'", "--ec2-tag 'novalue'", "--ec2-zone 'eu-west-1a'"}) {
     EXPECT_NE(r.err.find(flag), std::string::npos) << flag << "\n" << r.err;
   }
   EXPECT_NE(r.err.find("ubuntu-24.04"), std::string::npos) << r.err;  // accepted values shown
@@ -189,9 +190,12 @@ TEST(Ec2Faults, ProfileCredentialsFromTempHome) {
                                       "\naws_secret_access_key = " + k_emulator_secret + "\n");
   write_text(aws / "config", "[profile dev]\nregion = us-west-2\n");
   std::map<std::string, std::string> env = {
-      {"AWS_ACCESS_KEY_ID", ""},       {"AWS_SECRET_ACCESS_KEY", ""},
-      {"AWS_REGION", ""},              {"AWS_DEFAULT_REGION", ""},
-      {"AWS_PROFILE", "dev"},          {"AWS_SHARED_CREDENTIALS_FILE", (aws / "credentials").string()},
+      {"AWS_ACCESS_KEY_ID", ""},
+      {"AWS_SECRET_ACCESS_KEY", ""},
+      {"AWS_REGION", ""},
+      {"AWS_DEFAULT_REGION", ""},
+      {"AWS_PROFILE", "dev"},
+      {"AWS_SHARED_CREDENTIALS_FILE", (aws / "credentials").string()},
       {"AWS_CONFIG_FILE", (aws / "config").string()}};
   CaptureResult r = emu.gm(create_args("prof", {"--wait", "running"}), env);
   ASSERT_EQ(r.status, 0) << describe(r);

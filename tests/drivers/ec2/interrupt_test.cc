@@ -90,8 +90,8 @@ std::vector<std::string> soak_cycle(Ec2EmulatorFixture& emu, int i, std::mt19937
 }
 
 void soak(int cycles) {
-  Ec2EmulatorFixture emu({{"run_sshd", false},
-                          {"delays", {{"pending", 0.2}, {"shutting_down", 0.2}}}});
+  Ec2EmulatorFixture emu(
+      {{"run_sshd", false}, {"delays", {{"pending", 0.2}, {"shutting_down", 0.2}}}});
   std::random_device seed;
   unsigned s = seed();
   std::mt19937 rng(s);
@@ -108,7 +108,9 @@ void soak(int cycles) {
   std::printf("soak: %d cycles, %d leaked resources (seed %u)\n", cycles, leaked, s);
 }
 
-TEST(Ec2Interrupt, SoakShort) { soak(5); }
+TEST(Ec2Interrupt, SoakShort) {
+  soak(5);
+}
 
 /// The long soak: `GM_EC2_SOAK_CYCLES=50 gm_tests --gtest_also_run_disabled_tests
 /// --gtest_filter=Ec2Interrupt.DISABLED_Soak` (or tests/drivers/ec2/soak.sh).

@@ -17,8 +17,8 @@ nlohmann::json only_instance(Ec2EmulatorFixture& emu) {
 
 TEST(Ec2Lifecycle, CreateSshStopStartRmLeavesNothing) {
   Ec2EmulatorFixture emu;
-  CaptureResult r = emu.gm(create_args("life", {"--ec2-tag", "team=ml", "--ec2-volume-type",
-                                                "gp3", "--ec2-open-port", "8888"}));
+  CaptureResult r = emu.gm(create_args(
+      "life", {"--ec2-tag", "team=ml", "--ec2-volume-type", "gp3", "--ec2-open-port", "8888"}));
   ASSERT_EQ(r.status, 0) << describe(r);
 
   // The record: ledger, host key pinned, timings.
@@ -156,8 +156,8 @@ TEST(Ec2Lifecycle, UserDataIsMergedAsMultipartMime) {
   Ec2EmulatorFixture emu;
   std::filesystem::path script = emu.dir() / "boot.sh";
   write_text(script, "#!/bin/sh\necho booted > /tmp/gm-user-data\n");
-  CaptureResult r = emu.gm(create_args("ud", {"--ec2-user-data", script.string(), "--wait",
-                                              "running"}));
+  CaptureResult r =
+      emu.gm(create_args("ud", {"--ec2-user-data", script.string(), "--wait", "running"}));
   ASSERT_EQ(r.status, 0) << describe(r);
   nlohmann::json inst = emu.live_instances().at(0);
   std::string user_data = gm::util::base64_decode(inst["userData"].get<std::string>());

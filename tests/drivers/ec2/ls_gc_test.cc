@@ -46,8 +46,11 @@ TEST(Ec2Ls, OneDescribeInstancesPerRegion) {
   EXPECT_EQ(static_cast<int>(emu.calls()["calls"].size()), calls);
 
   // A region that does not answer in time is reported, not waited for.
-  emu.fault({{"action", "DescribeInstances"}, {"kind", "latency"}, {"latency_ms", 3000},
-             {"region", "eu-west-1"}, {"count", 5}});
+  emu.fault({{"action", "DescribeInstances"},
+             {"kind", "latency"},
+             {"latency_ms", 3000},
+             {"region", "eu-west-1"},
+             {"count", 5}});
   auto start = std::chrono::steady_clock::now();
   r = emu.gm({"ls", "--format", "json", "--timeout", "1"});
   auto took = std::chrono::steady_clock::now() - start;
@@ -103,7 +106,9 @@ TEST(Ec2Rm, ForceListsWhatWasLeft) {
   Ec2EmulatorFixture emu({{"run_sshd", false}});
   CaptureResult r = emu.gm(create_args("stuck", {"--wait", "running"}));
   ASSERT_EQ(r.status, 0) << describe(r);
-  emu.fault({{"action", "TerminateInstances"}, {"kind", "UnauthorizedOperation"}, {"count", 10},
+  emu.fault({{"action", "TerminateInstances"},
+             {"kind", "UnauthorizedOperation"},
+             {"count", 10},
              {"status", 403}});
   r = emu.gm({"rm", "stuck"});
   EXPECT_EQ(r.status, 1) << describe(r);
