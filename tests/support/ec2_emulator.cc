@@ -216,8 +216,10 @@ std::map<std::string, std::string> Ec2EmulatorFixture::cli_env() const {
 }
 
 CaptureResult Ec2EmulatorFixture::gm(const std::vector<std::string>& args,
-                                     const std::map<std::string, std::string>& extra_env) {
+                                     const std::map<std::string, std::string>& extra_env,
+                                     const std::filesystem::path& cwd) {
   SpawnOptions options;
+  options.cwd = cwd;
   options.env = cli_env();
   for (const auto& [k, v] : extra_env) {
     options.env[k] = v;

@@ -54,7 +54,8 @@ class Ec2EmulatorFixture {
   std::map<std::string, std::string> cli_env() const;
   /// Runs the real binary with \a args (env = cli_env() overlaid with \a extra_env).
   CaptureResult gm(const std::vector<std::string>& args,
-                   const std::map<std::string, std::string>& extra_env = {});
+                   const std::map<std::string, std::string>& extra_env = {},
+                   const std::filesystem::path& cwd = {});
   /// Starts the binary without waiting (for kill tests); stdout/stderr go to files in the dir.
   std::unique_ptr<Process> gm_async(const std::vector<std::string>& args,
                                     const std::map<std::string, std::string>& extra_env = {});

@@ -3,12 +3,11 @@
 
 #include "aws/xml.h"
 #include "gm/error.h"
+#include "http/curl_transport.h"
 #include "util/log.h"
 
-#include <condition_variable>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <thread>
 
 namespace gm::drivers::ec2 {
@@ -18,6 +17,10 @@ namespace {
 /// AWS caps the values of one filter; 199 keeps each DescribeInstances well inside it.
 constexpr std::size_t k_ids_per_call = 199;
 
+std::string region_subject() {
+  return "ls";
+}
+
 /// What one region's worker found: instance id -> instance, or the error.
 struct RegionResult {
   std::map<std::string, Instance> instances;
@@ -25,15 +28,61 @@ struct RegionResult {
   bool done = false;
 };
 
-struct Shared {
-  std::mutex mutex;
-  std::condition_variable cv;
-  std::map<std::string, RegionResult> results;
+/// Bounds every request by what is left of the overall deadline, so each worker ends on its
+/// own in time and can simply be joined (no thread outlives `ls`).
+class DeadlineTransport final : public http::Transport {
+ public:
+  explicit DeadlineTransport(std::chrono::steady_clock::time_point deadline)
+      : m_deadline(deadline) {}
+  http::Response send(const http::Request& request) override {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        m_deadline - std::chrono::steady_clock::now());
+    if (left <= std::chrono::milliseconds(0)) {
+      throw http::TransportError(http::TransportError::Kind::timeout, request.url,
+                                 "no answer within the deadline (--timeout)");
+    }
+    http::Request bounded = request;
+    bounded.timeout = request.timeout ? std::min(*request.timeout, left) : left;
+    return m_inner.send(bounded);
+  }
+
+ private:
+  http::CurlTransport m_inner;
+  std::chrono::steady_clock::time_point m_deadline;
 };
+
+RegionResult describe_region(const std::string& region, const std::vector<std::string>& ids,
+                             std::chrono::steady_clock::time_point deadline) {
+  RegionResult result;
+  try {
+    aws::ClientOptions options;
+    options.region = region;
+    options.transport = std::make_shared<DeadlineTransport>(deadline);  // one per thread
+    options.sleep = [deadline](std::chrono::milliseconds d) {
+      if (std::chrono::steady_clock::now() + d > deadline) {
+        throw Error(region_subject(), "no answer within the deadline (--timeout)");
+      }
+      std::this_thread::sleep_for(d);
+    };
+    Ec2Api api(std::make_unique<aws::AwsClient>(std::move(options)));
+    for (std::size_t i = 0; i < ids.size(); i += k_ids_per_call) {
+      auto first = ids.begin() + static_cast<long>(i);
+      auto last = ids.begin() + static_cast<long>(std::min(ids.size(), i + k_ids_per_call));
+      for (Instance& inst : api.describe_instances({{"instance-id", {first, last}}})) {
+        result.instances[inst.id] = std::move(inst);
+      }
+    }
+  } catch (const std::exception& e) {
+    result.error = e.what();
+  }
+  result.done = true;
+  return result;
+}
 
 }  // namespace
 
 void list_states(std::vector<MachineRecord*>& records, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
   std::map<std::string, std::vector<std::string>> ids_by_region;
   for (MachineRecord* r : records) {
     std::string id = r->driver_config.value("instance_id", "");
@@ -42,41 +91,17 @@ void list_states(std::vector<MachineRecord*>& records, std::chrono::milliseconds
       ids_by_region[region].push_back(id);
     }
   }
-  // Workers own the shared state jointly with us, so one that outlives the deadline writes into
-  // memory that is still alive; its results are simply ignored.
-  auto shared = std::make_shared<Shared>();
+  // Regions in parallel, one client and transport per thread.
+  std::map<std::string, RegionResult> results;
+  std::vector<std::thread> workers;
   for (const auto& [region, ids] : ids_by_region) {
-    shared->results[region];
-    std::thread([shared, region, ids] {
-      RegionResult result;
-      try {
-        Ec2Api api(region);  // one client, one transport per thread
-        for (std::size_t i = 0; i < ids.size(); i += k_ids_per_call) {
-          std::vector<std::string> chunk(
-              ids.begin() + static_cast<long>(i),
-              ids.begin() + static_cast<long>(std::min(ids.size(), i + k_ids_per_call)));
-          for (Instance& inst : api.describe_instances({{"instance-id", chunk}})) {
-            result.instances[inst.id] = std::move(inst);
-          }
-        }
-      } catch (const std::exception& e) {
-        result.error = e.what();
-      }
-      result.done = true;
-      std::lock_guard lock(shared->mutex);
-      shared->results[region] = std::move(result);
-      shared->cv.notify_all();
-    }).detach();
+    RegionResult* slot = &results[region];
+    workers.emplace_back(
+        [slot, &region, &ids, deadline] { *slot = describe_region(region, ids, deadline); });
   }
-  std::unique_lock lock(shared->mutex);
-  shared->cv.wait_for(lock, timeout, [&] {
-    for (const auto& [_, r] : shared->results) {
-      if (!r.done) {
-        return false;
-      }
-    }
-    return true;
-  });
+  for (std::thread& t : workers) {
+    t.join();
+  }
   for (MachineRecord* r : records) {
     std::string id = r->driver_config.value("instance_id", "");
     std::string region = r->driver_config.value("region", "");
@@ -84,15 +109,12 @@ void list_states(std::vector<MachineRecord*>& records, std::chrono::milliseconds
       r->last_state = r->driver_config.value("create_incomplete", false) ? "pending" : "unknown";
       continue;
     }
-    const RegionResult& res = shared->results[region];
-    if (!res.done) {
-      r->last_state = "unknown";
-      r->facts["ls_error"] = region + ": no answer within the deadline (--timeout)";
-      continue;
-    }
+    const RegionResult& res = results[region];
     if (!res.error.empty()) {
-      r->last_state = "error";
-      r->facts["ls_error"] = res.error;
+      bool late = res.error.find("deadline") != std::string::npos ||
+                  std::chrono::steady_clock::now() >= deadline;
+      r->last_state = late ? "unknown" : "error";
+      r->facts["ls_error"] = region + ": " + res.error;
       continue;
     }
     auto it = res.instances.find(id);

@@ -53,14 +53,15 @@ TEST(Ec2Faults, DroppedConnectionDuringRunInstancesLaunchesOnce) {
 }
 
 TEST(Ec2Faults, EventualConsistencyIsWaitedOut) {
-  Ec2EmulatorFixture emu({{"consistency_delay", 1.5}});
+  Ec2EmulatorFixture emu(nlohmann::json{{"consistency_delay", 1.5}});
   create_and_remove(emu, "ec", {});
 }
 
 TEST(Ec2Faults, CapacityInTwoOfThreeZonesLandsInTheThird) {
-  Ec2EmulatorFixture emu({{"capacity",
-                           {{"us-east-2a", {{"t3.micro", "InsufficientInstanceCapacity"}}},
-                            {"us-east-2b", {{"t3.micro", "Unsupported"}}}}}});
+  Ec2EmulatorFixture emu(
+      nlohmann::json{{"capacity",
+                      {{"us-east-2a", {{"t3.micro", "InsufficientInstanceCapacity"}}},
+                       {"us-east-2b", {{"t3.micro", "Unsupported"}}}}}});
   CaptureResult r = emu.gm(create_args("cap", {"--ec2-region", "us-east-2", "--wait", "running"}));
   ASSERT_EQ(r.status, 0) << describe(r);
   std::vector<nlohmann::json> live = emu.live_instances("us-east-2");
@@ -74,8 +75,8 @@ TEST(Ec2Faults, CapacityInTwoOfThreeZonesLandsInTheThird) {
 }
 
 TEST(Ec2Faults, CapacityInEveryZoneFailsListingThemAndLeavesNothing) {
-  Ec2EmulatorFixture emu(
-      {{"capacity", {{"us-east-2", {{"t3.micro", "InsufficientInstanceCapacity"}}}}}});
+  Ec2EmulatorFixture emu(nlohmann::json{
+      {"capacity", {{"us-east-2", {{"t3.micro", "InsufficientInstanceCapacity"}}}}}});
   CaptureResult r = emu.gm(create_args("nocap", {"--ec2-region", "us-east-2"}));
   EXPECT_EQ(r.status, 1) << describe(r);
   for (const char* zone : {"us-east-2a", "us-east-2b", "us-east-2c"}) {
@@ -116,13 +117,13 @@ TEST(Ec2Faults, WrongCredentialsFailClearlyAndCreateNothing) {
 }
 
 TEST(Ec2Faults, ExpiredTemporaryCredentialsFailClearly) {
-  Ec2EmulatorFixture emu(
-      {{"credentials", nlohmann::json::array({{{"access_key_id", k_emulator_key_id},
-                                               {"secret_access_key", k_emulator_secret}},
-                                              {{"access_key_id", "ASIAEXPIREDEXAMPLE"},
-                                               {"secret_access_key", "expired-secret"},
-                                               {"session_token", "expired-token"},
-                                               {"expires", 1000000}}})}});
+  Ec2EmulatorFixture emu(nlohmann::json{
+      {"credentials", nlohmann::json::array({{{"access_key_id", k_emulator_key_id},
+                                              {"secret_access_key", k_emulator_secret}},
+                                             {{"access_key_id", "ASIAEXPIREDEXAMPLE"},
+                                              {"secret_access_key", "expired-secret"},
+                                              {"session_token", "expired-token"},
+                                              {"expires", 1000000}}})}});
   CaptureResult r = emu.gm(create_args("old"), {{"AWS_ACCESS_KEY_ID", "ASIAEXPIREDEXAMPLE"},
                                                 {"AWS_SECRET_ACCESS_KEY", "expired-secret"},
                                                 {"AWS_SESSION_TOKEN", "expired-token"}});
@@ -135,7 +136,7 @@ TEST(Ec2Faults, ExpiredTemporaryCredentialsFailClearly) {
 TEST(Ec2Faults, SkewedClockFailsWithAClockHint) {
   // The emulator judges skew against its own clock: a negative tolerance makes every request
   // look skewed, as a wrong local clock would.
-  Ec2EmulatorFixture emu({{"max_clock_skew_s", -1}});
+  Ec2EmulatorFixture emu(nlohmann::json{{"max_clock_skew_s", -1}});
   CaptureResult r = emu.gm(create_args("skew"));
   EXPECT_EQ(r.status, 1) << describe(r);
   EXPECT_NE(r.err.find("RequestExpired"), std::string::npos) << r.err;

@@ -30,7 +30,7 @@ bool wait_for_call(Ec2EmulatorFixture& emu, Process& p, const std::string& actio
 
 TEST(Ec2Interrupt, CtrlCStopsAtASafePointAndCreateResumes) {
   // Slow boots so the interrupt lands while waiting for running.
-  Ec2EmulatorFixture emu({{"delays", {{"pending", 3.0}}}});
+  Ec2EmulatorFixture emu(nlohmann::json{{"delays", {{"pending", 3.0}}}});
   std::unique_ptr<Process> p = emu.gm_async(create_args("resume"));
   ASSERT_TRUE(wait_for_call(emu, *p, "RunInstances"));
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
@@ -57,20 +57,44 @@ TEST(Ec2Interrupt, CtrlCStopsAtASafePointAndCreateResumes) {
   EXPECT_TRUE(emu.leaks().empty()) << lines(emu.leaks());
 }
 
-TEST(Ec2Interrupt, KilledBeforeTheIdWasRecordedIsRecoveredByTag) {
-  // The answer to RunInstances is lost and the process dies: only tags and the ClientToken
-  // remember the instance.
+TEST(Ec2Interrupt, KilledBeforeTheIdWasRecordedResumesWithoutADuplicate) {
+  // RunInstances acts but its answer never arrives (the connection drops after a delay), and the
+  // process is killed while retrying: only the ClientToken and the tags know the instance.
   Ec2EmulatorFixture emu;
-  emu.fault({{"action", "RunInstances"}, {"kind", "latency"}, {"latency_ms", 1500}, {"count", 1}});
+  emu.fault(
+      {{"action", "RunInstances"}, {"kind", "drop_after"}, {"latency_ms", 1500}, {"count", 2}});
   std::unique_ptr<Process> p = emu.gm_async(create_args("lost"));
-  ASSERT_TRUE(wait_for_call(emu, *p, "CreateSecurityGroup"));
-  // Give RunInstances time to be acted on while its answer is still delayed, then kill.
-  std::this_thread::sleep_for(std::chrono::milliseconds(900));
+  ASSERT_TRUE(wait_for_call(emu, *p, "RunInstances"));
   ::kill(p->pid(), SIGKILL);
   p->wait();
-  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
-  CaptureResult r = emu.gm({"rm", "lost"});
+  nlohmann::json rec = nlohmann::json::parse(read_text(emu.home() / "machines/lost/machine.json"));
+  EXPECT_EQ(rec["driver_config"].value("instance_id", ""), "");
+  EXPECT_TRUE(rec["driver_config"].contains("pending_launch"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1700));  // the retry in flight lands too
+  emu.clear_faults();
+
+  CaptureResult r = emu.gm({"create", "lost", "--wait", "running"});
   ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(emu.state()["regions"]["us-east-1"]["instances"].size(), 1u);
+  r = emu.gm({"rm", "lost"});
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_TRUE(emu.leaks().empty()) << lines(emu.leaks());
+}
+
+TEST(Ec2Interrupt, RmFindsAnInstanceTheRecordNeverSaw) {
+  Ec2EmulatorFixture emu;
+  emu.fault(
+      {{"action", "RunInstances"}, {"kind", "drop_after"}, {"latency_ms", 1500}, {"count", 2}});
+  std::unique_ptr<Process> p = emu.gm_async(create_args("orphan"));
+  ASSERT_TRUE(wait_for_call(emu, *p, "RunInstances"));
+  ::kill(p->pid(), SIGKILL);
+  p->wait();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1700));
+  emu.clear_faults();
+  EXPECT_EQ(emu.live_instances().size(), 1u);
+  CaptureResult r = emu.gm({"rm", "orphan"});
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_NE(r.err.find("terminated instance i-"), std::string::npos) << r.err;
   EXPECT_TRUE(emu.leaks().empty()) << lines(emu.leaks());
 }
 
@@ -91,7 +115,7 @@ std::vector<std::string> soak_cycle(Ec2EmulatorFixture& emu, int i, std::mt19937
 
 void soak(int cycles) {
   Ec2EmulatorFixture emu(
-      {{"run_sshd", false}, {"delays", {{"pending", 0.2}, {"shutting_down", 0.2}}}});
+      nlohmann::json{{"run_sshd", false}, {"delays", {{"pending", 0.2}, {"shutting_down", 0.2}}}});
   std::random_device seed;
   unsigned s = seed();
   std::mt19937 rng(s);

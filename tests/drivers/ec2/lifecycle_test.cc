@@ -176,3 +176,27 @@ TEST(Ec2Lifecycle, UserDataIsMergedAsMultipartMime) {
 
 }  // namespace
 }  // namespace gm::testing::ec2
+
+namespace gm::testing::ec2 {
+namespace {
+
+TEST(Ec2Examples, MachineFilesCreate) {
+  Ec2EmulatorFixture emu(nlohmann::json{{"run_sshd", false}});
+  for (const auto& [file, type] : std::vector<std::pair<std::string, std::string>>{
+           {"examples/cpu-debug.yaml", "t3.medium"}, {"examples/gpu-jupyter.yaml", "g5.xlarge"}}) {
+    std::string name = type == "t3.medium" ? "exdebug" : "exjupyter";
+    CaptureResult r = emu.gm({"create", "-f", std::string(GM_SOURCE_DIR) + "/" + file, name,
+                              "--ec2-ssh-user", login_user(), "--wait", "running"},
+                             {}, GM_SOURCE_DIR);
+    ASSERT_EQ(r.status, 0) << file << "\n" << describe(r);
+    std::vector<nlohmann::json> live = emu.live_instances();
+    ASSERT_EQ(live.size(), 1u);
+    EXPECT_EQ(live[0]["instanceType"], type);
+    r = emu.gm({"rm", name});
+    ASSERT_EQ(r.status, 0) << describe(r);
+  }
+  EXPECT_TRUE(emu.leaks().empty()) << lines(emu.leaks());
+}
+
+}  // namespace
+}  // namespace gm::testing::ec2

@@ -10,7 +10,7 @@ namespace gm::testing::ec2 {
 namespace {
 
 TEST(Ec2Ls, OneDescribeInstancesPerRegion) {
-  Ec2EmulatorFixture emu({{"run_sshd", false}});
+  Ec2EmulatorFixture emu(nlohmann::json{{"run_sshd", false}});
   for (const auto& [name, region] : std::vector<std::pair<std::string, std::string>>{
            {"a1", "us-east-1"}, {"a2", "us-east-1"}, {"b1", "eu-west-1"}}) {
     CaptureResult r = emu.gm(create_args(name, {"--ec2-region", region, "--wait", "running"}));
@@ -74,7 +74,7 @@ TEST(Ec2Ls, OneDescribeInstancesPerRegion) {
 }
 
 TEST(Ec2Gc, FindsAndDeletesWhatNoRecordOwns) {
-  Ec2EmulatorFixture emu({{"run_sshd", false}});
+  Ec2EmulatorFixture emu(nlohmann::json{{"run_sshd", false}});
   CaptureResult r = emu.gm(create_args("keep", {"--wait", "running"}));
   ASSERT_EQ(r.status, 0) << describe(r);
   r = emu.gm(create_args("lost", {"--wait", "running"}));
@@ -103,7 +103,7 @@ TEST(Ec2Gc, FindsAndDeletesWhatNoRecordOwns) {
 }
 
 TEST(Ec2Rm, ForceListsWhatWasLeft) {
-  Ec2EmulatorFixture emu({{"run_sshd", false}});
+  Ec2EmulatorFixture emu(nlohmann::json{{"run_sshd", false}});
   CaptureResult r = emu.gm(create_args("stuck", {"--wait", "running"}));
   ASSERT_EQ(r.status, 0) << describe(r);
   emu.fault({{"action", "TerminateInstances"},
