@@ -7,6 +7,7 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -18,19 +19,15 @@ inline std::string login_user() {
   return pw != nullptr ? pw->pw_name : "root";
 }
 
-/// `create --driver ec2 NAME` with a cheap CPU type and the emulator's login user.
+/// `create --driver ec2 NAME` with a cheap CPU type (unless \a extra names one), a 20 GiB root
+/// volume and the emulator's login user.
 inline std::vector<std::string> create_args(const std::string& name,
                                             std::vector<std::string> extra = {}) {
-  std::vector<std::string> args = {"create",
-                                   "--driver",
-                                   "ec2",
-                                   name,
-                                   "--ec2-instance-type",
-                                   "t3.micro",
-                                   "--ec2-ssh-user",
-                                   login_user(),
-                                   "--ec2-root-size",
-                                   "20"};
+  std::vector<std::string> args = {"create", "--driver", "ec2", name, "--ec2-ssh-user",
+                                   login_user(), "--ec2-root-size", "20"};
+  if (std::find(extra.begin(), extra.end(), "--ec2-instance-type") == extra.end()) {
+    args.insert(args.end(), {"--ec2-instance-type", "t3.micro"});
+  }
   args.insert(args.end(), extra.begin(), extra.end());
   return args;
 }
