@@ -18,7 +18,7 @@ namespace gm {
 
 /// One create-time option of a driver, registered by the CLI as --<name>.
 struct FlagSpec {
-  std::string name;                  ///< Without dashes, e.g. "generic-ip-address".
+  std::string name;  ///< Without dashes, e.g. "generic-ip-address".
   std::string help;
   std::string default_value;         ///< Shown in help; empty for none.
   bool is_switch = false;            ///< Takes no value (e.g. --ec2-spot).
@@ -31,8 +31,8 @@ using Options = std::map<std::string, std::vector<std::string>>;
 
 /// What a driver can do; the CLI checks it first and refuses with a clear message.
 struct Capabilities {
-  bool power = false;  ///< start / stop / kill.
-  bool reboot = false; ///< restart.
+  bool power = false;   ///< start / stop / kill.
+  bool reboot = false;  ///< restart.
 };
 
 /// Services the machine layer gives a driver while it works.
@@ -47,6 +47,9 @@ class DriverHost {
   virtual void debug(std::string_view text) = 0;
   /// Throws InterruptedError if the user asked to stop (Ctrl-C, SIGTERM); call at safe points.
   virtual void check_interrupted() = 0;
+  /// Where create, start and restart stop waiting: "running" (the provider reports it) or "ssh"
+  /// (SSH answers with the pinned host key; the default).
+  virtual std::string wait_target() const { return "ssh"; }
 };
 
 /// One machine on one provider.

@@ -15,22 +15,25 @@ namespace gm::cli {
 
 const std::vector<VerbEntry>& verb_table() {
   static const std::vector<VerbEntry> verbs = {
-      {"create", setup_create},   {"ls", setup_ls},           {"status", setup_status},
-      {"ip", setup_ip},           {"inspect", setup_inspect}, {"ssh", setup_ssh},
-      {"scp", setup_scp},         {"restart", setup_restart}, {"rm", setup_rm},
-      {"provision", setup_provision}, {"probe", setup_probe},
-      {"ssh-config", setup_ssh_config}, {"version", setup_version},
-      {"forward", setup_forward}, {"jupyter", setup_jupyter},
+      {"create", setup_create},         {"ls", setup_ls},
+      {"status", setup_status},         {"ip", setup_ip},
+      {"inspect", setup_inspect},       {"ssh", setup_ssh},
+      {"scp", setup_scp},               {"start", setup_start},
+      {"stop", setup_stop},             {"kill", setup_kill},
+      {"restart", setup_restart},       {"rm", setup_rm},
+      {"provision", setup_provision},   {"probe", setup_probe},
+      {"forward", setup_forward},       {"jupyter", setup_jupyter},
       {"tensorboard", setup_tensorboard}, {"env", setup_env},
-      {"prices", setup_prices},   {"autostop", setup_autostop},
+      {"prices", setup_prices},         {"autostop", setup_autostop},
+      {"gc", setup_gc},                 {"ssh-config", setup_ssh_config},
+      {"version", setup_version},
   };
   return verbs;
 }
 
 std::unique_ptr<CLI::App> make_app(GlobalOptions& globals, Dispatch& dispatch) {
   auto app = std::make_unique<CLI::App>(
-      "gpumachine: GPU machines in your own cloud account, ready for deep learning",
-      "gpumachine");
+      "gpumachine: GPU machines in your own cloud account, ready for deep learning", "gpumachine");
   app->add_option("--home", globals.home, "state directory (default ~/.gpumachine)")
       ->envname("GPUMACHINE_HOME");
   app->add_option("--format", globals.format, "output format: table or json")
@@ -98,8 +101,8 @@ void apply_log_settings(const GlobalOptions& globals) {
   settings.verbosity = globals.quiet     ? util::Verbosity::quiet
                        : globals.verbose ? util::Verbosity::verbose
                                          : util::Verbosity::normal;
-  settings.color = !globals.no_color && std::getenv("NO_COLOR") == nullptr &&
-                   ::isatty(STDERR_FILENO) == 1;
+  settings.color =
+      !globals.no_color && std::getenv("NO_COLOR") == nullptr && ::isatty(STDERR_FILENO) == 1;
   util::set_log_settings(settings);
 }
 

@@ -18,6 +18,12 @@ std::string gpu_summary(const MachineRecord& record) {
     devices = &record.facts["host"]["nvidia_pci_devices"];
   }
   if (devices == nullptr) {
+    // Cloud drivers know the type's GPUs before any probe (ec2: DescribeInstanceTypes).
+    if (record.facts.contains("instance_type") &&
+        record.facts["instance_type"].value("gpu_count", 0) > 0) {
+      const nlohmann::json& t = record.facts["instance_type"];
+      return std::to_string(t["gpu_count"].get<int>()) + "x " + t.value("gpu_name", "GPU");
+    }
     return "-";
   }
   // Count display/3D controllers only; NVSwitches and audio functions share vendor 10de.
@@ -33,8 +39,8 @@ std::string gpu_summary(const MachineRecord& record) {
   }
   std::string out;
   for (const auto& [id, n] : by_id) {
-    out += (out.empty() ? "" : ",") + std::to_string(n) + "x 10de:" +
-           (id.starts_with("0x") ? id.substr(2) : id);
+    out += (out.empty() ? "" : ",") + std::to_string(n) +
+           "x 10de:" + (id.starts_with("0x") ? id.substr(2) : id);
   }
   return out;
 }

@@ -15,6 +15,8 @@
 #include "util/log.h"
 
 #include <cstdio>
+#include <filesystem>
+#include <tuple>
 #include <list>
 #include <map>
 #include <set>
@@ -35,6 +37,7 @@ struct CreateOptions {
   std::string name;
   std::string driver;
   std::string file;
+  std::string wait;  // "running", "ssh" or "gpu" (provision and probe; the default)
   bool no_provision = false;
   bool no_probe = false;
   ProvisionFlags provision;
@@ -46,9 +49,9 @@ struct CreateOptions {
 };
 
 /// Create options that are not driver flags, accepted in machine files too.
-const std::set<std::string> k_general_keys = {"driver",         "no-provision", "no-probe",
-                                              "driver-branch",  "driver-flavour",
-                                              "verify-image"};
+const std::set<std::string> k_general_keys = {
+    "driver",        "wait",         "no-provision", "no-probe",        "driver-branch",
+    "driver-flavour", "verify-image", "autostop",     "autostop-action", "max-lifetime"};
 
 /// Flag names (and aliases) of every driver, each mapped to its canonical name and driver.
 struct FlagIndex {
@@ -138,6 +141,10 @@ CreateOptions with_file_defaults(const CreateOptions& cli, const Options& file,
     }
   };
   text("driver", out.driver);
+  text("wait", out.wait);
+  text("autostop", out.autostop);
+  text("autostop-action", out.autostop_action);
+  text("max-lifetime", out.max_lifetime);
   text("driver-flavour", out.provision.driver_flavour);
   text("verify-image", out.provision.verify_image);
   flag("no-provision", out.no_provision);
@@ -153,29 +160,74 @@ CreateOptions with_file_defaults(const CreateOptions& cli, const Options& file,
   return out;
 }
 
+std::pair<MachineRecord, std::unique_ptr<Driver>> configure_new(Context& ctx,
+                                                                const CreateOptions& opts,
+                                                                const Options& defaults,
+                                                                const Options& file);
+int finish_create(Context& ctx, const CreateOptions& opts, MachineRecord& record, Driver& driver,
+                  bool resumed);
+
 int run_create(Context& ctx, const CreateOptions& cli) {
   // Everything that can be checked offline is checked before any connection.
   store::validate_name(cli.name);
-  FlagIndex index = flag_index();
+  std::set<std::string> keys = flag_index().keys();
   std::filesystem::path config_path = ctx.store().home() / "config.yaml";
   Options defaults, file;
   if (std::filesystem::exists(config_path)) {
-    defaults = load_machine_file(config_path, index.keys());
+    defaults = load_machine_file(config_path, keys);
   }
   if (!cli.file.empty()) {
-    file = load_machine_file(cli.file, index.keys());
+    file = load_machine_file(cli.file, keys);
   }
-  const CreateOptions opts = with_file_defaults(cli, file, defaults);
+  CreateOptions opts = with_file_defaults(cli, file, defaults);
+  if (opts.wait.empty()) {
+    opts.wait = "gpu";
+  }
+  if (opts.wait != "running" && opts.wait != "ssh" && opts.wait != "gpu") {
+    throw UsageError("--wait " + opts.wait, "unknown target",
+                     "use --wait running, --wait ssh or --wait gpu (the default)");
+  }
+  MachineRecord record;
+  std::unique_ptr<Driver> driver;
+  if (!ctx.store().exists(opts.name)) {
+    std::tie(record, driver) = configure_new(ctx, opts, defaults, file);
+  }
+  store::MachineLock lock = ctx.store().lock(opts.name, "create");
+  bool resumed = false;
+  if (ctx.store().exists(opts.name)) {
+    MachineRecord existing = ctx.store().load(opts.name);
+    // Drivers that can resume mark an unfinished create in their config (ec2: a create that
+    // was interrupted or killed); anything else is a finished machine.
+    if (!existing.driver_config.value("create_incomplete", false)) {
+      throw Error("machine '" + opts.name + "'", "already exists", {},
+                  "pick another name, or remove it first: `gpumachine rm " + opts.name + "`");
+    }
+    util::info("resuming the unfinished create of '" + opts.name + "' (" + existing.driver +
+               "); options given now are ignored");
+    record = std::move(existing);
+    driver = find_driver(record.driver).make();
+    resumed = true;
+  }
+  return finish_create(ctx, opts, record, *driver, resumed);
+}
+
+std::pair<MachineRecord, std::unique_ptr<Driver>> configure_new(Context& ctx,
+                                                                const CreateOptions& opts,
+                                                                const Options& defaults,
+                                                                const Options& file) {
   const std::string& driver_name = opts.driver;
   if (driver_name.empty()) {
     throw UsageError("--driver", "required",
-                     "choose a driver, e.g. --driver generic --generic-ip-address HOST");
+                     "choose a driver, e.g. --driver ec2, or --driver generic "
+                     "--generic-ip-address HOST");
   }
   const DriverInfo& info = find_driver(driver_name);
-  Options options = overlay(
-      overlay(file_options(defaults, index, info.name, config_path.string(), false),
-              file_options(file, index, info.name, opts.file, true)),
-      collect_options(opts, info));
+  FlagIndex index = flag_index();
+  std::string config_path = (ctx.store().home() / "config.yaml").string();
+  Options options =
+      overlay(overlay(file_options(defaults, index, info.name, config_path, false),
+                      file_options(file, index, info.name, opts.file, true)),
+              collect_options(opts, info));
   for (auto it = options.begin(); it != options.end();) {
     // A switch set to false in a file is the same as not giving it.
     it = (it->second.size() == 1 && it->second[0] == "false") ? options.erase(it) : std::next(it);
@@ -184,6 +236,8 @@ int run_create(Context& ctx, const CreateOptions& cli) {
   record.name = opts.name;
   record.id = util::uuid4();
   record.driver = info.name;
+  // Where a driver that makes its own login key keeps it (generic replaces it with the user's).
+  record.ssh.key_path = std::filesystem::absolute(ctx.store().key_path(opts.name)).string();
   std::unique_ptr<Driver> driver = info.make();
   driver->configure(options, record);
   // Cost control, still offline: the setting goes into the record before the driver launches
@@ -208,21 +262,41 @@ int run_create(Context& ctx, const CreateOptions& cli) {
     throw UsageError("--max-price-per-hour", "needs a driver with instance types; " +
                                                  record.driver + " has none");
   }
+  return {std::move(record), std::move(driver)};
+}
 
-  store::MachineLock lock = ctx.store().lock(opts.name, "create");
-  if (ctx.store().exists(opts.name)) {
-    throw Error("machine '" + opts.name + "'", "already exists", {},
-                "pick another name, or remove it first: `gpumachine rm " + opts.name + "`");
+/// Provisioning and the GPU probe (`--wait gpu`, the default); returns the probe's verdict.
+int provision_and_probe(const CreateOptions& opts, MachineRecord& record,
+                        machine::MachineHost& host) {
+  machine::provision_machine(record, host, opts.provision.overrides());
+  if (opts.no_probe || !machine::has_nvidia_gpu(record)) {
+    return 0;
   }
+  probe::ProbeOptions probe_options;
+  if (record.driver_config.contains("expected_gpus")) {
+    probe_options.expected_gpus = record.driver_config["expected_gpus"].get<int>();
+  }
+  probe::ProbeResult result = machine::probe_machine(record, host, probe_options);
+  int status = probe::verdict_exit_code(result);
+  if (status != 0) {
+    util::warn("machine '" + record.name + "' was created but its GPU probe says: " +
+               probe::gpu_summary(result.host) + "; see `gpumachine probe " + record.name + "`");
+  }
+  return status;
+}
 
+int finish_create(Context& ctx, const CreateOptions& opts, MachineRecord& record, Driver& driver,
+                  bool resumed) {
   machine::MachineHost host(ctx.store());
+  host.set_wait_target(opts.wait == "running" ? "running" : "ssh");
   try {
-    driver->create(record, host);
+    driver.create(record, host);
   } catch (...) {
     host.finish();
     // A driver that saved nothing created nothing: leave no record behind. A cloud driver
-    // that saved keeps its record so `create` can resume and `rm` can clean up.
-    if (!host.saved()) {
+    // that saved keeps its record so `create` can resume and `rm` can clean up, unless it
+    // rolled everything back itself.
+    if ((!host.saved() && !resumed) || record.driver_config.value("rolled_back", false)) {
       ctx.store().remove(opts.name);
     }
     throw;
@@ -231,21 +305,8 @@ int run_create(Context& ctx, const CreateOptions& cli) {
   ctx.store().save(record);  // the machine exists: keep it even if provisioning fails
 
   int status = 0;
-  if (!opts.no_provision) {
-    machine::provision_machine(record, host, opts.provision.overrides());
-    if (!opts.no_probe && machine::has_nvidia_gpu(record)) {
-      probe::ProbeOptions probe_options;
-      if (record.driver_config.contains("expected_gpus")) {
-        probe_options.expected_gpus = record.driver_config["expected_gpus"].get<int>();
-      }
-      probe::ProbeResult result = machine::probe_machine(record, host, probe_options);
-      status = probe::verdict_exit_code(result);
-      if (status != 0) {
-        util::warn("machine '" + record.name + "' was created but its GPU probe says: " +
-                   probe::gpu_summary(result.host) + "; see `gpumachine probe " + record.name +
-                   "`");
-      }
-    }
+  if (opts.wait == "gpu" && !opts.no_provision) {
+    status = provision_and_probe(opts, record, host);
   }
   double total = 0;
   nlohmann::json timings = nlohmann::json::object();
@@ -287,6 +348,9 @@ void setup_create(CLI::App& app, Dispatch& dispatch) {
     drivers += (drivers.empty() ? "" : ", ") + info.name;
   }
   sub->add_option("-d,--driver", opts->driver, "driver: " + drivers);
+  sub->add_option("--wait", opts->wait,
+                  "where create stops: running (the provider says so), ssh (SSH answers), or "
+                  "gpu (provisioned and probed; the default)");
   sub->add_flag("--no-provision", opts->no_provision,
                 "skip installing the NVIDIA driver, Docker and the container toolkit");
   sub->add_flag("--no-probe", opts->no_probe, "skip the GPU probe after provisioning");

@@ -10,13 +10,19 @@ namespace gm::cli {
 void setup_restart(CLI::App& app, Dispatch& dispatch) {
   CLI::App* sub = app.add_subcommand("restart", "reboot a machine and wait until SSH answers");
   auto name = std::make_shared<std::string>();
+  auto wait = std::make_shared<std::string>("ssh");
   sub->add_option("name", *name, "machine name")->required();
-  sub->callback([&dispatch, name] {
-    dispatch.run = [name](Context& ctx) {
+  sub->add_option("--wait", *wait, "where to stop: running or ssh (default ssh)");
+  sub->callback([&dispatch, name, wait] {
+    dispatch.run = [name, wait](Context& ctx) {
+      if (*wait != "running" && *wait != "ssh") {
+        throw UsageError("--wait " + *wait, "unknown target", "use --wait running or --wait ssh");
+      }
       store::MachineLock lock = ctx.store().lock(*name, "restart");
       MachineRecord record = ctx.store().load(*name);
       std::unique_ptr<Driver> driver = find_driver(record.driver).make();
       machine::MachineHost host(ctx.store());
+      host.set_wait_target(*wait);
       driver->restart(record, host);
       host.finish();
       ctx.store().save(record);

@@ -27,6 +27,9 @@ class MachineHost final : public DriverHost {
   void phase(std::string_view text) override;
   void debug(std::string_view text) override;
   void check_interrupted() override;
+  std::string wait_target() const override { return m_wait_target; }
+  /// Sets what wait_target() answers ("running" or "ssh").
+  void set_wait_target(std::string target) { m_wait_target = std::move(target); }
 
   /// Ends the current phase (clears the live line) and records its duration.
   void finish();
@@ -40,6 +43,7 @@ class MachineHost final : public DriverHost {
   void repaint_loop();
 
   store::Store& m_store;
+  std::string m_wait_target = "ssh";
   bool m_saved = false;
   bool m_live = false;  ///< stderr is a terminal and not -q: repaint a live line
   std::string m_phase;

@@ -1,0 +1,52 @@
+// The ec2 driver: GPU (or CPU) instances in the user's own AWS account. One security group and
+// one imported key pair per machine, all tagged Name / gpumachine:machine / gpumachine:id, each
+// recorded in the ledger before or as it is created, so `rm` (and `gc`) can always finish.
+#pragma once
+
+#include "drivers/ec2/ec2_api.h"
+#include "gm/driver.h"
+
+#include <chrono>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace gm::drivers::ec2 {
+
+/// Tag keys on every resource the driver creates.
+inline constexpr const char* k_tag_machine = "gpumachine:machine";
+inline constexpr const char* k_tag_id = "gpumachine:id";
+
+/// The registry row for this driver (flags, factory, batched ls).
+DriverInfo driver_info();
+/// A new ec2 driver object.
+std::unique_ptr<Driver> make_driver();
+
+/// The portable state of an EC2 instance state name (libcloud's NODE_STATE_MAP).
+MachineState map_state(std::string_view ec2_state);
+
+/// The caller's public address as a /32, for the SSH ingress rule: $GPUMACHINE_CALLER_IP when
+/// set (tests), else an HTTPS lookup (checkip.amazonaws.com). Throws Error with a hint to pass
+/// --ec2-ssh-cidr when the lookup fails.
+std::string caller_cidr();
+
+/// Refreshes last_state, ssh.host and facts.launched_at of many ec2 machines: one
+/// DescribeInstances per region (instance-id filter), regions in parallel, all within \a timeout.
+void list_states(std::vector<MachineRecord*>& records, std::chrono::milliseconds timeout);
+
+/// One row of `gc`: a tagged resource no local record owns.
+struct Orphan {
+  TaggedResource resource;
+  std::string machine;  ///< its gpumachine:machine tag
+};
+
+/// Scans \a regions for resources tagged gpumachine:* whose gpumachine:id is not in \a known_ids
+/// (terminated instances are left out).
+std::vector<Orphan> find_orphans(const std::vector<std::string>& regions,
+                                 const std::set<std::string>& known_ids);
+/// Deletes orphans: terminates instances and waits, then volumes, security groups (retrying
+/// DependencyViolation) and key pairs. Returns one line per action; failures are lines too.
+std::vector<std::string> delete_orphans(const std::vector<Orphan>& orphans);
+
+}  // namespace gm::drivers::ec2

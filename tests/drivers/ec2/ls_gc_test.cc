@@ -1,0 +1,130 @@
+// `ls` of ec2 machines (one batched call per region, regions in parallel) and `gc` of resources
+// no record owns.
+#include "drivers/ec2/ec2_test_util.h"
+
+#include <chrono>
+#include <map>
+#include <set>
+
+namespace gm::testing::ec2 {
+namespace {
+
+TEST(Ec2Ls, OneDescribeInstancesPerRegion) {
+  Ec2EmulatorFixture emu(nlohmann::json{{"run_sshd", false}});
+  for (const auto& [name, region] : std::vector<std::pair<std::string, std::string>>{
+           {"a1", "us-east-1"}, {"a2", "us-east-1"}, {"b1", "eu-west-1"}}) {
+    CaptureResult r = emu.gm(create_args(name, {"--ec2-region", region, "--wait", "running"}));
+    ASSERT_EQ(r.status, 0) << describe(r);
+  }
+  CaptureResult r = emu.gm({"stop", "a2"});
+  ASSERT_EQ(r.status, 0) << describe(r);
+  int before = emu.count_calls("DescribeInstances");
+  r = emu.gm({"ls", "--format", "json"});
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(emu.count_calls("DescribeInstances") - before, 2);  // one per region
+  nlohmann::json rows = nlohmann::json::parse(r.out);
+  ASSERT_EQ(rows.size(), 3u);
+  std::map<std::string, nlohmann::json> by_name;
+  for (const auto& row : rows) {
+    by_name[row["name"]] = row;
+  }
+  EXPECT_EQ(by_name["a1"]["state"], "running");
+  EXPECT_EQ(by_name["a2"]["state"], "stopped");
+  EXPECT_EQ(by_name["b1"]["region"], "eu-west-1");
+  EXPECT_FALSE(by_name["a1"]["uptime"].is_null());
+  EXPECT_EQ(by_name["a1"]["instance_type"], "t3.micro");
+
+  r = emu.gm({"ls"});
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_NE(r.out.find("TYPE"), std::string::npos);
+  EXPECT_NE(r.out.find("t3.micro"), std::string::npos);
+
+  // --cached makes no calls.
+  int calls = static_cast<int>(emu.calls()["calls"].size());
+  r = emu.gm({"ls", "--cached"});
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(static_cast<int>(emu.calls()["calls"].size()), calls);
+
+  // A region that does not answer in time is reported, not waited for.
+  emu.fault({{"action", "DescribeInstances"},
+             {"kind", "latency"},
+             {"latency_ms", 3000},
+             {"region", "eu-west-1"},
+             {"count", 5}});
+  auto start = std::chrono::steady_clock::now();
+  r = emu.gm({"ls", "--format", "json", "--timeout", "1"});
+  auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_EQ(r.status, 0) << describe(r);
+  // Well under the 3 s answer, with room for a loaded machine.
+  EXPECT_LT(took, std::chrono::milliseconds(2900));
+  for (const auto& row : nlohmann::json::parse(r.out)) {
+    if (row["name"] == "b1") {
+      EXPECT_EQ(row["state"], "unknown");
+      EXPECT_TRUE(row.contains("error"));
+    } else {
+      EXPECT_NE(row["state"], "unknown");
+    }
+  }
+  emu.clear_faults();
+  for (const char* name : {"a1", "a2", "b1"}) {
+    r = emu.gm({"rm", name});
+    ASSERT_EQ(r.status, 0) << describe(r);
+  }
+  EXPECT_TRUE(emu.leaks().empty()) << lines(emu.leaks());
+  EXPECT_TRUE(emu.leaks("eu-west-1").empty()) << lines(emu.leaks("eu-west-1"));
+}
+
+TEST(Ec2Gc, FindsAndDeletesWhatNoRecordOwns) {
+  Ec2EmulatorFixture emu(nlohmann::json{{"run_sshd", false}});
+  CaptureResult r = emu.gm(create_args("keep", {"--wait", "running"}));
+  ASSERT_EQ(r.status, 0) << describe(r);
+  r = emu.gm(create_args("lost", {"--wait", "running"}));
+  ASSERT_EQ(r.status, 0) << describe(r);
+  std::filesystem::remove_all(emu.home() / "machines/lost");  // the record is gone
+
+  r = emu.gm({"gc", "--format", "json"});
+  ASSERT_EQ(r.status, 0) << describe(r);
+  nlohmann::json out = nlohmann::json::parse(r.out);
+  std::set<std::string> kinds;
+  for (const auto& o : out["orphans"]) {
+    EXPECT_EQ(o["machine"], "lost");
+    kinds.insert(o["kind"]);
+  }
+  EXPECT_EQ(kinds, (std::set<std::string>{"instance", "volume", "security-group", "key-pair"}));
+  EXPECT_EQ(emu.live_instances().size(), 2u);  // listing deletes nothing
+
+  r = emu.gm({"gc", "--delete"});
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(emu.live_instances().size(), 1u);
+  r = emu.gm({"gc", "--format", "json"});
+  EXPECT_TRUE(nlohmann::json::parse(r.out)["orphans"].empty()) << r.out;
+  r = emu.gm({"rm", "keep"});
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_TRUE(emu.leaks().empty()) << lines(emu.leaks());
+}
+
+TEST(Ec2Rm, ForceListsWhatWasLeft) {
+  Ec2EmulatorFixture emu(nlohmann::json{{"run_sshd", false}});
+  CaptureResult r = emu.gm(create_args("stuck", {"--wait", "running"}));
+  ASSERT_EQ(r.status, 0) << describe(r);
+  emu.fault({{"action", "TerminateInstances"},
+             {"kind", "UnauthorizedOperation"},
+             {"count", 10},
+             {"status", 403}});
+  r = emu.gm({"rm", "stuck"});
+  EXPECT_EQ(r.status, 1) << describe(r);
+  EXPECT_TRUE(std::filesystem::exists(emu.home() / "machines/stuck"));
+  r = emu.gm({"rm", "--force", "stuck"});
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_NE(r.err.find("LEFT BEHIND: instance i-"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("LEFT BEHIND: security-group sg-"), std::string::npos) << r.err;
+  // The key pair could still be deleted (an instance does not need it once launched).
+  EXPECT_EQ(r.err.find("LEFT BEHIND: key-pair"), std::string::npos) << r.err;
+  emu.clear_faults();
+  r = emu.gm({"gc", "--delete", "--region", "us-east-1"});
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_TRUE(emu.leaks().empty()) << lines(emu.leaks());
+}
+
+}  // namespace
+}  // namespace gm::testing::ec2
