@@ -273,9 +273,7 @@ int provision_and_probe(const CreateOptions& opts, MachineRecord& record,
     return 0;
   }
   probe::ProbeOptions probe_options;
-  if (record.driver_config.contains("expected_gpus")) {
-    probe_options.expected_gpus = record.driver_config["expected_gpus"].get<int>();
-  }
+  probe_options.expected_gpus = machine::expected_gpus(record);
   probe::ProbeResult result = machine::probe_machine(record, host, probe_options);
   int status = probe::verdict_exit_code(result);
   if (status != 0) {

@@ -25,8 +25,8 @@ int run_probe_verb(Context& ctx, const ProbeVerbOptions& opts) {
   }
   if (opts.expected_gpus >= 0) {
     options.expected_gpus = opts.expected_gpus;
-  } else if (record.driver_config.contains("expected_gpus")) {
-    options.expected_gpus = record.driver_config["expected_gpus"].get<int>();
+  } else {
+    options.expected_gpus = machine::expected_gpus(record);
   }
   machine::MachineHost host(ctx.store());
   probe::ProbeResult result = machine::probe_machine(record, host, options);

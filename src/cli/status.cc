@@ -4,6 +4,8 @@
 
 #include "gm/driver.h"
 #include "gm/error.h"
+#include "cost/autostop.h"
+#include "machine/connect.h"
 #include "machine/machine_host.h"
 
 namespace gm::cli {
@@ -23,10 +25,23 @@ void setup_status(CLI::App& app, Dispatch& dispatch) {
         record.last_state = std::string(to_string(state));
         ctx.store().save(record);
       }
+      nlohmann::json doc = {{"name", record.name}, {"state", to_string(state)}};
+      std::string autostop_line;
+      if (state == MachineState::running && cost::autostop_from_record(record)) {
+        // Only the agent on the host knows how long the machine has been idle.
+        std::optional<cost::AgentStatus> agent =
+            cost::query_agent_status(*machine::connect(record));
+        autostop_line = cost::describe_status(agent);
+        doc["autostop"] = agent ? agent->raw : nlohmann::json(nullptr);
+        doc["autostop_summary"] = autostop_line;
+      }
       if (ctx.json()) {
-        ctx.out().print_json({{"name", record.name}, {"state", to_string(state)}});
+        ctx.out().print_json(doc);
       } else {
         ctx.out().print_line(std::string(to_string(state)));
+        if (!autostop_line.empty()) {
+          ctx.out().print_line(autostop_line);
+        }
       }
       return 0;
     };

@@ -1,6 +1,7 @@
 #include "machine/setup.h"
 
 #include "gm/error.h"
+#include "cost/autostop.h"
 #include "machine/connect.h"
 #include "util/log.h"
 #include "util/time.h"
@@ -63,6 +64,13 @@ provision::ProvisionResult provision_machine(MachineRecord& record, MachineHost&
   record.facts["provision"] = found["provision"];
   record.facts["provision"]["at"] = util::rfc3339(std::chrono::system_clock::now());
   host.save(record);
+  // The autostop agent goes on last, over a fresh session (a reboot may have ended the first).
+  if (std::optional<cost::AutostopSettings> autostop = cost::autostop_from_record(record)) {
+    host.phase("installing the autostop agent (" + cost::describe(*autostop) + ")");
+    cost::apply_on_host(*connect(record, std::chrono::minutes(1)), autostop,
+                        "machine '" + record.name + "'");
+    host.finish();
+  }
   return result;
 }
 
@@ -82,7 +90,21 @@ probe::ProbeResult probe_machine(MachineRecord& record, MachineHost& host,
   return result;
 }
 
+std::optional<int> expected_gpus(const MachineRecord& record) {
+  const nlohmann::json& facts = record.facts;
+  if (facts.contains("instance_type") && facts["instance_type"].contains("gpu_count")) {
+    int n = facts["instance_type"]["gpu_count"].get<int>();
+    if (n > 0) {
+      return n;
+    }
+  }
+  return std::nullopt;
+}
+
 bool has_nvidia_gpu(const MachineRecord& record) {
+  if (expected_gpus(record)) {
+    return true;
+  }
   const nlohmann::json& facts = record.facts;
   if (facts.contains("host") && facts["host"].contains("nvidia_pci_devices")) {
     for (const auto& d : facts["host"]["nvidia_pci_devices"]) {

@@ -6,6 +6,8 @@
 #include "probe/probe.h"
 #include "provision/provisioner.h"
 
+#include <optional>
+
 namespace gm::machine {
 
 /// Provisions the machine over one SSH session (plus one per reboot), showing a phase line per
@@ -17,7 +19,10 @@ provision::ProvisionResult provision_machine(MachineRecord& record, MachineHost&
 probe::ProbeResult probe_machine(MachineRecord& record, MachineHost& host,
                                  const probe::ProbeOptions& options);
 
-/// True when the record's facts show an NVIDIA GPU (from provisioning or host facts).
+/// GPUs the machine's instance type has (cloud drivers); nullopt when unknown or none.
+std::optional<int> expected_gpus(const MachineRecord& record);
+
+/// True when the record's facts show an NVIDIA GPU (instance type, provisioning or host facts).
 bool has_nvidia_gpu(const MachineRecord& record);
 
 }  // namespace gm::machine
