@@ -240,6 +240,8 @@ std::pair<MachineRecord, std::unique_ptr<Driver>> configure_new(Context& ctx,
   record.ssh.key_path = std::filesystem::absolute(ctx.store().key_path(opts.name)).string();
   std::unique_ptr<Driver> driver = info.make();
   driver->configure(options, record);
+  // A hint for cloud drivers: provisioning follows, so package installation may start at boot.
+  record.driver_config["provision_at_boot"] = opts.wait == "gpu" && !opts.no_provision;
   // Cost control, still offline: the setting goes into the record before the driver launches
   // (shutdown_behavior), and an over-budget type is refused before any call.
   cost::store_autostop(record, cost::parse_autostop_flags(opts.autostop, opts.autostop_action,

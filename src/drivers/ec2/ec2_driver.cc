@@ -6,6 +6,7 @@
 #include "aws/endpoints.h"
 #include "aws/xml.h"
 #include "drivers/ec2/user_data.h"
+#include "provision/provisioner.h"
 #include "gm/error.h"
 #include "http/curl_transport.h"
 #include "machine/connect.h"
@@ -27,6 +28,55 @@
 #include <thread>
 
 namespace gm::drivers::ec2 {
+
+namespace {
+
+/// The GPU generation of an instance type's GPU model, as DescribeInstanceTypes names it.
+provision::GpuGeneration generation_of(std::string_view gpu_name) {
+  static const std::pair<std::string_view, provision::GpuGeneration> k_models[] = {
+      {"K80", provision::GpuGeneration::kepler},  {"M60", provision::GpuGeneration::maxwell},
+      {"V100", provision::GpuGeneration::volta},  {"T4", provision::GpuGeneration::turing},
+      {"A10G", provision::GpuGeneration::ampere}, {"A100", provision::GpuGeneration::ampere},
+      {"L40S", provision::GpuGeneration::ada},    {"L4", provision::GpuGeneration::ada},
+      {"H100", provision::GpuGeneration::hopper}, {"H200", provision::GpuGeneration::hopper},
+      {"B200", provision::GpuGeneration::blackwell}};
+  for (const auto& [model, generation] : k_models) {
+    if (gpu_name.starts_with(model)) {
+      return generation;
+    }
+  }
+  return provision::GpuGeneration::unknown;
+}
+
+/// When `create` will provision (driver_config.provision_at_boot), a script for the user data
+/// that starts installing the driver, Docker and the toolkit while the instance boots, so the
+/// package downloads overlap the boot and SSH wait. Only for the plain Ubuntu images: the Deep
+/// Learning AMIs already have everything, and an unknown ami- has no known recipe.
+std::string provision_prelude(const MachineRecord& record) {
+  const nlohmann::json& cfg = record.driver_config;
+  std::string alias = cfg.value("image_alias", "");
+  if (!cfg.value("provision_at_boot", false) || !alias.starts_with("ubuntu-")) {
+    return {};
+  }
+  provision::PreludeInputs in;
+  in.os_id = "ubuntu";
+  in.os_version_id = alias.substr(std::string("ubuntu-").size());
+  in.user = record.ssh.user;
+  const nlohmann::json& type = record.facts.value("instance_type", nlohmann::json::object());
+  int gpus = type.value("gpu_count", 0);
+  provision::GpuGeneration generation = generation_of(type.value("gpu_name", ""));
+  if (gpus > 0 && generation != provision::GpuGeneration::unknown) {
+    in.gpus.assign(static_cast<std::size_t>(gpus), generation);
+  }
+  // The 8-GPU HGX boards (p4d, p5*, p6) have NVSwitches and need Fabric Manager.
+  std::string family = cfg.value("instance_type", "");
+  family = family.substr(0, family.find('.'));
+  in.nvswitch = family == "p4d" || family == "p4de" || family.starts_with("p5") ||
+                family.starts_with("p6");
+  return provision::cloud_init_prelude(in);
+}
+
+}  // namespace
 
 namespace {
 
@@ -828,6 +878,7 @@ aws::QueryParams Ec2Driver::run_params(const MachineRecord& record, const std::s
     parts.user_data = util::read_file(user_file);
   }
   parts.boundary = "==gpumachine-" + record.id + "==";
+  parts.provision_prelude = provision_prelude(record);
   p.set("UserData", util::base64_encode(render_user_data(parts)));
   return p;
 }

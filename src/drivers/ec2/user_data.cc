@@ -54,7 +54,7 @@ std::string cloud_config(const UserDataParts& parts) {
 
 std::string render_user_data(const UserDataParts& parts) {
   std::string config = cloud_config(parts);
-  if (parts.user_data.empty()) {
+  if (parts.user_data.empty() && parts.provision_prelude.empty()) {
     return config;
   }
   const std::string& b = parts.boundary;
@@ -69,7 +69,12 @@ std::string render_user_data(const UserDataParts& parts) {
     }
   };
   part("text/cloud-config", config);
-  part(content_type_of(parts.user_data), parts.user_data);
+  if (!parts.provision_prelude.empty()) {
+    part("text/x-shellscript", parts.provision_prelude);
+  }
+  if (!parts.user_data.empty()) {
+    part(content_type_of(parts.user_data), parts.user_data);
+  }
   out += "--" + b + "--\n";
   return out;
 }

@@ -14,6 +14,9 @@ struct UserDataParts {
   std::string host_public_key;               ///< "ssh-ed25519 AAAA..."
   std::vector<std::string> authorized_keys;  ///< extra login keys (with --ec2-keypair-name)
   std::string user_data;  ///< the user's own document (script or cloud-config); may be empty
+  /// A shell script that starts the driver/Docker/toolkit installation during boot
+  /// (provision::cloud_init_prelude); empty when create will not provision.
+  std::string provision_prelude;
   std::string boundary;   ///< MIME boundary; deterministic so a resumed launch sends the same bytes
 };
 

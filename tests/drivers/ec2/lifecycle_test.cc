@@ -200,3 +200,36 @@ TEST(Ec2Examples, MachineFilesCreate) {
 
 }  // namespace
 }  // namespace gm::testing::ec2
+
+namespace gm::testing::ec2 {
+
+// With provisioning on (--wait gpu, the default), a plain Ubuntu GPU instance gets the
+// provisioner's prelude in its user data, so package installation overlaps the boot.
+TEST(Ec2Lifecycle, ProvisioningStartsFromUserDataDuringBoot) {
+  Ec2EmulatorFixture emu;
+  std::filesystem::remove(emu.home() / "config.yaml");  // this test asks for provisioning
+  CaptureResult r = emu.gm(create_args(
+      "pre", {"--ec2-instance-type", "g4dn.xlarge", "--ec2-image", "ubuntu-24.04"}));
+  // The emulated instance logs in to this very machine, which tests never provision.
+  EXPECT_EQ(r.status, 1) << describe(r);
+  EXPECT_NE(r.err.find("refusing to provision the machine that runs the tests"),
+            std::string::npos)
+      << describe(r);
+  std::string user_data =
+      gm::util::base64_decode(emu.live_instances().at(0)["userData"].get<std::string>());
+  EXPECT_NE(user_data.find("text/x-shellscript"), std::string::npos);
+  EXPECT_NE(user_data.find("gpumachine: start installing during boot"), std::string::npos);
+  EXPECT_NE(user_data.find("ed25519_private"), std::string::npos);
+  ASSERT_EQ(emu.gm({"rm", "pre"}).status, 0);
+
+  // Stopping at SSH means no provisioning, so nothing is started at boot either.
+  r = emu.gm(create_args("plain", {"--ec2-instance-type", "g4dn.xlarge", "--ec2-image",
+                                   "ubuntu-24.04", "--wait", "ssh"}));
+  ASSERT_EQ(r.status, 0) << describe(r);
+  user_data = gm::util::base64_decode(emu.live_instances().at(0)["userData"].get<std::string>());
+  EXPECT_EQ(user_data.find("text/x-shellscript"), std::string::npos);
+  ASSERT_EQ(emu.gm({"rm", "plain"}).status, 0);
+  EXPECT_TRUE(emu.leaks().empty()) << lines(emu.leaks());
+}
+
+}  // namespace gm::testing::ec2
