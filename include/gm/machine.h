@@ -11,8 +11,18 @@
 
 namespace gm {
 
-/// Portable machine state; each driver maps its provider's states onto it (libcloud NODE_STATE_MAP).
-enum class MachineState { unknown, pending, running, stopping, stopped, terminated, unreachable, error };
+/// Portable machine state; each driver maps its provider's states onto it (libcloud
+/// NODE_STATE_MAP).
+enum class MachineState {
+  unknown,
+  pending,
+  running,
+  stopping,
+  stopped,
+  terminated,
+  unreachable,
+  error
+};
 
 /// Lowercase name used in tables and JSON ("running", "stopped", ...).
 std::string_view to_string(MachineState state);
@@ -53,7 +63,7 @@ struct MachineRecord {
   std::vector<Resource> resources;
   nlohmann::json facts = nlohmann::json::object();    ///< Cached host facts (os, cpus, gpus...).
   nlohmann::json timings = nlohmann::json::object();  ///< Seconds per create phase.
-  std::string last_state;  ///< Last state seen, for `ls --cached`.
+  std::string last_state;                             ///< Last state seen, for `ls --cached`.
 
   /// The ledger entry of this kind and id, or nullptr.
   Resource* find_resource(std::string_view kind, std::string_view id);

@@ -11,6 +11,8 @@ std::filesystem::path resolve_home(const std::string& home) {
 }  // namespace
 
 Context::Context(const GlobalOptions& globals)
-    : m_globals(globals), m_out(parse_format(globals.format)), m_store(resolve_home(globals.home)) {}
+    : m_globals(globals),
+      m_out(parse_format(globals.format)),
+      m_store(resolve_home(globals.home)) {}
 
 }  // namespace gm::cli

@@ -16,10 +16,10 @@
 
 #include <cstdio>
 #include <filesystem>
-#include <tuple>
 #include <list>
 #include <map>
 #include <set>
+#include <tuple>
 
 namespace gm::cli {
 
@@ -41,7 +41,7 @@ struct CreateOptions {
   bool no_provision = false;
   bool no_probe = false;
   ProvisionFlags provision;
-  std::list<DriverFlag> flags;  // std::list: CLI11 keeps pointers into the elements
+  std::list<DriverFlag> flags;     // std::list: CLI11 keeps pointers into the elements
   double max_price_per_hour = -1;  // < 0: not given
   std::string autostop;
   std::string autostop_action;
@@ -50,12 +50,13 @@ struct CreateOptions {
 
 /// Create options that are not driver flags, accepted in machine files too.
 const std::set<std::string> k_general_keys = {
-    "driver",        "wait",         "no-provision", "no-probe",        "driver-branch",
+    "driver",         "wait",         "no-provision", "no-probe",        "driver-branch",
     "driver-flavour", "verify-image", "autostop",     "autostop-action", "max-lifetime"};
 
 /// Flag names (and aliases) of every driver, each mapped to its canonical name and driver.
 struct FlagIndex {
-  std::map<std::string, std::pair<std::string, std::string>> by_name;  // name -> {canonical, driver}
+  std::map<std::string, std::pair<std::string, std::string>>
+      by_name;  // name -> {canonical, driver}
   std::set<std::string> keys() const {
     std::set<std::string> out(k_general_keys.begin(), k_general_keys.end());
     for (const auto& [name, _] : by_name) {
@@ -224,10 +225,9 @@ std::pair<MachineRecord, std::unique_ptr<Driver>> configure_new(Context& ctx,
   const DriverInfo& info = find_driver(driver_name);
   FlagIndex index = flag_index();
   std::string config_path = (ctx.store().home() / "config.yaml").string();
-  Options options =
-      overlay(overlay(file_options(defaults, index, info.name, config_path, false),
-                      file_options(file, index, info.name, opts.file, true)),
-              collect_options(opts, info));
+  Options options = overlay(overlay(file_options(defaults, index, info.name, config_path, false),
+                                    file_options(file, index, info.name, opts.file, true)),
+                            collect_options(opts, info));
   for (auto it = options.begin(); it != options.end();) {
     // A switch set to false in a file is the same as not giving it.
     it = (it->second.size() == 1 && it->second[0] == "false") ? options.erase(it) : std::next(it);
@@ -244,8 +244,8 @@ std::pair<MachineRecord, std::unique_ptr<Driver>> configure_new(Context& ctx,
   record.driver_config["provision_at_boot"] = opts.wait == "gpu" && !opts.no_provision;
   // Cost control, still offline: the setting goes into the record before the driver launches
   // (shutdown_behavior), and an over-budget type is refused before any call.
-  cost::store_autostop(record, cost::parse_autostop_flags(opts.autostop, opts.autostop_action,
-                                                          opts.max_lifetime));
+  cost::store_autostop(
+      record, cost::parse_autostop_flags(opts.autostop, opts.autostop_action, opts.max_lifetime));
   std::optional<double> max_price;
   if (opts.max_price_per_hour >= 0) {
     max_price = opts.max_price_per_hour;
@@ -261,8 +261,8 @@ std::pair<MachineRecord, std::unique_ptr<Driver>> configure_new(Context& ctx,
       throw Error("create " + opts.name, "cancelled: nothing was launched");
     }
   } else if (max_price) {
-    throw UsageError("--max-price-per-hour", "needs a driver with instance types; " +
-                                                 record.driver + " has none");
+    throw UsageError("--max-price-per-hour",
+                     "needs a driver with instance types; " + record.driver + " has none");
   }
   return {std::move(record), std::move(driver)};
 }
@@ -374,9 +374,8 @@ void setup_create(CLI::App& app, Dispatch& dispatch) {
       for (const std::string& alias : spec.aliases) {
         names += ",--" + alias;
       }
-      std::string help = spec.help + (spec.default_value.empty()
-                                          ? ""
-                                          : " (default " + spec.default_value + ")");
+      std::string help =
+          spec.help + (spec.default_value.empty() ? "" : " (default " + spec.default_value + ")");
       if (spec.is_switch) {
         flag.option = sub->add_flag(names, flag.is_set, help);
       } else {

@@ -14,8 +14,9 @@ void setup_inspect(CLI::App& app, Dispatch& dispatch) {
       MachineRecord record = ctx.store().load(*name);
       nlohmann::json doc = record;
       doc["ssh"]["host_key_fingerprint"] =
-          record.ssh.host_key.empty() ? nlohmann::json(nullptr)
-                                      : nlohmann::json(ssh::fingerprint_sha256(record.ssh.host_key));
+          record.ssh.host_key.empty()
+              ? nlohmann::json(nullptr)
+              : nlohmann::json(ssh::fingerprint_sha256(record.ssh.host_key));
       doc["paths"] = {{"dir", ctx.store().machine_dir(*name).string()},
                       {"known_hosts", ctx.store().known_hosts_path(*name).string()}};
       ctx.out().print_json(doc);  // JSON in both formats: a record is a document

@@ -27,8 +27,8 @@ std::string uptime_text(const MachineRecord& record) {
   if (!t) {
     return "-";
   }
-  return util::human_duration(std::chrono::duration_cast<std::chrono::seconds>(
-      std::chrono::system_clock::now() - *t));
+  return util::human_duration(
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() - *t));
 }
 
 int run_ls(Context& ctx, const LsOptions& opts) {
@@ -65,7 +65,7 @@ int run_ls(Context& ctx, const LsOptions& opts) {
       }
       nlohmann::json row = machine_summary(*e.record);
       row["uptime"] = uptime_text(*e.record) == "-" ? nlohmann::json(nullptr)
-                                                     : nlohmann::json(uptime_text(*e.record));
+                                                    : nlohmann::json(uptime_text(*e.record));
       if (e.record->facts.contains("ls_error")) {
         row["error"] = e.record->facts["ls_error"];
       }
@@ -107,9 +107,8 @@ void setup_ls(CLI::App& app, Dispatch& dispatch) {
   auto opts = std::make_shared<LsOptions>();
   sub->add_flag("--cached", opts->cached, "answer from the records, without network calls");
   sub->add_option("--timeout", opts->timeout_seconds, "overall deadline in seconds (default 10)");
-  sub->callback([&dispatch, opts] {
-    dispatch.run = [opts](Context& ctx) { return run_ls(ctx, *opts); };
-  });
+  sub->callback(
+      [&dispatch, opts] { dispatch.run = [opts](Context& ctx) { return run_ls(ctx, *opts); }; });
 }
 
 }  // namespace gm::cli

@@ -14,8 +14,8 @@ Options load_machine_file(const std::filesystem::path& path, const std::set<std:
   } catch (const YAML::BadFile&) {
     throw UsageError(path.string(), "cannot read the machine file", "check the path");
   } catch (const YAML::Exception& e) {
-    throw UsageError(path.string(), "not valid YAML: " + e.msg + " at line " +
-                                        std::to_string(e.mark.line + 1));
+    throw UsageError(path.string(),
+                     "not valid YAML: " + e.msg + " at line " + std::to_string(e.mark.line + 1));
   }
   Options options;
   if (root.IsNull()) {

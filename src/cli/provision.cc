@@ -40,7 +40,8 @@ int run_provision(Context& ctx, const ProvisionVerbOptions& opts) {
     if (ctx.json()) {
       nlohmann::json steps = nlohmann::json::array();
       for (const provision::PlannedStep& s : plan.steps) {
-        steps.push_back({{"step", provision::to_string(s.id)}, {"run", s.run}, {"reason", s.reason}});
+        steps.push_back(
+            {{"step", provision::to_string(s.id)}, {"run", s.run}, {"reason", s.reason}});
       }
       ctx.out().print_json({{"name", opts.name},
                             {"host", plan.host_description},
@@ -76,8 +77,9 @@ int run_provision(Context& ctx, const ProvisionVerbOptions& opts) {
                     static_cast<double>(s.elapsed.count()) / 1000.0, s.detail.c_str());
       ctx.out().print_line(line);
     }
-    ctx.out().print_line(result.changed() ? "machine '" + record.name + "' is provisioned"
-                                          : "machine '" + record.name + "' was already provisioned");
+    ctx.out().print_line(result.changed()
+                             ? "machine '" + record.name + "' is provisioned"
+                             : "machine '" + record.name + "' was already provisioned");
   }
   return 0;
 }

@@ -41,10 +41,10 @@ int run_scp(Context& ctx, const ScpOptions& opts) {
   Endpoint src = parse_endpoint(opts.source);
   Endpoint dst = parse_endpoint(opts.destination);
   if (src.machine.empty() == dst.machine.empty()) {
-    throw UsageError("scp " + opts.source + " " + opts.destination,
-                     src.machine.empty() ? "neither side names a machine"
-                                         : "both sides name a machine",
-                     "exactly one side is NAME:path, e.g. gpumachine scp data.bin gpu1:/tmp/");
+    throw UsageError(
+        "scp " + opts.source + " " + opts.destination,
+        src.machine.empty() ? "neither side names a machine" : "both sides name a machine",
+        "exactly one side is NAME:path, e.g. gpumachine scp data.bin gpu1:/tmp/");
   }
   const std::string& name = src.machine.empty() ? dst.machine : src.machine;
   MachineRecord record = ctx.store().load(name);
@@ -76,9 +76,8 @@ void setup_scp(CLI::App& app, Dispatch& dispatch) {
   sub->add_flag("-r,--recursive", opts->recursive, "copy directories recursively");
   sub->add_option("source", opts->source, "local path or NAME:path")->required();
   sub->add_option("destination", opts->destination, "local path or NAME:path")->required();
-  sub->callback([&dispatch, opts] {
-    dispatch.run = [opts](Context& ctx) { return run_scp(ctx, *opts); };
-  });
+  sub->callback(
+      [&dispatch, opts] { dispatch.run = [opts](Context& ctx) { return run_scp(ctx, *opts); }; });
 }
 
 }  // namespace gm::cli

@@ -55,9 +55,8 @@ void setup_ssh(CLI::App& app, Dispatch& dispatch) {
   sub->add_option("name", opts->name, "machine name")->required();
   sub->add_option("command", opts->command, "command to run (after --)");
   sub->add_flag("-n,--no-stdin", opts->no_stdin, "do not send local stdin to the command");
-  sub->callback([&dispatch, opts] {
-    dispatch.run = [opts](Context& ctx) { return run_ssh(ctx, *opts); };
-  });
+  sub->callback(
+      [&dispatch, opts] { dispatch.run = [opts](Context& ctx) { return run_ssh(ctx, *opts); }; });
 }
 
 }  // namespace gm::cli

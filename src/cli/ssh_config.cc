@@ -28,8 +28,7 @@ void setup_ssh_config(CLI::App& app, Dispatch& dispatch) {
       } else if (*install) {
         ctx.out().print_line(changed ? "added `Include " + path.string() + "` to " +
                                            user_config.string()
-                                     : user_config.string() + " already includes " +
-                                           path.string());
+                                     : user_config.string() + " already includes " + path.string());
       } else {
         ctx.out().print_line(util::read_file(path));
       }

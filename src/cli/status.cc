@@ -2,9 +2,9 @@
 // over SSH with the pinned host key, or not).
 #include "cli/verbs.h"
 
+#include "cost/autostop.h"
 #include "gm/driver.h"
 #include "gm/error.h"
-#include "cost/autostop.h"
 #include "machine/connect.h"
 #include "machine/machine_host.h"
 

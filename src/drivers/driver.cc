@@ -9,18 +9,26 @@ namespace gm {
 namespace {
 [[noreturn]] void unsupported(const Driver& driver, const MachineRecord& record,
                               std::string_view verb) {
-  throw UnsupportedError("machine '" + record.name + "'",
-                         "the " + std::string(driver.name()) + " driver cannot " +
-                             std::string(verb) + " the host",
-                         "power the host on or off outside gpumachine; `gpumachine restart " +
-                             record.name + "` reboots it over SSH where the driver allows");
+  throw UnsupportedError(
+      "machine '" + record.name + "'",
+      "the " + std::string(driver.name()) + " driver cannot " + std::string(verb) + " the host",
+      "power the host on or off outside gpumachine; `gpumachine restart " + record.name +
+          "` reboots it over SSH where the driver allows");
 }
 }  // namespace
 
-void Driver::start(MachineRecord& record, DriverHost&) { unsupported(*this, record, "start"); }
-void Driver::stop(MachineRecord& record, DriverHost&) { unsupported(*this, record, "stop"); }
-void Driver::kill(MachineRecord& record, DriverHost&) { unsupported(*this, record, "kill"); }
-void Driver::restart(MachineRecord& record, DriverHost&) { unsupported(*this, record, "restart"); }
+void Driver::start(MachineRecord& record, DriverHost&) {
+  unsupported(*this, record, "start");
+}
+void Driver::stop(MachineRecord& record, DriverHost&) {
+  unsupported(*this, record, "stop");
+}
+void Driver::kill(MachineRecord& record, DriverHost&) {
+  unsupported(*this, record, "kill");
+}
+void Driver::restart(MachineRecord& record, DriverHost&) {
+  unsupported(*this, record, "restart");
+}
 
 const DriverInfo& find_driver(std::string_view name) {
   std::vector<std::string> names;
@@ -35,15 +43,15 @@ const DriverInfo& find_driver(std::string_view name) {
     }
     names.push_back(info.name);
   }
-  throw UsageError("--driver " + std::string(name),
-                   "unknown driver" + util::did_you_mean(name, names),
-                   "available drivers: " + [&] {
-                     std::string s;
-                     for (const std::string& n : names) {
-                       s += (s.empty() ? "" : ", ") + n;
-                     }
-                     return s;
-                   }());
+  throw UsageError(
+      "--driver " + std::string(name), "unknown driver" + util::did_you_mean(name, names),
+      "available drivers: " + [&] {
+        std::string s;
+        for (const std::string& n : names) {
+          s += (s.empty() ? "" : ", ") + n;
+        }
+        return s;
+      }());
 }
 
 }  // namespace gm

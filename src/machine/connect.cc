@@ -7,8 +7,8 @@ namespace gm::machine {
 std::unique_ptr<ssh::Session> connect(const MachineRecord& record,
                                       std::chrono::milliseconds retry_for) {
   if (record.ssh.host.empty()) {
-    throw Error("machine '" + record.name + "'", "has no address yet",
-                {}, "run `gpumachine create " + record.name + "` to finish creating it");
+    throw Error("machine '" + record.name + "'", "has no address yet", {},
+                "run `gpumachine create " + record.name + "` to finish creating it");
   }
   ssh::ConnectOptions options;
   options.target = record.ssh;

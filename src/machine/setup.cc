@@ -1,7 +1,7 @@
 #include "machine/setup.h"
 
-#include "gm/error.h"
 #include "cost/autostop.h"
+#include "gm/error.h"
 #include "machine/connect.h"
 #include "util/log.h"
 #include "util/time.h"
@@ -114,7 +114,8 @@ bool has_nvidia_gpu(const MachineRecord& record) {
       }
     }
   }
-  if (facts.contains("host") && facts["host"].contains("gpus") && facts["host"]["gpus"].is_array()) {
+  if (facts.contains("host") && facts["host"].contains("gpus") &&
+      facts["host"]["gpus"].is_array()) {
     return !facts["host"]["gpus"].empty();
   }
   return false;

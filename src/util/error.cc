@@ -38,8 +38,8 @@ LockedError::LockedError(std::string subject, std::string problem, std::string h
     : Error(std::move(subject), std::move(problem), {}, std::move(hint), exit_code::k_locked) {}
 
 UnsupportedError::UnsupportedError(std::string subject, std::string problem, std::string hint)
-    : Error(std::move(subject), std::move(problem), {}, std::move(hint),
-            exit_code::k_unsupported) {}
+    : Error(std::move(subject), std::move(problem), {}, std::move(hint), exit_code::k_unsupported) {
+}
 
 InterruptedError::InterruptedError(std::string subject)
     : Error(std::move(subject), "interrupted", {}, {}, exit_code::k_interrupted) {}

@@ -25,6 +25,8 @@ void install_interrupt_handlers() {
   sigaction(SIGTERM, &sa, nullptr);
 }
 
-bool interrupt_requested() { return g_signals.load() > 0; }
+bool interrupt_requested() {
+  return g_signals.load() > 0;
+}
 
 }  // namespace gm::util

@@ -25,9 +25,13 @@ void emit(std::string_view prefix, std::string_view color, std::string_view text
 }
 }  // namespace
 
-void set_log_settings(LogSettings settings) { g_settings = settings; }
+void set_log_settings(LogSettings settings) {
+  g_settings = settings;
+}
 
-const LogSettings& log_settings() { return g_settings; }
+const LogSettings& log_settings() {
+  return g_settings;
+}
 
 void add_secret(std::string secret) {
   if (secret.size() < 4) {
@@ -64,6 +68,8 @@ void debug(std::string_view text) {
   }
 }
 
-void warn(std::string_view text) { emit("gpumachine: warning: ", "33", text); }
+void warn(std::string_view text) {
+  emit("gpumachine: warning: ", "33", text);
+}
 
 }  // namespace gm::util

@@ -54,8 +54,11 @@ Resource* MachineRecord::find_resource(std::string_view kind, std::string_view i
 }
 
 void to_json(nlohmann::json& j, const SshTarget& t) {
-  j = {{"host", t.host},         {"port", t.port},        {"user", t.user},
-       {"key_path", t.key_path}, {"host_key", t.host_key}};
+  j = {{"host", t.host},
+       {"port", t.port},
+       {"user", t.user},
+       {"key_path", t.key_path},
+       {"host_key", t.host_key}};
 }
 
 void from_json(const nlohmann::json& j, SshTarget& t) {

@@ -16,9 +16,13 @@ std::string format_utc(SystemTime t, const char* fmt) {
 }
 }  // namespace
 
-std::string rfc3339(SystemTime t) { return format_utc(t, "%Y-%m-%dT%H:%M:%SZ"); }
+std::string rfc3339(SystemTime t) {
+  return format_utc(t, "%Y-%m-%dT%H:%M:%SZ");
+}
 
-std::string amz_date(SystemTime t) { return format_utc(t, "%Y%m%dT%H%M%SZ"); }
+std::string amz_date(SystemTime t) {
+  return format_utc(t, "%Y%m%dT%H%M%SZ");
+}
 
 std::optional<SystemTime> parse_rfc3339(std::string_view text) {
   std::tm tm{};
@@ -81,11 +85,20 @@ std::optional<std::chrono::seconds> parse_duration(std::string_view text) {
       return std::nullopt;
     }
     switch (c) {
-      case 'd': total += value * 86400; break;
-      case 'h': total += value * 3600; break;
-      case 'm': total += value * 60; break;
-      case 's': total += value; break;
-      default: return std::nullopt;
+      case 'd':
+        total += value * 86400;
+        break;
+      case 'h':
+        total += value * 3600;
+        break;
+      case 'm':
+        total += value * 60;
+        break;
+      case 's':
+        total += value;
+        break;
+      default:
+        return std::nullopt;
     }
     value = -1;
   }

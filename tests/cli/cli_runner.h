@@ -23,7 +23,8 @@ class CliRunner {
   }
 
   /// Runs `gpumachine args...`.
-  CaptureResult run(const std::vector<std::string>& args, const std::string& stdin_data = {}) const {
+  CaptureResult run(const std::vector<std::string>& args,
+                    const std::string& stdin_data = {}) const {
     std::vector<std::string> argv = {GM_BINARY_PATH};
     argv.insert(argv.end(), args.begin(), args.end());
     SpawnOptions options;
@@ -43,9 +44,18 @@ class CliRunner {
   std::vector<std::string> generic_create_args(const std::string& name, const std::string& host,
                                                int port, const std::string& user,
                                                const std::string& key) const {
-    return {"create",           "--driver",         "generic",     "--generic-ip-address",
-            host,               "--generic-ssh-port", std::to_string(port), "--generic-ssh-user",
-            user,               "--generic-ssh-key",  key,           "--no-provision",
+    return {"create",
+            "--driver",
+            "generic",
+            "--generic-ip-address",
+            host,
+            "--generic-ssh-port",
+            std::to_string(port),
+            "--generic-ssh-user",
+            user,
+            "--generic-ssh-key",
+            key,
+            "--no-provision",
             name};
   }
 

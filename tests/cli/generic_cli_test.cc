@@ -79,8 +79,8 @@ TEST_F(GenericCli, CreateSshScpLsInspectRm) {
   struct stat dir_st {};
   ASSERT_EQ(::stat((cli.home() / "machines" / "box1").c_str(), &dir_st), 0);
   EXPECT_EQ(dir_st.st_mode & 0777, 0700u);
-  CaptureResult openssh = run_capture({"ssh", "-F", (cli.home() / "ssh_config").string(),
-                                       "-o", "BatchMode=yes", "box1", "echo via-openssh"});
+  CaptureResult openssh = run_capture({"ssh", "-F", (cli.home() / "ssh_config").string(), "-o",
+                                       "BatchMode=yes", "box1", "echo via-openssh"});
   EXPECT_EQ(openssh.status, 0) << openssh.err;
   EXPECT_EQ(openssh.out, "via-openssh\n");
 
@@ -111,9 +111,8 @@ TEST_F(GenericCli, ChangedHostKeyIsRefusedWithBothFingerprints) {
 
 TEST_F(GenericCli, WrongKeyNamesTheKeyFileAndLeavesNoRecord) {
   std::filesystem::path other = cli.dir() / "other_key";
-  ASSERT_EQ(run_capture({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", other.string()})
-                .status,
-            0);
+  ASSERT_EQ(
+      run_capture({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", other.string()}).status, 0);
   CaptureResult r = cli.run(
       cli.generic_create_args("box1", sshd.host(), sshd.port(), sshd.user(), other.string()));
   EXPECT_EQ(r.status, 1);
@@ -222,9 +221,10 @@ TEST(CliUsage, UnknownVerbSuggestsTheClosestOne) {
 
 TEST(CliUsage, InvalidNamesAndMissingFlagsFailBeforeAnyConnection) {
   CliRunner cli;
-  for (const std::string& bad : std::vector<std::string>{"Box", "my_box", "box!", std::string(64, 'a'), "a.b"}) {
-    CaptureResult r = cli.run({"create", "--driver", "generic", "--generic-ip-address",
-                               "127.0.0.1", "--", bad});
+  for (const std::string& bad :
+       std::vector<std::string>{"Box", "my_box", "box!", std::string(64, 'a'), "a.b"}) {
+    CaptureResult r =
+        cli.run({"create", "--driver", "generic", "--generic-ip-address", "127.0.0.1", "--", bad});
     EXPECT_EQ(r.status, 2) << bad << ": " << r.err;
     EXPECT_THAT(r.err, HasSubstr("lowercase")) << bad;
   }

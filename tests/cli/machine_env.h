@@ -38,11 +38,10 @@ class CliMachine {
     options.key_options = "environment=\"HOME=" + m_remote_home.path().string() + "\"";
     m_sshd = std::make_unique<SshdFixture>(options);
     std::filesystem::create_directories(m_user_home.path() / ".ssh");
-    CaptureResult r =
-        gm({"create", "--driver", "generic", "--generic-ip-address", "127.0.0.1",
-            "--generic-ssh-port", std::to_string(m_sshd->port()), "--generic-ssh-user",
-            m_sshd->user(), "--generic-ssh-key", m_sshd->client_key_path().string(),
-            "--no-provision", m_name});
+    CaptureResult r = gm({"create", "--driver", "generic", "--generic-ip-address", "127.0.0.1",
+                          "--generic-ssh-port", std::to_string(m_sshd->port()),
+                          "--generic-ssh-user", m_sshd->user(), "--generic-ssh-key",
+                          m_sshd->client_key_path().string(), "--no-provision", m_name});
     if (r.status != 0) {
       throw std::runtime_error("create failed: " + r.err);
     }

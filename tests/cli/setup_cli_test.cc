@@ -156,8 +156,7 @@ TEST_P(ProbeCliFake, VerdictAndExitStatusThroughSsh) {
 INSTANTIATE_TEST_SUITE_P(Modes, ProbeCliFake,
                          ::testing::Values(std::make_pair("ok", 0),
                                            std::make_pair("wrong_result", 1),
-                                           std::make_pair("ecc", 1),
-                                           std::make_pair("err803", 1),
+                                           std::make_pair("ecc", 1), std::make_pair("err803", 1),
                                            std::make_pair("no_device", 6)),
                          [](const auto& info) { return info.param.first; });
 

@@ -18,7 +18,6 @@ namespace gm::provision::testing {
 
 namespace {
 
-
 // Runs argv with exactly env (nothing inherited), feeding stdin and streaming both outputs.
 
 }  // namespace
@@ -32,7 +31,7 @@ int run_simhost(const std::vector<std::string>& args) {
   argv.insert(argv.end(), args.begin(), args.end());
   std::string err;
   int rc = gm::testing::run_streaming(argv, {{"PATH", "/usr/bin:/bin"}}, "/", {}, nullptr,
-                 [&](std::string_view c) { err.append(c); });
+                                      [&](std::string_view c) { err.append(c); });
   if (rc != 0) {
     throw std::runtime_error("simhost failed: " + err);
   }
@@ -56,8 +55,8 @@ LocalShell::LocalShell(std::filesystem::path state_dir) : m_state(std::move(stat
 
 int LocalShell::exec(const std::string& command, const ssh::OutputSink& on_stdout,
                      const ssh::OutputSink& on_stderr, std::string_view stdin_data) {
-  return gm::testing::run_streaming({"/bin/bash", "-c", command}, m_env, m_env.at("HOME"), stdin_data, on_stdout,
-               on_stderr);
+  return gm::testing::run_streaming({"/bin/bash", "-c", command}, m_env, m_env.at("HOME"),
+                                    stdin_data, on_stdout, on_stderr);
 }
 
 void LocalShell::upload(const std::string& remote_path, std::string_view content, unsigned mode) {

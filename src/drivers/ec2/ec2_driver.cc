@@ -6,10 +6,10 @@
 #include "aws/endpoints.h"
 #include "aws/xml.h"
 #include "drivers/ec2/user_data.h"
-#include "provision/provisioner.h"
 #include "gm/error.h"
 #include "http/curl_transport.h"
 #include "machine/connect.h"
+#include "provision/provisioner.h"
 #include "ssh/keys.h"
 #include "ssh/session.h"
 #include "util/crypto.h"
@@ -34,11 +34,11 @@ namespace {
 /// The GPU generation of an instance type's GPU model, as DescribeInstanceTypes names it.
 provision::GpuGeneration generation_of(std::string_view gpu_name) {
   static const std::pair<std::string_view, provision::GpuGeneration> k_models[] = {
-      {"K80", provision::GpuGeneration::kepler},  {"M60", provision::GpuGeneration::maxwell},
-      {"V100", provision::GpuGeneration::volta},  {"T4", provision::GpuGeneration::turing},
-      {"A10G", provision::GpuGeneration::ampere}, {"A100", provision::GpuGeneration::ampere},
-      {"L40S", provision::GpuGeneration::ada},    {"L4", provision::GpuGeneration::ada},
-      {"H100", provision::GpuGeneration::hopper}, {"H200", provision::GpuGeneration::hopper},
+      {"K80", provision::GpuGeneration::kepler},    {"M60", provision::GpuGeneration::maxwell},
+      {"V100", provision::GpuGeneration::volta},    {"T4", provision::GpuGeneration::turing},
+      {"A10G", provision::GpuGeneration::ampere},   {"A100", provision::GpuGeneration::ampere},
+      {"L40S", provision::GpuGeneration::ada},      {"L4", provision::GpuGeneration::ada},
+      {"H100", provision::GpuGeneration::hopper},   {"H200", provision::GpuGeneration::hopper},
       {"B200", provision::GpuGeneration::blackwell}};
   for (const auto& [model, generation] : k_models) {
     if (gpu_name.starts_with(model)) {
@@ -71,8 +71,8 @@ std::string provision_prelude(const MachineRecord& record) {
   // The 8-GPU HGX boards (p4d, p5*, p6) have NVSwitches and need Fabric Manager.
   std::string family = cfg.value("instance_type", "");
   family = family.substr(0, family.find('.'));
-  in.nvswitch = family == "p4d" || family == "p4de" || family.starts_with("p5") ||
-                family.starts_with("p6");
+  in.nvswitch =
+      family == "p4d" || family == "p4de" || family.starts_with("p5") || family.starts_with("p6");
   return provision::cloud_init_prelude(in);
 }
 

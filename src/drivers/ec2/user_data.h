@@ -17,7 +17,7 @@ struct UserDataParts {
   /// A shell script that starts the driver/Docker/toolkit installation during boot
   /// (provision::cloud_init_prelude); empty when create will not provision.
   std::string provision_prelude;
-  std::string boundary;   ///< MIME boundary; deterministic so a resumed launch sends the same bytes
+  std::string boundary;  ///< MIME boundary; deterministic so a resumed launch sends the same bytes
 };
 
 /// The #cloud-config document alone.

@@ -86,9 +86,9 @@ class GenericDriver final : public Driver {
     }
     std::string fingerprint = single(options, "generic-host-key-fingerprint");
     if (!fingerprint.empty() && !fingerprint.starts_with("SHA256:")) {
-      throw UsageError("--generic-host-key-fingerprint " + fingerprint,
-                       "expected an OpenSSH SHA256 fingerprint",
-                       "get it on the host with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`");
+      throw UsageError(
+          "--generic-host-key-fingerprint " + fingerprint, "expected an OpenSSH SHA256 fingerprint",
+          "get it on the host with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`");
     }
     record.ssh.host = host;
     record.ssh.port = port;
@@ -226,8 +226,8 @@ nlohmann::json parse_host_facts(std::string_view text) {
 nlohmann::json collect_host_facts(ssh::RemoteShell& shell) {
   ssh::ExecResult r = shell.run("sh -s", util::asset("drivers/generic/host_facts.sh"));
   if (r.exit_status != 0) {
-    throw Error("host facts", "the facts script failed with status " +
-                                  std::to_string(r.exit_status), r.err);
+    throw Error("host facts",
+                "the facts script failed with status " + std::to_string(r.exit_status), r.err);
   }
   return parse_host_facts(r.out);
 }

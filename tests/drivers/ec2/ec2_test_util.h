@@ -23,7 +23,7 @@ inline std::string login_user() {
 /// volume and the emulator's login user.
 inline std::vector<std::string> create_args(const std::string& name,
                                             std::vector<std::string> extra = {}) {
-  std::vector<std::string> args = {"create", "--driver", "ec2", name, "--ec2-ssh-user",
+  std::vector<std::string> args = {"create",     "--driver",        "ec2", name, "--ec2-ssh-user",
                                    login_user(), "--ec2-root-size", "20"};
   if (std::find(extra.begin(), extra.end(), "--ec2-instance-type") == extra.end()) {
     args.insert(args.end(), {"--ec2-instance-type", "t3.micro"});

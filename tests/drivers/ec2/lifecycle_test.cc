@@ -208,12 +208,11 @@ namespace gm::testing::ec2 {
 TEST(Ec2Lifecycle, ProvisioningStartsFromUserDataDuringBoot) {
   Ec2EmulatorFixture emu;
   std::filesystem::remove(emu.home() / "config.yaml");  // this test asks for provisioning
-  CaptureResult r = emu.gm(create_args(
-      "pre", {"--ec2-instance-type", "g4dn.xlarge", "--ec2-image", "ubuntu-24.04"}));
+  CaptureResult r = emu.gm(
+      create_args("pre", {"--ec2-instance-type", "g4dn.xlarge", "--ec2-image", "ubuntu-24.04"}));
   // The emulated instance logs in to this very machine, which tests never provision.
   EXPECT_EQ(r.status, 1) << describe(r);
-  EXPECT_NE(r.err.find("refusing to provision the machine that runs the tests"),
-            std::string::npos)
+  EXPECT_NE(r.err.find("refusing to provision the machine that runs the tests"), std::string::npos)
       << describe(r);
   std::string user_data =
       gm::util::base64_decode(emu.live_instances().at(0)["userData"].get<std::string>());
