@@ -123,6 +123,12 @@ int run_main(int argc, char** argv) {
   GlobalOptions globals;
   Dispatch dispatch;
   try {
+    if (argc == 1) {
+      // No verb: the list of verbs is the most useful answer.
+      std::unique_ptr<CLI::App> app = make_app(globals, dispatch);
+      std::fputs(app->help().c_str(), stderr);
+      return exit_code::k_usage;
+    }
     check_verb(argc, argv);
     std::unique_ptr<CLI::App> app = make_app(globals, dispatch);
     try {

@@ -216,12 +216,8 @@ std::pair<MachineRecord, std::unique_ptr<Driver>> configure_new(Context& ctx,
                                                                 const CreateOptions& opts,
                                                                 const Options& defaults,
                                                                 const Options& file) {
-  const std::string& driver_name = opts.driver;
-  if (driver_name.empty()) {
-    throw UsageError("--driver", "required",
-                     "choose a driver, e.g. --driver ec2, or --driver generic "
-                     "--generic-ip-address HOST");
-  }
+  // EC2 is the default: `gpumachine create gpu1` is the product's first example.
+  const std::string driver_name = opts.driver.empty() ? "ec2" : opts.driver;
   const DriverInfo& info = find_driver(driver_name);
   FlagIndex index = flag_index();
   std::string config_path = (ctx.store().home() / "config.yaml").string();
@@ -347,7 +343,7 @@ void setup_create(CLI::App& app, Dispatch& dispatch) {
   for (const DriverInfo& info : driver_registry()) {
     drivers += (drivers.empty() ? "" : ", ") + info.name;
   }
-  sub->add_option("-d,--driver", opts->driver, "driver: " + drivers);
+  sub->add_option("-d,--driver", opts->driver, "driver: " + drivers + " (default ec2)");
   sub->add_option("--wait", opts->wait,
                   "where create stops: running (the provider says so), ssh (SSH answers), or "
                   "gpu (provisioned and probed; the default)");

@@ -231,8 +231,10 @@ TEST(CliUsage, InvalidNamesAndMissingFlagsFailBeforeAnyConnection) {
   CaptureResult no_ip = cli.run({"create", "--driver", "generic", "box"});
   EXPECT_EQ(no_ip.status, 2);
   EXPECT_THAT(no_ip.err, HasSubstr("--generic-ip-address"));
+  // No driver means ec2; without a region it stops offline, naming the flag.
   CaptureResult no_driver = cli.run({"create", "box"});
-  EXPECT_EQ(no_driver.status, 2);
+  EXPECT_EQ(no_driver.status, 2) << no_driver.err;
+  EXPECT_THAT(no_driver.err, HasSubstr("--ec2-region"));
   CaptureResult typo = cli.run({"create", "--driver", "generik", "box"});
   EXPECT_EQ(typo.status, 2);
   EXPECT_THAT(typo.err, HasSubstr("did you mean 'generic'?"));
