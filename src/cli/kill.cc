@@ -1,44 +1,12 @@
 // `gpumachine kill NAME`: force-stop a machine (like pulling the plug; the disk is kept).
-#include "cli/verbs.h"
-
-#include "gm/driver.h"
-#include "gm/error.h"
-#include "machine/machine_host.h"
+#include "cli/power.h"
 
 namespace gm::cli {
 
-namespace {
-struct PowerOptions {
-  std::string name;
-  std::string wait = "ssh";
-};
-}  // namespace
-
 void setup_kill(CLI::App& app, Dispatch& dispatch) {
-  CLI::App* sub =
-      app.add_subcommand("kill", "force-stop a machine (like pulling the plug; the disk is kept)");
-  auto opts = std::make_shared<PowerOptions>();
-  sub->add_option("name", opts->name, "machine name")->required();
-
-  sub->callback([&dispatch, opts] {
-    dispatch.run = [opts](Context& ctx) {
-      store::MachineLock lock = ctx.store().lock(opts->name, "kill");
-      MachineRecord record = ctx.store().load(opts->name);
-      std::unique_ptr<Driver> driver = find_driver(record.driver).make();
-      machine::MachineHost host(ctx.store());
-
-      driver->kill(record, host);
-      host.finish();
-      ctx.store().save(record);
-      if (ctx.json()) {
-        ctx.out().print_json(machine_summary(record));
-      } else {
-        ctx.out().print_line("killed machine '" + record.name + "'" +
-                             (record.ssh.host.empty() ? "" : " at " + record.ssh.host));
-      }
-      return 0;
-    };
-  });
+  setup_power_verb(app, dispatch,
+                   {"kill", "force-stop a machine (like pulling the plug; the disk is kept)",
+                    "killed", false, &Driver::kill});
 }
 
 }  // namespace gm::cli
