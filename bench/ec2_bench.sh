@@ -7,6 +7,9 @@
 #     5 s), target < 1 s.
 # Usage: bench/ec2_bench.sh [BUILD_DIR]   (loopback only; needs python3 and /usr/bin/aws)
 set -eu
+# The hosts here log in to this very machine: provisioning must refuse it (src/machine/setup.cc).
+GM_TEST_REFUSE_BOOT_ID=$(cat /proc/sys/kernel/random/boot_id)
+export GM_TEST_REFUSE_BOOT_ID
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build}
 gm=$build/gpumachine

@@ -6,6 +6,9 @@
 # temporary GPUMACHINE_HOME, python servers behind the forward. Every process is stopped by pid.
 # Usage: bench/forward_bench.sh [path/to/gpumachine] [MiB (default 1024)] [round trips (1000)]
 set -euo pipefail
+# The hosts here log in to this very machine: provisioning must refuse it (src/machine/setup.cc).
+GM_TEST_REFUSE_BOOT_ID=$(cat /proc/sys/kernel/random/boot_id)
+export GM_TEST_REFUSE_BOOT_ID
 
 gm=${1:-build/gpumachine}
 mib=${2:-1024}
@@ -54,7 +57,7 @@ pids+=($!)
 wait_port "$sshd_port"
 
 export GPUMACHINE_HOME=$work/home HOME=$work/user NO_COLOR=1
-"$gm" -q create --driver generic --generic-ip-address 127.0.0.1 --generic-ssh-port "$sshd_port" \
+"$gm" -q create --no-provision --driver generic --generic-ip-address 127.0.0.1 --generic-ssh-port "$sshd_port" \
   --generic-ssh-user "$(id -un)" --generic-ssh-key "$work/client_key" bench >/dev/null
 
 # --- servers behind the forward ---

@@ -108,6 +108,9 @@ set +e
 "$gm" ssh demo -- 'exit 7'
 echo "remote 'exit 7' gave exit status $?"
 set -e
+# The hosts here log in to this very machine: provisioning must refuse it (src/machine/setup.cc).
+GM_TEST_REFUSE_BOOT_ID=$(cat /proc/sys/kernel/random/boot_id)
+export GM_TEST_REFUSE_BOOT_ID
 
 step "the GPU probe runs real CUDA kernels; this simulated host has no real NVIDIA driver, so it says so (exit 6)"
 set +e
