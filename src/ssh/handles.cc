@@ -49,20 +49,4 @@ void KnownHostsDeleter::operator()(LIBSSH2_KNOWNHOSTS* hosts) const {
   libssh2_knownhost_free(hosts);
 }
 
-Socket::~Socket() {
-  if (m_fd >= 0) {
-    ::close(m_fd);
-  }
-}
-
-Socket& Socket::operator=(Socket&& other) noexcept {
-  if (this != &other) {
-    if (m_fd >= 0) {
-      ::close(m_fd);
-    }
-    m_fd = other.release();
-  }
-  return *this;
-}
-
 }  // namespace gm::ssh

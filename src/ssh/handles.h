@@ -2,6 +2,8 @@
 // libssh2 initialisation. Internal to ssh/.
 #pragma once
 
+#include "util/fd.h"
+
 #include <libssh2.h>
 #include <libssh2_sftp.h>
 
@@ -45,29 +47,7 @@ using SftpHandlePtr = std::unique_ptr<LIBSSH2_SFTP_HANDLE, SftpHandleDeleter>;
 using AgentPtr = std::unique_ptr<LIBSSH2_AGENT, AgentDeleter>;
 using KnownHostsPtr = std::unique_ptr<LIBSSH2_KNOWNHOSTS, KnownHostsDeleter>;
 
-/// Owns a socket descriptor.
-class Socket {
- public:
-  Socket() = default;
-  /// Takes ownership of fd (-1: none).
-  explicit Socket(int fd) : m_fd(fd) {}
-  ~Socket();
-  Socket(Socket&& other) noexcept : m_fd(other.release()) {}
-  Socket& operator=(Socket&& other) noexcept;
-  Socket(const Socket&) = delete;
-  Socket& operator=(const Socket&) = delete;
-
-  /// The descriptor, or -1.
-  int get() const { return m_fd; }
-  /// Gives up ownership.
-  int release() {
-    int fd = m_fd;
-    m_fd = -1;
-    return fd;
-  }
-
- private:
-  int m_fd = -1;
-};
+/// Owns a socket descriptor (closed when destroyed).
+using Socket = util::Fd;
 
 }  // namespace gm::ssh

@@ -4,6 +4,7 @@
 #include "ssh/session.h"
 
 #include "ssh/session_impl.h"
+#include "util/fd.h"
 #include "util/log.h"
 
 #include <fcntl.h>
@@ -54,26 +55,7 @@ std::string sftp_status_text(unsigned long code) {
 }
 
 /// Owns a local file descriptor.
-class LocalFile {
- public:
-  explicit LocalFile(int fd) : m_fd(fd) {}
-  ~LocalFile() {
-    if (m_fd >= 0) {
-      ::close(m_fd);
-    }
-  }
-  LocalFile(const LocalFile&) = delete;
-  LocalFile& operator=(const LocalFile&) = delete;
-  int get() const { return m_fd; }
-  int release() {
-    int fd = m_fd;
-    m_fd = -1;
-    return fd;
-  }
-
- private:
-  int m_fd;
-};
+using LocalFile = util::Fd;
 
 [[noreturn]] void fail_local(const std::string& subject, const std::string& what,
                              const std::filesystem::path& path) {
