@@ -38,6 +38,8 @@ struct SshTarget {
   std::string key_path;
   /// Pinned host public key in OpenSSH form ("ssh-ed25519 AAAA..."); empty until pinned.
   std::string host_key;
+
+  bool operator==(const SshTarget& other) const = default;
 };
 
 /// One provider resource the machine owns, recorded as soon as it exists (the ledger).

@@ -1,6 +1,8 @@
 // Helpers shared by several verbs.
 #include "cli/verbs.h"
 
+#include "machine/setup.h"
+
 #include <unistd.h>
 
 #include <cstdio>
@@ -13,34 +15,17 @@ std::string gpu_summary(const MachineRecord& record) {
   if (record.facts.contains("probe") && record.facts["probe"].contains("summary")) {
     return record.facts["probe"]["summary"].get<std::string>();
   }
-  const nlohmann::json* devices = nullptr;
-  if (record.facts.contains("host") && record.facts["host"].contains("nvidia_pci_devices")) {
-    devices = &record.facts["host"]["nvidia_pci_devices"];
-  }
-  if (devices == nullptr) {
-    // Cloud drivers know the type's GPUs before any probe (ec2: DescribeInstanceTypes).
-    if (record.facts.contains("instance_type") &&
-        record.facts["instance_type"].value("gpu_count", 0) > 0) {
-      const nlohmann::json& t = record.facts["instance_type"];
-      return std::to_string(t["gpu_count"].get<int>()) + "x " + t.value("gpu_name", "GPU");
-    }
-    return "-";
-  }
-  // Count display/3D controllers only; NVSwitches and audio functions share vendor 10de.
-  std::map<std::string, int> by_id;
-  for (const auto& d : *devices) {
-    std::string cls = d.value("class", "");
-    if (cls.starts_with("0x0300") || cls.starts_with("0x0302")) {
-      ++by_id[d.value("device_id", "?")];
-    }
-  }
+  std::map<std::string, int> by_id = machine::nvidia_gpus_on_pci(record);
   if (by_id.empty()) {
+    // Cloud drivers know the type's GPUs before any probe (ec2: DescribeInstanceTypes).
+    if (std::optional<int> n = machine::expected_gpus(record)) {
+      return std::to_string(*n) + "x " + record.facts["instance_type"].value("gpu_name", "GPU");
+    }
     return "-";
   }
   std::string out;
   for (const auto& [id, n] : by_id) {
-    out += (out.empty() ? "" : ",") + std::to_string(n) +
-           "x 10de:" + (id.starts_with("0x") ? id.substr(2) : id);
+    out += (out.empty() ? "" : ",") + std::to_string(n) + "x 10de:" + id;
   }
   return out;
 }
@@ -67,7 +52,7 @@ bool confirm(const Context& ctx, const std::string& question) {
     return true;
   }
   if (::isatty(STDIN_FILENO) != 1 || ::isatty(STDERR_FILENO) != 1) {
-    return false;
+    return true;  // scripts and CI are never asked: no terminal, no prompt
   }
   std::fprintf(stderr, "%s [y/N] ", question.c_str());
   std::fflush(stderr);

@@ -237,7 +237,9 @@ std::pair<MachineRecord, std::unique_ptr<Driver>> configure_new(Context& ctx,
   std::unique_ptr<Driver> driver = info.make();
   driver->configure(options, record);
   // A hint for cloud drivers: provisioning follows, so package installation may start at boot.
-  record.driver_config["provision_at_boot"] = opts.wait == "gpu" && !opts.no_provision;
+  if (opts.wait == "gpu" && !opts.no_provision) {
+    record.driver_config["provision_at_boot"] = true;
+  }
   // Cost control, still offline: the setting goes into the record before the driver launches
   // (shutdown_behavior), and an over-budget type is refused before any call.
   cost::store_autostop(

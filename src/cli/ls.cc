@@ -64,8 +64,8 @@ int run_ls(Context& ctx, const LsOptions& opts) {
         continue;
       }
       nlohmann::json row = machine_summary(*e.record);
-      row["uptime"] = uptime_text(*e.record) == "-" ? nlohmann::json(nullptr)
-                                                    : nlohmann::json(uptime_text(*e.record));
+      std::string uptime = uptime_text(*e.record);
+      row["uptime"] = uptime == "-" ? nlohmann::json(nullptr) : nlohmann::json(uptime);
       if (e.record->facts.contains("ls_error")) {
         row["error"] = e.record->facts["ls_error"];
       }

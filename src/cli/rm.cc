@@ -7,8 +7,6 @@
 #include "machine/machine_host.h"
 #include "util/log.h"
 
-#include <unistd.h>
-
 namespace gm::cli {
 
 namespace {
@@ -76,9 +74,9 @@ void setup_rm(CLI::App& app, Dispatch& dispatch) {
       for (const std::string& n : opts->names) {
         list += (list.empty() ? "" : ", ") + n;
       }
-      if (!confirm(ctx, "Remove " + list + " and every resource it owns?") &&
-          ::isatty(STDIN_FILENO) == 1) {
-        throw Error("rm", "cancelled");
+      if (!confirm(ctx, "Remove " + list + " and every resource it owns?")) {
+        throw Error("rm " + list, "cancelled: nothing was removed", {},
+                    "answer y, or pass --yes to skip the question");
       }
       nlohmann::json results = nlohmann::json::array();
       for (const std::string& name : opts->names) {

@@ -50,8 +50,8 @@ nlohmann::json machine_summary(const MachineRecord& record);
 /// A short GPU description from cached facts ("1x T4", "-").
 std::string gpu_summary(const MachineRecord& record);
 
-/// Asks "question [y/N]" on the terminal; true without asking under --yes; false (refusing)
-/// when stdin is not a terminal and --yes was not given.
+/// Asks "question [y/N]" on the terminal and returns the answer; true without asking under --yes
+/// or when there is no terminal to ask on (scripts and CI are never prompted).
 bool confirm(const Context& ctx, const std::string& question);
 
 }  // namespace gm::cli

@@ -5,8 +5,13 @@
 #include "util/assets.h"
 #include "util/fs.h"
 
+#include <sys/stat.h>
+
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
+#include <map>
+#include <mutex>
 
 namespace gm::cost {
 
@@ -83,9 +88,31 @@ std::optional<PriceTable> load_price_cache(const std::filesystem::path& home) {
   }
 }
 
+namespace {
+// `ls` asks for a price per row, and the cache (every type of every refreshed region) is far
+// larger than a record: it is parsed once per process and reparsed only when the file changes
+// (its mtime or size), which a stat per row detects.
+struct CachedTable {
+  std::int64_t mtime_ns = -1;  // -1: the file did not exist
+  std::int64_t size = -1;
+  std::optional<PriceTable> table;
+};
+std::mutex g_cache_mutex;
+std::map<std::filesystem::path, CachedTable> g_caches;
+}  // namespace
+
 std::optional<Price> price_for(std::string_view instance_type, std::string_view region,
                                const std::filesystem::path& home) {
-  if (std::optional<PriceTable> cache = load_price_cache(home)) {
+  struct stat st {};
+  bool present = ::stat(price_cache_path(home).c_str(), &st) == 0;
+  std::int64_t mtime_ns = present ? st.st_mtim.tv_sec * 1'000'000'000LL + st.st_mtim.tv_nsec : -1;
+  std::int64_t size = present ? st.st_size : -1;
+  std::lock_guard lock(g_cache_mutex);
+  auto it = g_caches.find(home);
+  if (it == g_caches.end() || it->second.mtime_ns != mtime_ns || it->second.size != size) {
+    it = g_caches.insert_or_assign(home, CachedTable{mtime_ns, size, load_price_cache(home)}).first;
+  }
+  if (const std::optional<PriceTable>& cache = it->second.table) {
     if (auto p = cache->find(instance_type, region)) {
       return Price{*p, "cache", cache->as_of};
     }

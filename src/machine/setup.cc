@@ -101,24 +101,30 @@ std::optional<int> expected_gpus(const MachineRecord& record) {
   return std::nullopt;
 }
 
+std::map<std::string, int> nvidia_gpus_on_pci(const MachineRecord& record) {
+  std::map<std::string, int> by_id;
+  const nlohmann::json& facts = record.facts;
+  if (!facts.contains("host") || !facts["host"].contains("nvidia_pci_devices")) {
+    return by_id;
+  }
+  // Display and 3D controllers only: NVSwitches and audio functions share vendor 10de.
+  for (const auto& d : facts["host"]["nvidia_pci_devices"]) {
+    std::string cls = d.value("class", "");
+    if (cls.starts_with("0x0300") || cls.starts_with("0x0302")) {
+      std::string id = d.value("device_id", "?");
+      ++by_id[id.starts_with("0x") ? id.substr(2) : id];
+    }
+  }
+  return by_id;
+}
+
 bool has_nvidia_gpu(const MachineRecord& record) {
-  if (expected_gpus(record)) {
+  if (expected_gpus(record) || !nvidia_gpus_on_pci(record).empty()) {
     return true;
   }
   const nlohmann::json& facts = record.facts;
-  if (facts.contains("host") && facts["host"].contains("nvidia_pci_devices")) {
-    for (const auto& d : facts["host"]["nvidia_pci_devices"]) {
-      std::string cls = d.value("class", "");
-      if (cls.starts_with("0x0300") || cls.starts_with("0x0302")) {
-        return true;
-      }
-    }
-  }
-  if (facts.contains("host") && facts["host"].contains("gpus") &&
-      facts["host"]["gpus"].is_array()) {
-    return !facts["host"]["gpus"].empty();
-  }
-  return false;
+  return facts.contains("host") && facts["host"].contains("gpus") &&
+         facts["host"]["gpus"].is_array() && !facts["host"]["gpus"].empty();
 }
 
 }  // namespace gm::machine

@@ -6,7 +6,9 @@
 #include "probe/probe.h"
 #include "provision/provisioner.h"
 
+#include <map>
 #include <optional>
+#include <string>
 
 namespace gm::machine {
 
@@ -21,6 +23,9 @@ probe::ProbeResult probe_machine(MachineRecord& record, MachineHost& host,
 
 /// GPUs the machine's instance type has (cloud drivers); nullopt when unknown or none.
 std::optional<int> expected_gpus(const MachineRecord& record);
+
+/// NVIDIA GPUs the host's PCI facts show, by device id ("1eb8") -> count.
+std::map<std::string, int> nvidia_gpus_on_pci(const MachineRecord& record);
 
 /// True when the record's facts show an NVIDIA GPU (instance type, provisioning or host facts).
 bool has_nvidia_gpu(const MachineRecord& record);

@@ -332,13 +332,28 @@ void Store::save(MachineRecord& record) {
   }
   check_no_credentials(record.name, text);
   std::filesystem::path dir = machine_dir(record.name);
+  // The pin and ssh_config depend only on the SSH target; most saves (ledger entries, state,
+  // facts, timings) leave it alone, and then neither is rewritten nor every record re-read.
+  std::optional<SshTarget> before = previous_ssh_target(record.name);
+  bool ssh_changed = !before || *before != updated.ssh;
   util::make_private_dir(dir);
-  if (!updated.ssh.host_key.empty()) {
+  if (!updated.ssh.host_key.empty() &&
+      (ssh_changed || !std::filesystem::exists(dir / k_known_hosts_file))) {
     util::write_file_atomic(dir / k_known_hosts_file, pinned_known_hosts_line(updated.ssh), 0600);
   }
   util::write_file_atomic(dir / k_record_file, text, 0600);
   record = std::move(updated);
-  update_ssh_config();
+  if (ssh_changed) {
+    update_ssh_config();
+  }
+}
+
+std::optional<SshTarget> Store::previous_ssh_target(std::string_view name) const {
+  try {
+    return exists(name) ? std::optional<SshTarget>(load(name).ssh) : std::nullopt;
+  } catch (const Error&) {
+    return std::nullopt;  // an unreadable old record: treat as new, rewrite everything
+  }
 }
 
 void Store::write_private_file(std::string_view name, std::string_view filename,

@@ -63,8 +63,9 @@ class Store {
   /// Every machine name, sorted.
   std::vector<std::string> names() const;
 
-  /// Writes machine.json atomically (setting updated_at, and created_at when empty), writes
-  /// known_hosts from record.ssh.host_key, and refreshes ssh_config.
+  /// Writes machine.json atomically (setting updated_at, and created_at when empty); when the SSH
+  /// target changed (or the record is new), also writes known_hosts from record.ssh.host_key and
+  /// refreshes ssh_config.
   void save(MachineRecord& record);
   /// Writes a file in the machine's directory atomically with mode 0600.
   void write_private_file(std::string_view name, std::string_view filename,
@@ -82,6 +83,9 @@ class Store {
   void update_ssh_config() const;
 
  private:
+  /// The SSH target of the stored record, or nullopt when there is none (or it is unreadable).
+  std::optional<SshTarget> previous_ssh_target(std::string_view name) const;
+
   std::filesystem::path m_home;
 };
 
