@@ -54,8 +54,10 @@ struct QueryResult {
   http::Response response;
   pugi::xml_document document;
   std::string request_id;
-  /// The "<Action>Response" element.
-  pugi::xml_node root() const { return document.document_element(); }
+  /// The "<Action>Response" element. Nodes point into `document`: a temporary result has no
+  /// root, so `call(...).root()` cannot outlive the statement that made it.
+  pugi::xml_node root() const& { return document.document_element(); }
+  pugi::xml_node root() const&& = delete;
 };
 
 /// Signs and sends AWS API calls for one region. Not thread-safe: one per thread.

@@ -225,6 +225,17 @@ void pause(DriverHost& host, milliseconds d) {
   host.check_interrupted();
 }
 
+/// The id of the security group called \a name that carries this machine's id tag; empty when
+/// there is none (or it belongs to someone else).
+std::string own_security_group(Ec2Api& api, const MachineRecord& record, const std::string& name) {
+  aws::QueryParams d;
+  d.add_filter("group-name", {name});
+  d.add_filter("tag:" + std::string(k_tag_id), {record.id});
+  aws::QueryResult found = api.call("DescribeSecurityGroups", d);
+  auto items = aws::xml::items(found.root(), "securityGroupInfo");
+  return items.empty() ? "" : aws::xml::text(items.front(), "groupId");
+}
+
 bool is_throttling(const CloudError& e) {
   return e.code() == "RequestLimitExceeded" || e.code() == "Throttling" ||
          e.code() == "ThrottlingException";
@@ -717,7 +728,8 @@ void Ec2Driver::import_key_pair(Ec2Api& api, MachineRecord& record, DriverHost& 
     aws::QueryParams d;
     d.add_filter("key-name", {name});
     d.add_filter("tag:" + std::string(k_tag_id), {record.id});
-    if (aws::xml::items(api.call("DescribeKeyPairs", d).root(), "keySet").empty()) {
+    aws::QueryResult found = api.call("DescribeKeyPairs", d);
+    if (aws::xml::items(found.root(), "keySet").empty()) {
       throw Error(subject_of(record), "key pair " + name + " exists and is not this machine's",
                   e.message(), "delete it (`aws ec2 delete-key-pair --key-name " + name + "`)");
     }
@@ -755,21 +767,17 @@ void Ec2Driver::ensure_security_group(Ec2Api& api, MachineRecord& record, Driver
     }
     p.add_tag_specification("security-group", machine_tags(record));
     try {
-      group_id = aws::xml::text(api.call("CreateSecurityGroup", p).root(), "groupId");
+      aws::QueryResult made = api.call("CreateSecurityGroup", p);
+      group_id = aws::xml::text(made.root(), "groupId");
     } catch (const CloudError& e) {
       if (e.code() != "InvalidGroup.Duplicate") {
         throw;
       }
-      aws::QueryParams d;
-      d.add_filter("group-name", {name});
-      d.add_filter("tag:" + std::string(k_tag_id), {record.id});
-      auto items =
-          aws::xml::items(api.call("DescribeSecurityGroups", d).root(), "securityGroupInfo");
-      if (items.empty()) {
+      group_id = own_security_group(api, record, name);
+      if (group_id.empty()) {
         throw Error(subject_of(record), "security group " + name + " exists and is not ours",
                     e.message(), "delete it, then run `gpumachine create " + record.name + "`");
       }
-      group_id = aws::xml::text(items.front(), "groupId");
     }
     set_ledger(record, "security-group", group_id, "created");
     host.save(record);
@@ -1244,12 +1252,7 @@ std::vector<std::string> Ec2Driver::remove(MachineRecord& record, DriverHost& ho
     try {
       std::string group_id = sg->id;
       if (!group_id.starts_with("sg-")) {
-        aws::QueryParams d;
-        d.add_filter("group-name", {group_id});
-        d.add_filter("tag:" + std::string(k_tag_id), {record.id});
-        auto items =
-            aws::xml::items(api.call("DescribeSecurityGroups", d).root(), "securityGroupInfo");
-        group_id = items.empty() ? "" : aws::xml::text(items.front(), "groupId");
+        group_id = own_security_group(api, record, group_id);
       }
       if (!group_id.empty()) {
         host.phase("deleting security group " + group_id);

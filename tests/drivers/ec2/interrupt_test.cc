@@ -98,6 +98,33 @@ TEST(Ec2Interrupt, RmFindsAnInstanceTheRecordNeverSaw) {
   EXPECT_TRUE(emu.leaks().empty()) << lines(emu.leaks());
 }
 
+TEST(Ec2Interrupt, RmFindsASecurityGroupKnownOnlyByName) {
+  // Killed while CreateSecurityGroup's answer is in flight: the ledger has the group's name but
+  // not its id, so rm looks it up by name and our id tag.
+  Ec2EmulatorFixture emu;
+  emu.fault({{"action", "CreateSecurityGroup"},
+             {"kind", "drop_after"},
+             {"latency_ms", 1500},
+             {"count", 1}});
+  std::unique_ptr<Process> p = emu.gm_async(create_args("sgname"));
+  ASSERT_TRUE(wait_for_call(emu, *p, "CreateSecurityGroup"));
+  ::kill(p->pid(), SIGKILL);
+  p->wait();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1700));  // the group is made meanwhile
+  emu.clear_faults();
+  nlohmann::json rec =
+      nlohmann::json::parse(read_text(emu.home() / "machines/sgname/machine.json"));
+  bool by_name = false;
+  for (const nlohmann::json& r : rec["resources"]) {
+    by_name |= r["kind"] == "security-group" && !r["id"].get<std::string>().starts_with("sg-");
+  }
+  ASSERT_TRUE(by_name) << rec.dump(2);
+  ASSERT_FALSE(emu.leaks().empty());
+  CaptureResult r = emu.gm({"rm", "sgname"});
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_TRUE(emu.leaks().empty()) << lines(emu.leaks());
+}
+
 /// One soak cycle: create, SIGKILL after a random delay, then rm; returns the leaks.
 std::vector<std::string> soak_cycle(Ec2EmulatorFixture& emu, int i, std::mt19937& rng) {
   std::string name = "soak" + std::to_string(i);
