@@ -141,21 +141,22 @@ BoundListener bind_listener(const std::string& addr, int port, int& err) {
 /// A fixed-capacity byte queue: appended at the back, consumed from the front.
 class Buffer {
  public:
-  explicit Buffer(std::size_t capacity) : m_data(capacity) {}
+  explicit Buffer(std::size_t capacity)
+      : m_data(std::make_unique_for_overwrite<char[]>(capacity)), m_capacity(capacity) {}
   std::size_t size() const { return m_tail - m_head; }
   bool empty() const { return m_tail == m_head; }
   /// Contiguous free space at the back (compacting first when the front has room).
   std::size_t space() {
-    if (m_tail == m_data.size() && m_head > 0) {
-      std::memmove(m_data.data(), m_data.data() + m_head, size());
+    if (m_tail == m_capacity && m_head > 0) {
+      std::memmove(m_data.get(), m_data.get() + m_head, size());
       m_tail -= m_head;
       m_head = 0;
     }
-    return m_data.size() - m_tail;
+    return m_capacity - m_tail;
   }
-  char* back() { return m_data.data() + m_tail; }
+  char* back() { return m_data.get() + m_tail; }
   void commit(std::size_t n) { m_tail += n; }
-  const char* front() const { return m_data.data() + m_head; }
+  const char* front() const { return m_data.get() + m_head; }
   void consume(std::size_t n) {
     m_head += n;
     if (m_head == m_tail) {
@@ -164,7 +165,9 @@ class Buffer {
   }
 
  private:
-  std::vector<char> m_data;
+  // Not zero-filled: pages cost memory only once data reaches them.
+  std::unique_ptr<char[]> m_data;
+  std::size_t m_capacity;
   std::size_t m_head = 0;
   std::size_t m_tail = 0;
 };
@@ -181,20 +184,37 @@ bool is_channel_error(long rc) {
   return rc <= LIBSSH2_ERROR_CHANNEL_FAILURE && rc >= LIBSSH2_ERROR_CHANNEL_EOF_SENT;
 }
 
-enum class ConnState { queued, opening, widening, open, closing };
+enum class ConnState { queued, opening, open, closing };
 
 // The libssh2 call a connection last left half-sent (see Impl::m_blocked).
-enum class Op { none, open, widen, write, read, eof, free };
+enum class Op { none, open, write, read, eof, free };
+
+/// The type-specific part of a direct-tcpip channel open (RFC 4254 7.2): where to connect and
+/// who asked.
+std::string direct_tcpip_message(const std::string& host, int port, const std::string& peer,
+                                 int peer_port) {
+  std::string m;
+  auto u32 = [&m](std::uint32_t v) {
+    for (int shift = 24; shift >= 0; shift -= 8) {
+      m += static_cast<char>((v >> shift) & 0xff);
+    }
+  };
+  u32(static_cast<std::uint32_t>(host.size()));
+  m += host;
+  u32(static_cast<std::uint32_t>(port));
+  u32(static_cast<std::uint32_t>(peer.size()));
+  m += peer;
+  u32(static_cast<std::uint32_t>(peer_port));
+  return m;
+}
 
 struct Conn {
-  Conn(Socket s, std::size_t listener_index, std::size_t buffer_bytes, std::string peer,
-       int peer_port)
+  Conn(Socket s, std::size_t listener_index, std::size_t buffer_bytes, std::string message)
       : client(std::move(s)),
         listener(listener_index),
         to_remote(buffer_bytes),
         to_client(buffer_bytes),
-        peer_host(std::move(peer)),
-        peer_port(peer_port) {}
+        open_message(std::move(message)) {}
 
   Socket client;
   std::size_t listener;
@@ -202,8 +222,7 @@ struct Conn {
   ConnState state = ConnState::queued;
   Buffer to_remote;
   Buffer to_client;
-  std::string peer_host;
-  int peer_port;
+  std::string open_message;  // direct_tcpip_message()
   bool client_eof = false;   // the client shut down its sending side
   bool eof_sent = false;     // our EOF went to the channel
   bool remote_eof = false;   // the channel sent EOF
@@ -352,10 +371,6 @@ struct Forwarder::Impl {
   void finish_blocked(Conn& c) {
     long rc = 0;
     switch (blocked_op) {
-      case Op::widen:
-        rc = libssh2_channel_receive_window_adjust2(
-            c.channel, options.window_bytes - LIBSSH2_CHANNEL_WINDOW_DEFAULT, 1, nullptr);
-        break;
       case Op::write:
         rc = libssh2_channel_write(c.channel, c.to_remote.front(), c.to_remote.size());
         break;
@@ -425,14 +440,18 @@ struct Forwarder::Impl {
       progress = true;
     }
     if (c.state == ConnState::opening && may_call(c, Op::open)) {
-      const ForwardSpec& spec = specs[c.listener];
-      LIBSSH2_CHANNEL* channel = libssh2_channel_direct_tcpip_ex(
-          raw(), spec.remote_host.c_str(), spec.remote_port, c.peer_host.c_str(), c.peer_port);
+      // direct-tcpip by hand rather than libssh2_channel_direct_tcpip_ex, so that the channel
+      // opens with our window: libssh2 refills a channel's window only up to the size it opened
+      // with (2 MiB by default), which on a fast link leaves the server waiting for adjusts.
+      LIBSSH2_CHANNEL* channel = libssh2_channel_open_ex(
+          raw(), "direct-tcpip", sizeof "direct-tcpip" - 1, options.window_bytes,
+          LIBSSH2_CHANNEL_PACKET_DEFAULT, c.open_message.data(),
+          static_cast<unsigned int>(c.open_message.size()));
       int rc = channel != nullptr ? 0 : libssh2_session_last_errno(raw());
       after_call(c, Op::open, rc);
       if (channel != nullptr) {
         c.channel = channel;
-        c.state = c.client_gone ? ConnState::closing : ConnState::widening;
+        c.state = c.client_gone ? ConnState::closing : ConnState::open;
         opening = nullptr;
         progress = true;
       } else if (rc != LIBSSH2_ERROR_EAGAIN) {
@@ -440,28 +459,13 @@ struct Forwarder::Impl {
           lost(rc);
         }
         opening = nullptr;
-        c.state = ConnState::widening;  // leaves opening, so that start_closing takes effect
+        c.state = ConnState::open;  // leaves opening, so that start_closing takes effect
         // The server could not connect to the remote port: the client sees a closed
         // connection and the forward goes on.
         ++stats.refused;
-        util::debug("forward " + spec.describe() +
+        util::debug("forward " + specs[c.listener].describe() +
                     ": the server refused the channel: " + last_error());
         start_closing(c);
-        progress = true;
-      }
-    }
-    if (c.state == ConnState::widening && may_call(c, Op::widen)) {
-      // The channel opens with libssh2's 2 MiB window; a larger one keeps a fast sender busy
-      // over a long round trip.
-      unsigned int window = 0;
-      int rc = libssh2_channel_receive_window_adjust2(
-          c.channel, options.window_bytes - LIBSSH2_CHANNEL_WINDOW_DEFAULT, 1, &window);
-      after_call(c, Op::widen, rc);
-      if (rc != LIBSSH2_ERROR_EAGAIN) {
-        if (rc != 0 && !is_channel_error(rc)) {
-          lost(rc);
-        }
-        c.state = rc == 0 ? ConnState::open : ConnState::closing;
         progress = true;
       }
     }
@@ -602,7 +606,10 @@ struct Forwarder::Impl {
       char service[NI_MAXSERV] = "0";
       ::getnameinfo(reinterpret_cast<sockaddr*>(&peer), len, host, sizeof host, service,
                     sizeof service, NI_NUMERICHOST | NI_NUMERICSERV);
-      conns.emplace_back(std::move(client), index, options.buffer_bytes, host, std::atoi(service));
+      const ForwardSpec& spec = specs[index];
+      conns.emplace_back(
+          std::move(client), index, options.buffer_bytes,
+          direct_tcpip_message(spec.remote_host, spec.remote_port, host, std::atoi(service)));
       ++stats.connections;
     }
   }
@@ -639,8 +646,7 @@ struct Forwarder::Impl {
       short session_events = POLLRDHUP;
       bool wants_inbound = false;
       for (Conn& c : conns) {
-        if (c.state == ConnState::opening || c.state == ConnState::widening ||
-            c.state == ConnState::closing ||
+        if (c.state == ConnState::opening || c.state == ConnState::closing ||
             (c.state == ConnState::open &&
              ((!c.remote_eof && c.to_client.space() > 0) || !c.to_remote.empty() ||
               (c.client_eof && !c.eof_sent)))) {

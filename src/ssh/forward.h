@@ -57,9 +57,15 @@ struct ForwarderOptions {
   /// bounds how long a silently dead network goes unnoticed.
   std::chrono::seconds keepalive{15};
   /// Per-connection buffer in each direction; a full one stops reading from the other side.
-  std::size_t buffer_bytes = 256 * 1024;
-  /// Receive window each channel asks for (the remote may send this much ahead of us).
-  std::uint32_t window_bytes = 16 * 1024 * 1024;
+  /// Memory is touched only as far as a buffer ever fills. As large as the window: every
+  /// libssh2_channel_read first decrypts all that waits on the socket into libssh2's queue and
+  /// then hands over at most this much, so a smaller buffer starves the client while the next
+  /// read drains the socket again (256 KiB ran at a quarter of the speed, docs/benchmarks.md).
+  std::size_t buffer_bytes = 2 * 1024 * 1024;
+  /// Receive window each channel opens with (the remote may send this much ahead of us);
+  /// libssh2 tops it up to this plus the read size. 2 MiB is OpenSSH's for forwarded channels;
+  /// larger windows made the drain above longer and were slower on loopback.
+  std::uint32_t window_bytes = 2 * 1024 * 1024;
   /// Most client connections served at once; more wait in the listen backlog.
   std::size_t max_connections = 1000;
 };

@@ -31,6 +31,32 @@ while True:
     threading.Thread(target=serve, args=(c,), daemon=True).start()
 )";
 
+// Sends argv[2] bytes of a repeating 0..255 pattern to each client, then closes.
+constexpr const char* k_source_server = R"(
+import socket, sys, threading
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(16)
+chunk = bytes(range(256)) * 4096
+def serve(c, left):
+    while left > 0:
+        n = min(left, len(chunk))
+        c.sendall(chunk[:n])
+        left -= n
+    c.close()
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c, int(sys.argv[2])), daemon=True).start()
+)";
+
+/// Resident memory of a process in KiB (0 when unknown).
+long rss_kib(int pid) {
+  std::string status = read_text("/proc/" + std::to_string(pid) + "/status");
+  std::size_t at = status.find("VmRSS:");
+  return at == std::string::npos ? 0 : std::atol(status.c_str() + at + 6);
+}
+
 class ForwardCli : public ::testing::Test {
  protected:
   static void SetUpTestSuite() { s_machine = new CliMachine(); }
@@ -135,6 +161,39 @@ TEST_F(ForwardCli, TwoHundredMegabytesEchoIntactBothWays) {
   EXPECT_EQ(sha256_hex(*back), sha256_hex(payload));
   fwd->stop();
   echo->stop();
+}
+
+TEST_F(ForwardCli, AClientThatStopsReadingHoldsBackTheSenderNotMemory) {
+  constexpr std::size_t k_total = 300u << 20;
+  int remote = free_port();
+  write_text(m_dir / "source.py", k_source_server);
+  Process source({"/usr/bin/python3", (m_dir / "source.py").string(), std::to_string(remote),
+                  std::to_string(k_total)});
+  ASSERT_TRUE(eventually([&] { return port_accepts("127.0.0.1", remote); }));
+  int local = free_port();
+  auto fwd = start_forward(std::to_string(local) + ":127.0.0.1:" + std::to_string(remote), "st");
+  long before = rss_kib(fwd->pid());
+
+  TcpClient c(local);  // connects, then reads nothing for a while
+  ASSERT_GE(c.fd(), 0);
+  long peak = 0;
+  for (int i = 0; i < 30; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    peak = std::max(peak, rss_kib(fwd->pid()));
+  }
+  // Buffers, libssh2's queue up to the window, allocator slack: a few MiB. Without flow control
+  // the 300 MiB the server pushes would pile up here.
+  EXPECT_LT(peak - before, 48 * 1024) << "RSS grew from " << before << " to " << peak << " KiB";
+
+  std::optional<std::string> got = c.read_to_eof();
+  ASSERT_TRUE(got.has_value());
+  ASSERT_EQ(got->size(), k_total);
+  bool pattern = true;
+  for (std::size_t i = 0; i < got->size() && pattern; i += 4093) {
+    pattern = static_cast<unsigned char>((*got)[i]) == i % 256;
+  }
+  EXPECT_TRUE(pattern);
+  fwd->stop();
 }
 
 TEST_F(ForwardCli, ReconnectsAfterSshdRestartAndServesNewConnections) {
