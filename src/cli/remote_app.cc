@@ -196,9 +196,15 @@ int run_remote_app(Context& ctx, const RemoteAppOptions& o) {
   std::unique_ptr<ssh::Session> session = machine::connect(record);
   auto start = parse_lines(run_script(*session, script_command("start", o, mode, image), subject));
   std::string started = value_of(start, "state");
-  util::info(started == "started" ? "started " + subject + ", waiting until it answers"
-                                  : "reusing the " + o.kind + " already running on " + o.name +
-                                        ":" + std::to_string(o.port));
+  if (started == "started") {
+    util::info("started " + subject + ", waiting until it answers");
+  } else if (started == "foreign") {
+    util::info("port " + std::to_string(o.port) + " on " + o.name +
+               " is taken by a server gpumachine did not start; using it if it is " + o.kind);
+  } else {
+    util::info("reusing the " + o.kind + " already running on " + o.name + ":" +
+               std::to_string(o.port));
+  }
 
   auto deadline = std::chrono::steady_clock::now() +
                   (o.host ? k_host_start_timeout : k_container_start_timeout);
@@ -217,6 +223,12 @@ int run_remote_app(Context& ctx, const RemoteAppOptions& o) {
     }
     if (listening && (o.kind != "jupyter" || server)) {
       break;
+    }
+    if (started == "foreign" && listening && o.kind == "jupyter" && !server) {
+      throw Error(subject, "the port is taken by another program",
+                  "what listens there does not report itself as a Jupyter server",
+                  "pick another --port, or stop what listens on " + std::to_string(o.port) +
+                      " on the machine");
     }
     if (value_of(lines, "state") == "dead" && started == "started") {
       throw Error(subject, "the server exited while starting", log_tail(lines),

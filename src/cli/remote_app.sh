@@ -30,8 +30,9 @@ running() {
   fi
 }
 
+# In our container when it runs; on the host otherwise (a server someone else started).
 in_place() {
-  if [ "$mode" = container ]; then docker exec "$cname" "$@"; else "$@"; fi
+  if [ "$mode" = container ] && running; then docker exec "$cname" "$@"; else "$@"; fi
 }
 
 discover_jupyter() {
@@ -99,6 +100,7 @@ status)
   fi
   if listening; then echo "listening yes"; else echo "listening no"; fi
   if [ "$kind" = jupyter ]; then discover_jupyter; fi
+  exit 0 # what was found is in the lines above; a failed probe is not a failed status
   ;;
 stop)
   if [ ! -f "$pidfile" ]; then

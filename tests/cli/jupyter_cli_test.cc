@@ -9,6 +9,56 @@
 namespace gm::testing {
 namespace {
 
+// A stand-in for the docker CLI on the "machine" (no engine here): a container is a host
+// process group, its image a directory of tools put first on PATH. Every call is logged.
+constexpr const char* k_docker_stub = R"(#!/bin/bash
+d=$(dirname "$0")
+echo "$*" >>"$d/calls.log"
+cmd=$1
+shift
+case $cmd in
+run)
+  name= wd=/
+  while [ $# -gt 0 ]; do
+    case $1 in
+    -d) shift ;;
+    --name) name=$2; shift 2 ;;
+    -w) wd=$2; shift 2 ;;
+    --gpus | --network | -v) shift 2 ;;
+    *) break ;;
+    esac
+  done
+  image=$1
+  shift
+  cd "$wd" || exit 125
+  PATH="$d/images/$image:$PATH" nohup setsid "$@" >"$d/$name.log" 2>&1 </dev/null &
+  echo $! >"$d/$name.pid"
+  echo "c0ffee$name" ;;
+inspect)
+  pid=$(cat "$d/${*: -1}.pid" 2>/dev/null) && kill -0 "$pid" 2>/dev/null && echo true ;;
+exec)
+  [ -f "$d/$1.pid" ] || { echo "No such container: $1" >&2; exit 1; }
+  image_path=$(ls -d "$d"/images/*)
+  shift
+  PATH="$image_path:$PATH" exec "$@" ;;
+rm)
+  pid=$(cat "$d/${*: -1}.pid" 2>/dev/null) || exit 1
+  kill -TERM -- "-$pid" 2>/dev/null
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL -- "-$pid" 2>/dev/null
+  rm -f "$d/${*: -1}.pid" ;;
+esac
+)";
+
+// The "image": JupyterLab's `jupyter lab` is a jupyter_server underneath; Debian's
+// python3-jupyter-server has the server (without the `jupyter server` entry point) but no Lab.
+constexpr const char* k_image_jupyter = R"(#!/bin/bash
+case $1 in
+lab | server) shift; exec /usr/bin/python3 -m jupyter_server "$@" ;;
+*) exec /usr/bin/jupyter "$@" ;;
+esac
+)";
+
 TEST(JupyterServers, ParsesEverySourceAndBuildsTheUrl) {
   std::string text =
       "state running\n"
@@ -76,6 +126,87 @@ TEST(JupyterCli, HostJupyterThroughTheForwardWithTokenReuseAndStop) {
   EXPECT_TRUE(eventually([&] { return !process_alive(forward_pid); }));
   EXPECT_FALSE(std::filesystem::exists(machine.remote_home() / ".gpumachine" /
                                        ("jupyter-" + std::to_string(remote) + ".pid")));
+}
+
+}  // namespace
+}  // namespace gm::testing
+
+namespace gm::testing {
+namespace {
+
+TEST(JupyterCli, ContainerModeRunsTheImageWithGpusAndLoopbackOnly) {
+  if (!std::filesystem::exists("/usr/lib/python3/dist-packages/jupyter_server")) {
+    GTEST_SKIP() << "Debian's python3-jupyter-server is not installed";
+  }
+  TempDir stubs("gm-docker-stub");
+  write_text(stubs / "docker", k_docker_stub, 0755);
+  std::filesystem::create_directories(stubs / "images" / "lab-image");
+  write_text(stubs / "images" / "lab-image" / "jupyter", k_image_jupyter, 0755);
+  CliMachine machine("gpu1", stubs.path().string() + ":/usr/local/bin:/usr/bin:/bin");
+  TempDir dir("gm-jupyter-ctr");
+  std::filesystem::path work = machine.remote_home() / "work";
+  std::filesystem::create_directories(work);
+  // The "machine" is this host: the local end must not take the remote port.
+  int remote = free_port();
+
+  CaptureResult r =
+      machine.gm({"--format", "json", "jupyter", machine.name(), "--image", "lab-image", "--dir",
+                  work.string(), "--port", std::to_string(remote), "--local-port",
+                  std::to_string(free_port()), "--background"});
+  ASSERT_EQ(r.status, 0) << r.err << read_text(stubs / "calls.log");
+  nlohmann::json info = nlohmann::json::parse(r.out);
+  EXPECT_EQ(info.at("mode"), "container");
+  EXPECT_EQ(info.at("flavor"), "lab");
+  std::string token = info.at("token").get<std::string>();
+  int local = info.at("local_port").get<int>();
+  ASSERT_FALSE(token.empty());
+  EXPECT_EQ(info.at("url"), "http://127.0.0.1:" + std::to_string(local) + "/lab?token=" + token);
+
+  // What the engine was asked for: all GPUs, the directory mounted at the same path, the server
+  // bound to the machine's loopback through host networking, never a published port.
+  std::string calls = read_text(stubs / "calls.log");
+  std::string run = calls.substr(calls.find("run "));
+  run = run.substr(0, run.find('\n'));
+  EXPECT_NE(run.find("--gpus all"), std::string::npos) << run;
+  EXPECT_NE(run.find("--network host"), std::string::npos) << run;
+  EXPECT_NE(run.find("-v " + work.string() + ":" + work.string()), std::string::npos) << run;
+  EXPECT_NE(run.find("lab-image jupyter lab"), std::string::npos) << run;
+  EXPECT_NE(run.find("--ip=127.0.0.1"), std::string::npos) << run;
+  EXPECT_EQ(run.find(" -p "), std::string::npos) << run;
+  EXPECT_NE(calls.find("exec gm-jupyter-" + std::to_string(remote) + " jupyter server list"),
+            std::string::npos)
+      << calls;
+
+  // The token was read from the server inside the "container" and works through the forward.
+  EXPECT_EQ(http_get(local, "/api/kernels?token=" + token).status, 200);
+  EXPECT_EQ(http_get(local, "/api/kernels?token=wrong" + token).status, 403);
+
+  CaptureResult stop = machine.gm({"--format", "json", "jupyter", machine.name(), "--image",
+                                   "lab-image", "--port", std::to_string(remote), "--stop"});
+  ASSERT_EQ(stop.status, 0) << stop.err;
+  EXPECT_EQ(nlohmann::json::parse(stop.out).at("forwards_stopped").get<int>(), 1);
+  EXPECT_NE(read_text(stubs / "calls.log").find("rm -f gm-jupyter-" + std::to_string(remote)),
+            std::string::npos);
+  EXPECT_TRUE(eventually([&] { return !port_accepts("127.0.0.1", remote); }));
+  EXPECT_FALSE(std::filesystem::exists(stubs / ("gm-jupyter-" + std::to_string(remote) + ".pid")));
+}
+
+TEST(JupyterCli, APortTakenByAnotherProgramIsAnErrorNotAWait) {
+  CliMachine machine;
+  TempDir dir("gm-jupyter-taken");
+  int remote = free_port();
+  Process other({"/usr/bin/python3", "-m", "http.server", std::to_string(remote), "--bind",
+                 "127.0.0.1", "--directory", dir.path().string()},
+                SpawnOptions{.stdout_path = dir / "http.out", .stderr_path = dir / "http.log"});
+  ASSERT_TRUE(eventually([&] { return port_accepts("127.0.0.1", remote); }));
+  CaptureResult r =
+      machine.gm({"jupyter", machine.name(), "--host", "--port", std::to_string(remote),
+                  "--local-port", std::to_string(free_port())});
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_NE(r.err.find("taken by a server gpumachine did not start"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("the port is taken by another program"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("hint: pick another --port"), std::string::npos) << r.err;
+  EXPECT_TRUE(other.is_running());  // not ours: left alone
 }
 
 }  // namespace

@@ -33,9 +33,15 @@ namespace gm::testing {
 /// their state out of the real home.
 class CliMachine {
  public:
-  explicit CliMachine(std::string name = "gpu1") : m_name(std::move(name)) {
+  /// remote_path: the PATH of sessions on the "machine" (empty: sshd's default), e.g. to put
+  /// stand-ins for remote tools first.
+  explicit CliMachine(std::string name = "gpu1", const std::string& remote_path = "")
+      : m_name(std::move(name)) {
     SshdOptions options;
     options.key_options = "environment=\"HOME=" + m_remote_home.path().string() + "\"";
+    if (!remote_path.empty()) {
+      options.key_options += ",environment=\"PATH=" + remote_path + "\"";
+    }
     m_sshd = std::make_unique<SshdFixture>(options);
     std::filesystem::create_directories(m_user_home.path() / ".ssh");
     CaptureResult r = gm({"create", "--driver", "generic", "--generic-ip-address", "127.0.0.1",
