@@ -21,8 +21,10 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdint>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <regex>
 #include <set>
 #include <thread>
@@ -324,18 +326,35 @@ struct Problem {
   std::string hint;
 };
 
-bool valid_cidr(const std::string& text) {
+/// The canonical form of an IPv4 CIDR block (host bits cleared: 203.0.113.5/24 gives
+/// 203.0.113.0/24); nullopt when it is not one.
+std::optional<std::string> cidr_network(const std::string& text) {
   static const std::regex k_re(R"(^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})/(\d{1,2})$)");
   std::smatch m;
   if (!std::regex_match(text, m, k_re)) {
-    return false;
+    return std::nullopt;
   }
+  std::uint32_t address = 0;
   for (int i = 1; i <= 4; ++i) {
-    if (std::stoi(m[i]) > 255) {
-      return false;
+    int octet = std::stoi(m[i]);
+    if (octet > 255) {
+      return std::nullopt;
     }
+    address = address << 8 | static_cast<std::uint32_t>(octet);
   }
-  return std::stoi(m[5]) <= 32;
+  int bits = std::stoi(m[5]);
+  if (bits > 32) {
+    return std::nullopt;
+  }
+  std::uint32_t mask = bits == 0 ? 0 : ~std::uint32_t{0} << (32 - bits);
+  address &= mask;
+  return std::to_string(address >> 24) + "." + std::to_string(address >> 16 & 255) + "." +
+         std::to_string(address >> 8 & 255) + "." + std::to_string(address & 255) + "/" +
+         std::to_string(bits);
+}
+
+bool valid_cidr(const std::string& text) {
+  return cidr_network(text).has_value();
 }
 
 std::optional<int> parse_int(const std::string& s) {
@@ -468,8 +487,16 @@ void Ec2Driver::configure(const Options& options, MachineRecord& record) {
   }
 
   std::string cidr = single(options, "ec2-ssh-cidr");
-  if (!cidr.empty() && !valid_cidr(cidr)) {
-    bad("ec2-ssh-cidr", cidr, "not an IPv4 CIDR block", "e.g. 203.0.113.5/32");
+  if (!cidr.empty()) {
+    std::optional<std::string> network = cidr_network(cidr);
+    if (!network) {
+      bad("ec2-ssh-cidr", cidr, "not an IPv4 CIDR block", "e.g. 203.0.113.5/32");
+    } else if (*network != cidr) {
+      // A typo more often than not (a /24 after one address): say which block it would open.
+      bad("ec2-ssh-cidr", cidr, "has bits set after the prefix",
+          "for the block write " + *network + "; for one address, " +
+              cidr.substr(0, cidr.find('/')) + "/32");
+    }
   }
   cfg["ssh_cidr"] = cidr;
 

@@ -165,6 +165,19 @@ TEST(Ec2Faults, WrongImageOrTypeFailsBeforeCreatingAnything) {
   EXPECT_FALSE(std::filesystem::exists(emu.home() / "machines/typ"));
 }
 
+TEST(Ec2Faults, ASshCidrWithHostBitsNamesBothReadings) {
+  Ec2EmulatorFixture emu;
+  CaptureResult r =
+      emu.gm({"create", "--driver", "ec2", "cidr", "--ec2-ssh-cidr", "203.0.113.5/24"});
+  EXPECT_EQ(r.status, 2) << describe(r);
+  EXPECT_NE(r.err.find("--ec2-ssh-cidr '203.0.113.5/24': has bits set after the prefix"),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("203.0.113.0/24"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("203.0.113.5/32"), std::string::npos) << r.err;
+  EXPECT_TRUE(emu.calls()["calls"].empty());
+}
+
 TEST(Ec2Faults, BadFlagsAreAllReportedBeforeAnyCall) {
   Ec2EmulatorFixture emu;
   CaptureResult r = emu.gm({"create", "--driver", "ec2", "bad", "--ec2-image", "debian",
