@@ -54,7 +54,13 @@ int run_prices(Context& ctx, const PricesOptions& opts) {
     double price;
     const cost::PriceTable* table;
   };
-  std::map<std::pair<std::string, std::string>, Row> merged;
+  struct ByRegionThenType {
+    bool operator()(const std::pair<std::string, std::string>& a,
+                    const std::pair<std::string, std::string>& b) const {
+      return a.first != b.first ? a.first < b.first : cost::instance_type_less(a.second, b.second);
+    }
+  };
+  std::map<std::pair<std::string, std::string>, Row, ByRegionThenType> merged;
   const cost::PriceTable* cached = cache ? &*cache : nullptr;
   for (const cost::PriceTable* table : {&embedded, cached}) {
     if (table == nullptr) {

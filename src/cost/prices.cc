@@ -7,6 +7,7 @@
 
 #include <sys/stat.h>
 
+#include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -257,6 +258,42 @@ std::string format_usd(double usd) {
   char buf[64];
   std::snprintf(buf, sizeof buf, usd < 1 ? "$%.3f" : "$%.2f", usd);
   return buf;
+}
+
+namespace {
+
+// Sizes by how large they are; unknown ones sort after every known size, by name.
+int size_rank(std::string_view size) {
+  static constexpr std::string_view k_small[] = {"nano", "micro", "small", "medium", "large"};
+  for (int i = 0; i < 5; ++i) {
+    if (size == k_small[i]) {
+      return i;
+    }
+  }
+  if (size == "xlarge") {
+    return 5;
+  }
+  if (size.ends_with("xlarge")) {
+    int n = 0;
+    auto [end, ec] = std::from_chars(size.data(), size.data() + size.size() - 6, n);
+    if (ec == std::errc() && end == size.data() + size.size() - 6) {
+      return 4 + n;
+    }
+  }
+  return size == "metal" ? 100000 : 100001;
+}
+
+}  // namespace
+
+bool instance_type_less(std::string_view a, std::string_view b) {
+  std::string_view fa = a.substr(0, a.find('.')), fb = b.substr(0, b.find('.'));
+  if (fa != fb) {
+    return fa < fb;
+  }
+  std::string_view sa = a.size() > fa.size() ? a.substr(fa.size() + 1) : "";
+  std::string_view sb = b.size() > fb.size() ? b.substr(fb.size() + 1) : "";
+  int ra = size_rank(sa), rb = size_rank(sb);
+  return ra != rb ? ra < rb : sa < sb;
 }
 
 }  // namespace gm::cost

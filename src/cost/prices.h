@@ -89,6 +89,10 @@ PriceTable refresh_prices(aws::AwsClient& client, const std::vector<std::string>
 
 /// "$1.006/h" (4 significant decimals below $1: "$0.0104/h").
 std::string format_hourly(double usd_per_hour);
+
+/// Orders instance types as a person reads them: by family, then by size (nano ... large,
+/// xlarge, 2xlarge, ..., 48xlarge, metal), so g5.2xlarge comes before g5.12xlarge.
+bool instance_type_less(std::string_view a, std::string_view b);
 /// "$12.34" (3 decimals below $1, so a few minutes of a small type still shows).
 std::string format_usd(double usd);
 

@@ -12,6 +12,8 @@
 #include "support/scoped_env.h"
 #include "util/time.h"
 
+#include <algorithm>
+
 #include <gtest/gtest.h>
 
 #include <arpa/inet.h>
@@ -373,4 +375,14 @@ TEST(PricesVerb, ShowsTheEmbeddedTableWithItsDateAndTheCacheWins) {
 }
 
 }  // namespace
+TEST(InstanceTypeOrder, FamilyThenSizeAsAPersonReadsThem) {
+  std::vector<std::string> types = {"g5.12xlarge", "g5.xlarge",   "g5.48xlarge",    "c7g.medium",
+                                    "g5.2xlarge",  "c7g.large",   "m7i.metal-48xl", "g5.metal",
+                                    "c7g.xlarge",  "g4dn.2xlarge"};
+  std::sort(types.begin(), types.end(), instance_type_less);
+  EXPECT_EQ(types, (std::vector<std::string>{
+                       "c7g.medium", "c7g.large", "c7g.xlarge", "g4dn.2xlarge", "g5.xlarge",
+                       "g5.2xlarge", "g5.12xlarge", "g5.48xlarge", "g5.metal", "m7i.metal-48xl"}));
+}
+
 }  // namespace gm::cost
