@@ -143,8 +143,10 @@ std::vector<std::string> soak_cycle(Ec2EmulatorFixture& emu, int i, std::mt19937
 void soak(int cycles) {
   Ec2EmulatorFixture emu(
       nlohmann::json{{"run_sshd", false}, {"delays", {{"pending", 0.2}, {"shutting_down", 0.2}}}});
-  std::random_device seed;
-  unsigned s = seed();
+  // GM_EC2_SOAK_SEED replays the kill timings of a failed run (its seed is printed).
+  const char* fixed = std::getenv("GM_EC2_SOAK_SEED");
+  unsigned s = fixed != nullptr ? static_cast<unsigned>(std::strtoul(fixed, nullptr, 10))
+                                : std::random_device{}();
   std::mt19937 rng(s);
   int leaked = 0;
   for (int i = 0; i < cycles; ++i) {
@@ -164,7 +166,8 @@ TEST(Ec2Interrupt, SoakShort) {
 }
 
 /// The long soak: `GM_EC2_SOAK_CYCLES=50 gm_tests --gtest_also_run_disabled_tests
-/// --gtest_filter=Ec2Interrupt.DISABLED_Soak` (or tests/drivers/ec2/soak.sh).
+/// --gtest_filter=Ec2Interrupt.DISABLED_Soak` (or tests/drivers/ec2/soak.sh); GM_EC2_SOAK_SEED=N
+/// replays a printed seed.
 TEST(Ec2Interrupt, DISABLED_Soak) {
   const char* env = std::getenv("GM_EC2_SOAK_CYCLES");
   soak(env != nullptr ? std::atoi(env) : 50);
