@@ -141,6 +141,10 @@ bool is_nvswitch_device_id(std::uint16_t device_id) {
   return std::find(k_nvswitch_ids.begin(), k_nvswitch_ids.end(), device_id) != k_nvswitch_ids.end();
 }
 
+bool is_nvswitch(std::uint16_t device_id, std::uint32_t class_code) {
+  return is_nvswitch_device_id(device_id) || (class_code >> 8) == 0x0680;
+}
+
 std::string_view to_string(OsFamily os) {
   switch (os) {
     case OsFamily::ubuntu:
@@ -218,7 +222,7 @@ Facts parse_facts(const nlohmann::json& json) {
       PciDevice dev{str(d, "slot"), parse_hex<std::uint16_t>(str(d, "device")),
                     parse_hex<std::uint32_t>(str(d, "class"))};
       f.nvidia_devices.push_back(dev);
-      if (is_nvswitch_device_id(dev.device_id)) {
+      if (is_nvswitch(dev.device_id, dev.class_code)) {
         ++f.nvswitch_count;
       } else if ((dev.class_code >> 16) == 0x03) {  // display controllers: VGA 0300, 3D 0302
         f.gpus.push_back({dev.slot, dev.device_id, generation_for_device_id(dev.device_id)});

@@ -32,6 +32,10 @@ std::string_view to_string(GpuGeneration generation);
 GpuGeneration generation_for_device_id(std::uint16_t device_id);
 /// True when the id names an NVSwitch (0x1af1 gen-3 for A100, 0x22a3 gen-4 for H100/H200).
 bool is_nvswitch_device_id(std::uint16_t device_id);
+/// True for an NVIDIA PCI function that is an NVSwitch: a known id, or any NVIDIA device of
+/// class 0680 ("bridge, other"), which is how NVSwitches of every generation (B200's too)
+/// appear and how NVIDIA's Fabric Manager guide counts them.
+bool is_nvswitch(std::uint16_t device_id, std::uint32_t class_code);
 
 /// The operating systems the provisioner has recipes for.
 enum class OsFamily { ubuntu, debian, al2023, unsupported };

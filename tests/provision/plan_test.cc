@@ -317,6 +317,10 @@ TEST(PlanFacts, DeviceIdsMapToGenerations) {
   EXPECT_EQ(generation_for_device_id(0x22a3), GpuGeneration::unknown);  // NVSwitch, not a GPU
   EXPECT_TRUE(is_nvswitch_device_id(0x22a3));
   EXPECT_TRUE(is_nvswitch_device_id(0x1af1));
+  // A switch id not in the list (a newer generation) is still known by its class.
+  EXPECT_TRUE(is_nvswitch(0x2901, 0x068000));
+  EXPECT_FALSE(is_nvswitch(0x2901, 0x030200));
+  EXPECT_FALSE(is_nvswitch(0x10f0, 0x040300));  // HD audio
   EXPECT_EQ(generation_for_device_id(0x0001), GpuGeneration::unknown);
 }
 
