@@ -49,9 +49,10 @@ struct CreateOptions {
 };
 
 /// Create options that are not driver flags, accepted in machine files too.
-const std::set<std::string> k_general_keys = {
-    "driver",         "wait",         "no-provision", "no-probe",        "driver-branch",
-    "driver-flavour", "verify-image", "autostop",     "autostop-action", "max-lifetime"};
+const std::set<std::string> k_general_keys = {"driver",       "wait",          "no-provision",
+                                              "no-probe",     "driver-branch", "driver-flavour",
+                                              "verify-image", "autostop",      "autostop-action",
+                                              "max-lifetime", "no-gsp"};
 
 /// Flag names (and aliases) of every driver, each mapped to its canonical name and driver.
 struct FlagIndex {
@@ -150,6 +151,7 @@ CreateOptions with_file_defaults(const CreateOptions& cli, const Options& file,
   text("verify-image", out.provision.verify_image);
   flag("no-provision", out.no_provision);
   flag("no-probe", out.no_probe);
+  flag("no-gsp", out.provision.no_gsp);
   if (out.provision.driver_branch == 0 && general.contains("driver-branch")) {
     try {
       out.provision.driver_branch = std::stoi(general["driver-branch"].back());
@@ -239,6 +241,11 @@ std::pair<MachineRecord, std::unique_ptr<Driver>> configure_new(Context& ctx,
   // A hint for cloud drivers: provisioning follows, so package installation may start at boot.
   if (opts.wait == "gpu" && !opts.no_provision) {
     record.driver_config["provision_at_boot"] = true;
+    // The boot-time start must install what the SSH side will check for.
+    nlohmann::json chosen = provision::driver_overrides_to_json(opts.provision.overrides());
+    if (!chosen.empty()) {
+      record.driver_config["provision_overrides"] = std::move(chosen);
+    }
   }
   // Cost control, still offline: the setting goes into the record before the driver launches
   // (shutdown_behavior), and an over-budget type is refused before any call.

@@ -99,6 +99,7 @@ provision::Overrides ProvisionFlags::overrides() const {
     }
   }
   o.verify_image = verify_image;
+  o.no_gsp = no_gsp;
   return o;
 }
 
@@ -108,6 +109,9 @@ void ProvisionFlags::add_to(CLI::App& sub) {
   sub.add_option("--driver-flavour", driver_flavour, "kernel modules: open or proprietary");
   sub.add_option("--verify-image", verify_image,
                  "image for the `docker run --gpus all` check (default ubuntu:24.04)");
+  sub.add_flag("--no-gsp", no_gsp,
+               "proprietary modules with GSP firmware off (workaround for GSP hangs on g4dn, g5, "
+               "g5g; never a default)");
 }
 
 void setup_provision(CLI::App& app, Dispatch& dispatch) {

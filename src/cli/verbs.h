@@ -38,7 +38,8 @@ struct ProvisionFlags {
   int driver_branch = 0;
   std::string driver_flavour;
   std::string verify_image;
-  /// Registers --driver-branch, --driver-flavour, --verify-image on sub.
+  bool no_gsp = false;
+  /// Registers --driver-branch, --driver-flavour, --verify-image, --no-gsp on sub.
   void add_to(CLI::App& sub);
   /// Validated overrides; throws UsageError for a bad flavour.
   provision::Overrides overrides() const;

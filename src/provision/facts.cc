@@ -237,6 +237,7 @@ Facts parse_facts(const nlohmann::json& json) {
   f.userspace_driver_version = str(driver, "userspace_version");
   f.module_version = str(driver, "module_version");
   f.smi_error = str(driver, "smi_error");
+  f.gsp_param = str(driver, "gsp_param");
   f.reboot_required = flag(json, "reboot_required");
   f.dlami = flag(json, "dlami");
   f.cloud_init = flag(json, "cloud_init");

@@ -79,8 +79,9 @@ struct Facts {
   std::string userspace_driver_version;  ///< nvidia-smi or libnvidia-ml's version; empty if none.
   std::string module_version;            ///< modinfo -F version nvidia (on disk for this kernel).
   std::string smi_error;                 ///< First line nvidia-smi printed when it failed.
-  bool reboot_required = false;          ///< /var/run/reboot-required, dnf needs-restarting -r.
-  bool dlami = false;                    ///< AWS Deep Learning AMI (/opt/dlami).
+  std::string gsp_param;  ///< Loaded module's EnableGpuFirmware ("0": GSP off); "" if unknown.
+  bool reboot_required = false;  ///< /var/run/reboot-required, dnf needs-restarting -r.
+  bool dlami = false;            ///< AWS Deep Learning AMI (/opt/dlami).
   bool cloud_init = false;
 
   bool docker_installed = false;

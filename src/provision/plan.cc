@@ -110,6 +110,9 @@ bool loaded_driver_matches(const Facts& f, const Overrides& o, GpuGeneration old
   if (newest == GpuGeneration::blackwell && f.loaded_flavour != "open") {
     return false;
   }
+  if (o.no_gsp && (f.loaded_flavour != "proprietary" || f.gsp_param != "0")) {
+    return false;
+  }
   return true;
 }
 
@@ -195,6 +198,35 @@ const PlannedStep& Plan::step(StepId id) const {
   throw std::out_of_range("plan has no step " + std::string(to_string(id)));
 }
 
+nlohmann::json driver_overrides_to_json(const Overrides& o) {
+  nlohmann::json j = nlohmann::json::object();
+  if (o.driver_branch) {
+    j["driver_branch"] = *o.driver_branch;
+  }
+  if (o.driver_flavour) {
+    j["driver_flavour"] = std::string(to_string(*o.driver_flavour));
+  }
+  if (o.no_gsp) {
+    j["no_gsp"] = true;
+  }
+  return j;
+}
+
+Overrides driver_overrides_from_json(const nlohmann::json& j) {
+  Overrides o;
+  if (!j.is_object()) {
+    return o;
+  }
+  if (auto it = j.find("driver_branch"); it != j.end() && it->is_number_integer()) {
+    o.driver_branch = it->get<int>();
+  }
+  if (auto it = j.find("driver_flavour"); it != j.end() && it->is_string()) {
+    o.driver_flavour = parse_flavour(it->get<std::string>());
+  }
+  o.no_gsp = j.value("no_gsp", false);
+  return o;
+}
+
 Plan plan_for(const Facts& f, const Overrides& o) {
   Plan plan;
   plan.os = f.os_family();
@@ -245,6 +277,18 @@ Plan plan_for(const Facts& f, const Overrides& o) {
     }
     if (o.driver_flavour) {
       flavour = *o.driver_flavour;
+    }
+    if (o.no_gsp) {
+      // GSP firmware can be turned off only in the proprietary modules.
+      if (o.driver_flavour == DriverFlavour::open) {
+        throw UsageError("--no-gsp", "the open kernel modules always run the GSP firmware",
+                         "drop --driver-flavour open (--no-gsp uses the proprietary modules)");
+      }
+      if (newest == GpuGeneration::blackwell) {
+        throw UsageError("--no-gsp", "Blackwell GPUs need the open modules, which need GSP",
+                         "drop --no-gsp");
+      }
+      flavour = DriverFlavour::proprietary;
     }
     check_overrides(oldest, newest, branch, flavour, o);
     if (oldest == GpuGeneration::kepler) {
@@ -323,6 +367,7 @@ Plan plan_for(const Facts& f, const Overrides& o) {
 
     plan.env["GM_BRANCH"] = std::to_string(plan.driver_branch);
     plan.env["GM_FLAVOUR"] = std::string(to_string(plan.flavour));
+    plan.env["GM_NO_GSP"] = o.no_gsp ? "1" : "0";
     plan.env["GM_NVSWITCH"] = plan.nvswitch ? "1" : "0";
     plan.env["GM_NVLSM"] = plan.nvlsm ? "1" : "0";
     // Only the "# plan:" lines use these; they name what the scripts compute themselves.

@@ -20,7 +20,8 @@ std::string_view to_string(DriverFlavour flavour);
 /// Inverse of to_string(); nullopt for anything else.
 std::optional<DriverFlavour> parse_flavour(std::string_view text);
 
-/// What the user may force (`--driver-branch`, `--driver-flavour`, `--verify-image`).
+/// What the user may force (`--driver-branch`, `--driver-flavour`, `--verify-image`,
+/// `--no-gsp`).
 struct Overrides {
   std::optional<int> driver_branch;
   std::optional<DriverFlavour> driver_flavour;
@@ -28,7 +29,15 @@ struct Overrides {
   std::string verify_image;
   /// false skips `docker run --gpus all` (hosts that can never pull images).
   bool verify_container = true;
+  /// `--no-gsp`: proprietary modules loaded with GSP firmware off (NVreg_EnableGpuFirmware=0),
+  /// the known workaround for GSP hangs on g4dn, g5 and g5g. Never a default.
+  bool no_gsp = false;
 };
+
+/// The driver choices (branch, flavour, no_gsp) as JSON, for a record to carry them to code that
+/// runs later (the boot-time prelude); the inverse ignores what it does not know.
+nlohmann::json driver_overrides_to_json(const Overrides& overrides);
+Overrides driver_overrides_from_json(const nlohmann::json& doc);
 
 /// A small image with no CUDA version requirement: the toolkit injects nvidia-smi, so it works on
 /// every branch from 470 on (nvidia/cuda images refuse drivers older than their CUDA).

@@ -344,6 +344,17 @@ ProvisionResult provision(ssh::RemoteShell& shell, const ReconnectFn& reconnect,
         after.hints.push_back("look at \"dmesg | grep -i -e nvrm -e nouveau\" on the host");
         runner.fail(StepId::reboot, after);
       }
+      if (options.overrides.no_gsp && result.facts.gsp_param != "0") {
+        // modprobe.d applies when the module loads; an initramfs that loads it early has its
+        // own copy of the options.
+        after.error_line = "the nvidia module still runs with GSP firmware on after the reboot";
+        after.exit_status = 1;
+        after.hints.push_back(
+            "the initramfs may load nvidia before /etc/modprobe.d is read: run \"sudo "
+            "update-initramfs -u\" (or \"sudo dracut -f\" on Amazon Linux), then gpumachine "
+            "restart");
+        runner.fail(StepId::reboot, after);
+      }
       end(step.id, began, StepOutcome::applied, run.detail);
       continue;
     }

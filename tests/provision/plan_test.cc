@@ -256,6 +256,49 @@ TEST(PlanOverrides, ProprietaryModuleOnBlackwellIsReplaced) {
   EXPECT_TRUE(plan_for(parse_facts(j), {}).step(StepId::driver).run);
 }
 
+TEST(PlanOverrides, NoGspMeansProprietaryAndIsRefusedWhereItCannotWork) {
+  Overrides o;
+  o.no_gsp = true;
+  Plan p = plan_for(parse_facts(facts_json(k_oses[0], k_gpus[3], DriverState::fresh)), o);
+  EXPECT_EQ(p.flavour, DriverFlavour::proprietary);
+  EXPECT_EQ(p.env.at("GM_NO_GSP"), "1");
+  EXPECT_EQ(plan_for(parse_facts(facts_json(k_oses[0], k_gpus[3], DriverState::fresh)), {})
+                .env.at("GM_NO_GSP"),
+            "0");
+
+  // A proprietary driver with GSP on is redone (the option needs the driver step and a reload).
+  nlohmann::json j = facts_json(k_oses[0], k_gpus[3], DriverState::loaded);
+  j["driver"]["loaded_flavour"] = "proprietary";
+  j["driver"]["gsp_param"] = "18";
+  EXPECT_TRUE(plan_for(parse_facts(j), o).step(StepId::driver).run);
+  j["driver"]["gsp_param"] = "0";
+  EXPECT_FALSE(plan_for(parse_facts(j), o).step(StepId::driver).run);
+
+  Overrides open = o;
+  open.driver_flavour = DriverFlavour::open;
+  EXPECT_THROW(plan_for(parse_facts(facts_json(k_oses[0], k_gpus[3], DriverState::fresh)), open),
+               UsageError);
+  EXPECT_THROW(plan_for(parse_facts(facts_json(k_oses[0], k_gpus[7], DriverState::fresh)), o),
+               UsageError);
+}
+
+TEST(PlanOverrides, DriverChoicesRoundTripThroughJson) {
+  Overrides o;
+  o.driver_branch = 580;
+  o.driver_flavour = DriverFlavour::proprietary;
+  o.no_gsp = true;
+  o.verify_image = "not carried";
+  nlohmann::json j = driver_overrides_to_json(o);
+  EXPECT_EQ(j, (nlohmann::json{
+                   {"driver_branch", 580}, {"driver_flavour", "proprietary"}, {"no_gsp", true}}));
+  Overrides back = driver_overrides_from_json(j);
+  EXPECT_EQ(back.driver_branch, 580);
+  EXPECT_EQ(back.driver_flavour, DriverFlavour::proprietary);
+  EXPECT_TRUE(back.no_gsp);
+  EXPECT_TRUE(driver_overrides_to_json({}).empty());
+  EXPECT_FALSE(driver_overrides_from_json(nullptr).driver_branch);
+}
+
 TEST(PlanHosts, UnsupportedOsIsAClearError) {
   try {
     plan_for(host("0x1eb8", "centos", "7"), {});

@@ -248,6 +248,59 @@ TEST_F(ProvisionSimHost, AmazonLinuxV100UsesTheDnfModuleStream) {
   EXPECT_EQ(r.versions.value("driver_version", ""), "580.95.05");
 }
 
+TEST_F(ProvisionSimHost, NoGspLoadsTheProprietaryModuleWithGspFirmwareOff) {
+  init({"--os", "ubuntu-22.04", "--gpu", "a10g"});
+  m_options.overrides.no_gsp = true;
+  ProvisionResult r = run();
+  EXPECT_EQ(r.plan.flavour, DriverFlavour::proprietary);
+  EXPECT_NE(commands().find("install linux-modules-nvidia-595-server-6.5.0-1022-aws"),
+            std::string::npos)
+      << commands();
+  EXPECT_EQ(read(m_dir / "root/etc/modprobe.d/gpumachine-gsp.conf"),
+            "options nvidia NVreg_EnableGpuFirmware=0\n");
+  EXPECT_EQ(read(m_dir / "root/proc/driver/nvidia/params"), "EnableGpuFirmware: 0\n");
+  EXPECT_EQ(r.versions.value("container_check", ""), "passed");
+  clear_commands();
+  ProvisionResult again = run();
+  EXPECT_EQ(applied_count(again), 0) << "GSP is off already: nothing to do";
+}
+
+TEST_F(ProvisionSimHost, NoGspOnAHostRunningTheOpenModulesSwitchesAndReboots) {
+  init({"--os", "ubuntu-24.04", "--gpu", "t4"});
+  ProvisionResult first = run();
+  ASSERT_EQ(first.plan.flavour, DriverFlavour::open);
+  ASSERT_EQ(read(m_dir / "root/proc/driver/nvidia/params"), "EnableGpuFirmware: 18\n");
+
+  m_options.overrides.no_gsp = true;
+  ProvisionResult r = run();
+  EXPECT_EQ(outcome(r, StepId::driver), StepOutcome::applied);
+  EXPECT_EQ(outcome(r, StepId::reboot), StepOutcome::applied);
+  EXPECT_EQ(r.reboots, 1);
+  EXPECT_NE(m_output.find("GSP firmware on"), std::string::npos) << m_output;
+  EXPECT_EQ(read(m_dir / "root/proc/driver/nvidia/params"), "EnableGpuFirmware: 0\n");
+  EXPECT_EQ(r.versions.value("container_check", ""), "passed");
+
+  // Without the flag the working driver is kept as it is (the option file stays).
+  m_options.overrides.no_gsp = false;
+  ProvisionResult kept = run();
+  EXPECT_EQ(applied_count(kept), 0);
+  EXPECT_TRUE(exists("root/etc/modprobe.d/gpumachine-gsp.conf"));
+}
+
+TEST_F(ProvisionSimHost, NoGspThatAnEarlyInitramfsIgnoresFailsWithTheFix) {
+  init({"--os", "ubuntu-24.04", "--gpu", "t4", "--driver", "595.91.07:open", "--early-nvidia"});
+  m_options.overrides.no_gsp = true;
+  try {
+    run();
+    FAIL() << "expected the reboot step to fail";
+  } catch (const StepError& e) {
+    EXPECT_EQ(e.step(), "reboot");
+    EXPECT_NE(std::string(e.what()).find("still runs with GSP firmware on"), std::string::npos)
+        << e.what();
+    EXPECT_NE(e.hint().find("update-initramfs -u"), std::string::npos) << e.hint();
+  }
+}
+
 TEST_F(ProvisionSimHost, H100WithNvswitchGetsFabricManagerOfTheDriversVersion) {
   init({"--os", "ubuntu-22.04", "--gpu", "h100", "--gpus", "8", "--nvswitch"});
   ProvisionResult r = run();

@@ -64,6 +64,8 @@ std::string provision_prelude(const MachineRecord& record) {
   in.os_id = "ubuntu";
   in.os_version_id = alias.substr(std::string("ubuntu-").size());
   in.user = record.ssh.user;
+  in.overrides = provision::driver_overrides_from_json(
+      cfg.value("provision_overrides", nlohmann::json::object()));
   const nlohmann::json& type = record.facts.value("instance_type", nlohmann::json::object());
   int gpus = type.value("gpu_count", 0);
   provision::GpuGeneration generation = generation_of(type.value("gpu_name", ""));

@@ -2,7 +2,7 @@
 # Step "facts": everything the plan needs, in one round trip, as one JSON line ("gm: json {...}").
 # Read-only: it installs nothing and changes nothing.
 # plan: read /etc/os-release, uname, /sys/bus/pci/devices/*/{vendor,device,class}, mokutil --sb-state,
-# plan: /proc/modules, /sys/module/nvidia/version, /proc/driver/nvidia/version, nvidia-smi --query-gpu,
+# plan: /proc/modules, /sys/module/nvidia/version, /proc/driver/nvidia/{version,params}, nvidia-smi --query-gpu,
 # plan: /var/run/reboot-required or dnf needs-restarting -r, /opt/dlami, docker, nvidia-ctk
 set -euo pipefail # also set by lib.sh, which is sent first
 
@@ -106,8 +106,8 @@ printf '"os":{"id":%s,"version_id":%s,"codename":%s,"pretty_name":%s,"id_like":%
 printf '"kernel":%s,"arch":%s,"user":%s,"uid":%s,"package_manager":%s,' \
   "$(js "$(uname -r)")" "$(js "$(uname -m)")" "$(js "$GM_USER")" "$(id -u)" "$(js "$pkg")"
 printf '"pci":[%s],"secure_boot":%s,"nouveau_loaded":%s,' "$pci" "$(js "$sb")" "$(jb gm_nouveau_loaded)"
-printf '"driver":{"loaded_version":%s,"loaded_flavour":%s,"userspace_version":%s,"module_version":%s,"smi_error":%s},' \
-  "$(js "$loaded")" "$(js "$loaded_flavour")" "$(js "$userspace")" "$(js "$module_on_disk")" "$(js "$smi_error")"
+printf '"driver":{"loaded_version":%s,"loaded_flavour":%s,"userspace_version":%s,"module_version":%s,"smi_error":%s,"gsp_param":%s},' \
+  "$(js "$loaded")" "$(js "$loaded_flavour")" "$(js "$userspace")" "$(js "$module_on_disk")" "$(js "$smi_error")" "$(js "$(gm_gsp_param)")"
 printf '"reboot_required":%s,"dlami":%s,"cloud_init":%s,' \
   "$reboot_required" "$(jb test -d "$R/opt/dlami")" "$(jb gm_have cloud-init)"
 printf '"docker":{"installed":%s,"version":%s,"active":%s,"user_in_group":%s},' \

@@ -95,6 +95,20 @@ gm_userspace_version() {
     fi
   done
 }
+# The loaded module's EnableGpuFirmware parameter (0: GSP firmware off); empty when not loaded.
+gm_gsp_param() {
+  sed -n 's/^EnableGpuFirmware: *//p' "$R/proc/driver/nvidia/params" 2>/dev/null || true
+}
+# GM_NO_GSP=1: load the (proprietary) module with GSP firmware off from the next load on, the
+# workaround for GSP hangs on g4dn/g5/g5g; otherwise remove our option if an earlier run set it.
+gm_gsp_option() {
+  local conf=/etc/modprobe.d/gpumachine-gsp.conf
+  if [ "${GM_NO_GSP:-0}" = 1 ]; then
+    echo 'options nvidia NVreg_EnableGpuFirmware=0' | gm_write "$conf" 0644
+  elif [ -e "$R$conf" ]; then
+    $SUDO rm -f "$R$conf"
+  fi
+}
 gm_nouveau_loaded() { grep -q '^nouveau ' "$R/proc/modules" 2>/dev/null; }
 gm_secure_boot_on() { mokutil --sb-state 2>/dev/null | grep -qi 'SecureBoot enabled'; }
 

@@ -2,7 +2,8 @@
 # Step "reboot": only when the driver cannot work without one. Check and apply in one go: if the
 # module can simply be loaded now, that saves a reboot.
 # plan: reboot if nouveau is loaded, if the loaded nvidia module differs from the userspace driver,
-# plan: if the module will not load, or if a kernel update is pending after a driver install;
+# plan: if the module will not load, if it runs with GSP firmware on under --no-gsp, or if a kernel
+# plan: update is pending after a driver install;
 # plan: otherwise modprobe nvidia. Reboot: sudo systemctl reboot (in the background), then reconnect
 set -euo pipefail # also set by lib.sh, which is sent first
 reasons=()
@@ -24,6 +25,9 @@ if [ -z "$loaded" ] && [ -n "$userspace" ] && [ ${#reasons[@]} -eq 0 ]; then
 fi
 if [ -n "$loaded" ] && [ -n "$userspace" ] && [ "$loaded" != "$userspace" ]; then
   reasons+=("nvidia module $loaded is loaded but the driver is $userspace")
+fi
+if [ "${GM_NO_GSP:-0}" = 1 ] && [ -n "$loaded" ] && [ "$(gm_gsp_param)" != 0 ]; then
+  reasons+=("the nvidia module was loaded with GSP firmware on")
 fi
 if [ "${GM_DRIVER_CHANGED:-0}" = 1 ]; then
   if [ -e "$R/var/run/reboot-required" ]; then

@@ -219,7 +219,18 @@ TEST(Ec2Lifecycle, ProvisioningStartsFromUserDataDuringBoot) {
   EXPECT_NE(user_data.find("text/x-shellscript"), std::string::npos);
   EXPECT_NE(user_data.find("gpumachine: start installing during boot"), std::string::npos);
   EXPECT_NE(user_data.find("ed25519_private"), std::string::npos);
+  EXPECT_NE(user_data.find("GM_FLAVOUR='open'"), std::string::npos);
+  EXPECT_NE(user_data.find("GM_NO_GSP='0'"), std::string::npos);
   ASSERT_EQ(emu.gm({"rm", "pre"}).status, 0);
+
+  // The driver choices made on the command line reach the boot-time start too.
+  r = emu.gm(create_args(
+      "gsp", {"--ec2-instance-type", "g4dn.xlarge", "--ec2-image", "ubuntu-24.04", "--no-gsp"}));
+  EXPECT_EQ(r.status, 1) << describe(r);
+  user_data = gm::util::base64_decode(emu.live_instances().at(0)["userData"].get<std::string>());
+  EXPECT_NE(user_data.find("GM_FLAVOUR='proprietary'"), std::string::npos);
+  EXPECT_NE(user_data.find("GM_NO_GSP='1'"), std::string::npos);
+  ASSERT_EQ(emu.gm({"rm", "gsp"}).status, 0);
 
   // Stopping at SSH means no provisioning, so nothing is started at boot either.
   r = emu.gm(create_args("plain", {"--ec2-instance-type", "g4dn.xlarge", "--ec2-image",

@@ -6,7 +6,9 @@
 # plan: dnf module enable nvidia-driver:${GM_DNF_STREAM}
 # plan: dnf install nvidia-driver-cuda ${GM_KMOD_PACKAGE} nvidia-persistenced
 # plan: systemctl enable nvidia-persistenced
+# plan: (--no-gsp) /etc/modprobe.d/gpumachine-gsp.conf: options nvidia NVreg_EnableGpuFirmware=0
 set -euo pipefail # also set by lib.sh, which is sent first
+gm_gsp_option # before the "installed" check: it may be all that changed
 kernel=$(uname -r)
 if [ "$GM_FLAVOUR" = open ]; then
   stream="$GM_BRANCH-open"

@@ -4,7 +4,9 @@
 # plan: enable the contrib component in /etc/apt/sources.list.d/debian.sources
 # plan: cuda-keyring (debian12) + apt-get install linux-headers-$(uname -r) nvidia-driver-pinning-${GM_BRANCH} ${GM_DKMS_PACKAGE}
 # plan: systemctl enable nvidia-persistenced
+# plan: (--no-gsp) /etc/modprobe.d/gpumachine-gsp.conf: options nvidia NVreg_EnableGpuFirmware=0
 set -euo pipefail # also set by lib.sh, which is sent first
+gm_gsp_option # before the "installed" check: it may be all that changed
 kernel=$(uname -r)
 if [ "$GM_FLAVOUR" = open ]; then pkg=nvidia-open; else pkg=cuda-drivers; fi
 if gm_deb_installed "nvidia-driver-pinning-$GM_BRANCH" && gm_deb_installed "$pkg"; then

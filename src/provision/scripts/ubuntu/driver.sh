@@ -5,7 +5,9 @@
 # plan: apt-get install linux-modules-nvidia-${GM_BRANCH}-server${GM_OPEN_SUFFIX}-$(uname -r) linux-modules-nvidia-${GM_BRANCH}-server${GM_OPEN_SUFFIX}-<kernel flavour> nvidia-headless-no-dkms-${GM_BRANCH}-server${GM_OPEN_SUFFIX} nvidia-utils-${GM_BRANCH}-server
 # plan: (no precompiled module for the kernel) cuda-keyring repo + linux-headers-$(uname -r) nvidia-driver-pinning-${GM_BRANCH} + nvidia-open|cuda-drivers (DKMS)
 # plan: systemctl enable nvidia-persistenced
+# plan: (--no-gsp) /etc/modprobe.d/gpumachine-gsp.conf: options nvidia NVreg_EnableGpuFirmware=0
 set -euo pipefail # also set by lib.sh, which is sent first
+gm_gsp_option # before the "installed" check: it may be all that changed
 suffix=""
 if [ "$GM_FLAVOUR" = open ]; then suffix="-open"; fi
 kernel=$(uname -r)
