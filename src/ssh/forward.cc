@@ -441,8 +441,8 @@ struct Forwarder::Impl {
     }
     if (c.state == ConnState::opening && may_call(c, Op::open)) {
       // direct-tcpip by hand rather than libssh2_channel_direct_tcpip_ex, so that the channel
-      // opens with our window: libssh2 refills a channel's window only up to the size it opened
-      // with (2 MiB by default), which on a fast link leaves the server waiting for adjusts.
+      // opens with options.window_bytes: libssh2 refills a window only up to the size it opened
+      // with, so widening it afterwards does not last.
       LIBSSH2_CHANNEL* channel = libssh2_channel_open_ex(
           raw(), "direct-tcpip", sizeof "direct-tcpip" - 1, options.window_bytes,
           LIBSSH2_CHANNEL_PACKET_DEFAULT, c.open_message.data(),
