@@ -1,6 +1,7 @@
 #!/bin/bash
 # Port forwarding on loopback, gpumachine side by side with OpenSSH `ssh -N -L`, in one run:
-#   - throughput: 1 GiB from a server on the "machine" through one forwarded connection;
+#   - throughput: 1 GiB from a server on the "machine" through one forwarded connection
+#     (download), and 1 GiB from the client to a server on the "machine" (upload);
 #   - latency: 1,000 one-byte request/response round trips on one connection.
 # Everything runs on 127.0.0.1: a private sshd (own keys and config), a generic machine in a
 # temporary GPUMACHINE_HOME, python servers behind the forward. Every process is stopped by pid.
@@ -78,6 +79,13 @@ def run(c):
         left = size
         while left > 0:
             n = min(left, len(chunk)); c.sendall(chunk[:n]); left -= n
+    elif mode == "sink":  # reads to EOF, answers with the byte count
+        got = 0
+        while True:
+            d = c.recv(1 << 20)
+            if not d: break
+            got += len(d)
+        c.sendall(str(got).encode())
     else:
         c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         while True:
@@ -101,6 +109,19 @@ if mode == "source":
     dt = time.perf_counter() - t
     assert got == n, (got, n)
     print(f"{got / dt / 2**20:.0f} MiB/s")
+elif mode == "sink":
+    chunk = memoryview(bytes(range(256)) * 4096); left = n; t = time.perf_counter()
+    while left > 0:
+        k = min(left, len(chunk)); c.sendall(chunk[:k]); left -= k
+    c.shutdown(socket.SHUT_WR)
+    reply = b""
+    while True:
+        d = c.recv(64)
+        if not d: break
+        reply += d
+    dt = time.perf_counter() - t
+    assert int(reply) == n, (reply, n)
+    print(f"{n / dt / 2**20:.0f} MiB/s")
 else:
     c.sendall(b"w"); c.recv(1)  # warm up: channel open
     t = time.perf_counter()
@@ -112,45 +133,54 @@ else:
 EOF
 src_port=$(free_port)
 echo_port=$(free_port)
+sink_port=$(free_port)
 "$py" "$work/servers.py" source "$src_port" $((mib * 1048576)) & pids+=($!)
 "$py" "$work/servers.py" echo "$echo_port" 0 & pids+=($!)
+"$py" "$work/servers.py" sink "$sink_port" 0 & pids+=($!)
 wait_port "$src_port"
 wait_port "$echo_port"
+wait_port "$sink_port"
 
-measure() {  # label, then the command that forwards l1->src and l2->echo
-  local label=$1 l1 l2 pid
+measure() {  # label, then the command that forwards l1->src, l2->echo and l3->sink
+  local label=$1 l1 l2 l3 pid
   shift
   l1=$(free_port)
   l2=$(free_port)
-  "$@" "$l1" "$l2" &
+  l3=$(free_port)
+  "$@" "$l1" "$l2" "$l3" &
   pid=$!
   pids+=("$pid")
   wait_port "$l1"
   wait_port "$l2"
-  local tput lat
-  tput=$("$py" "$work/client.py" source "$l1" $((mib * 1048576)))
+  wait_port "$l3"
+  local down up lat
+  down=$("$py" "$work/client.py" source "$l1" $((mib * 1048576)))
+  up=$("$py" "$work/client.py" sink "$l3" $((mib * 1048576)))
   lat=$("$py" "$work/client.py" echo "$l2" "$trips")
-  printf '%-44s %12s %16s\n' "$label" "$tput" "$lat"
+  printf '%-44s %12s %12s %16s\n' "$label" "$down" "$up" "$lat"
   kill "$pid"
   wait "$pid" 2>/dev/null || true
 }
 gm_forward() {
   # GM_FORWARD_WRAPPER: e.g. "perf record -o /tmp/fwd.perf" to profile the forwarder.
   # shellcheck disable=SC2086
-  exec ${GM_FORWARD_WRAPPER:-} "$gm" -q forward bench "$1:127.0.0.1:$src_port" "$2:127.0.0.1:$echo_port" >/dev/null
+  exec ${GM_FORWARD_WRAPPER:-} "$gm" -q forward bench "$1:127.0.0.1:$src_port" \
+    "$2:127.0.0.1:$echo_port" "$3:127.0.0.1:$sink_port" >/dev/null
 }
 ssh_forward() {  # extra ssh options first
   local opts=("$@")
-  local l1=${opts[-2]} l2=${opts[-1]}
-  unset 'opts[-1]' 'opts[-1]'
+  local l1=${opts[-3]} l2=${opts[-2]} l3=${opts[-1]}
+  unset 'opts[-1]' 'opts[-1]' 'opts[-1]'
   exec ssh -N -F /dev/null -i "$work/client_key" -p "$sshd_port" -o BatchMode=yes \
     -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \
-    "${opts[@]}" -L "$l1:127.0.0.1:$src_port" -L "$l2:127.0.0.1:$echo_port" "$(id -un)@127.0.0.1"
+    "${opts[@]}" -L "$l1:127.0.0.1:$src_port" -L "$l2:127.0.0.1:$echo_port" \
+    -L "$l3:127.0.0.1:$sink_port" "$(id -un)@127.0.0.1"
 }
 ssh_default() { ssh_forward "$@"; }
 ssh_ctr() { ssh_forward -o Ciphers=aes128-ctr -o MACs=hmac-sha2-256 "$@"; }
 
-printf '%-44s %12s %16s\n' "forwarder ($mib MiB, $trips round trips)" "throughput" "latency/round trip"
+printf '%-44s %12s %12s %16s\n' "forwarder ($mib MiB, $trips round trips)" "download" "upload" \
+  "latency/round trip"
 measure "gpumachine forward (libssh2, aes128-ctr)" gm_forward
 measure "ssh -N -L (OpenSSH default cipher)" ssh_default
 measure "ssh -N -L (aes128-ctr + hmac-sha2-256)" ssh_ctr
