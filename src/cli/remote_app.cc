@@ -266,4 +266,22 @@ int run_remote_app(Context& ctx, const RemoteAppOptions& o) {
   return run_tunnel(ctx, o.name, forwarder, std::move(session), info, o.background);
 }
 
+void add_remote_app_options(CLI::App& sub, Dispatch& dispatch,
+                            const std::shared_ptr<RemoteAppOptions>& opts,
+                            const std::string& image_help) {
+  sub.add_option("--port", opts->port, "port on the machine (its 127.0.0.1)")
+      ->capture_default_str();
+  sub.add_option("--local-port", opts->local_port, "local port (default: --port when free)");
+  CLI::Option* image = sub.add_option("--image", opts->image, image_help);
+  CLI::Option* host =
+      sub.add_flag("--host", opts->host, "use the " + opts->kind + " installed on the host");
+  image->excludes(host);
+  sub.add_flag("--open", opts->open, "open the URL in the browser");
+  sub.add_flag("--stop", opts->stop, "stop the server and its background forward");
+  sub.add_flag("--background", opts->background, "detach the forward");
+  sub.callback([&dispatch, opts] {
+    dispatch.run = [opts](Context& ctx) { return run_remote_app(ctx, *opts); };
+  });
+}
+
 }  // namespace gm::cli

@@ -3,10 +3,12 @@
 // (Jupyter: the token from the server itself), forward its port, and stop it again.
 #pragma once
 
+#include "cli/app.h"
 #include "cli/context.h"
 
 #include <nlohmann/json.hpp>
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -43,6 +45,12 @@ std::vector<JupyterServer> parse_jupyter_servers(std::string_view text);
 /// The browser URL for a server reached at 127.0.0.1:local_port: /lab for jupyter_server
 /// based servers, /tree for Notebook 6 (which has no /lab).
 std::string jupyter_url(const JupyterServer& server, int local_port);
+
+/// Registers what `jupyter` and `tensorboard` share (--port, --local-port, --image | --host,
+/// --open, --stop, --background) and the verb's run; image_help names the kind's default image.
+void add_remote_app_options(CLI::App& sub, Dispatch& dispatch,
+                            const std::shared_ptr<RemoteAppOptions>& opts,
+                            const std::string& image_help);
 
 /// Runs the verb: start or reuse, wait, forward (or with stop: stop the server and the local
 /// background forward).
