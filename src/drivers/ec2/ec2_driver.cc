@@ -1367,9 +1367,12 @@ std::string caller_cidr() {
   if (const char* env = std::getenv("GPUMACHINE_CALLER_IP"); env != nullptr && *env != '\0') {
     std::string v = env;
     std::string cidr = v.find('/') == std::string::npos ? v + "/32" : v;
-    if (!valid_cidr(cidr)) {
-      throw UsageError("GPUMACHINE_CALLER_IP '" + v + "'", "not an IPv4 address",
-                       "e.g. GPUMACHINE_CALLER_IP=203.0.113.5");
+    std::optional<std::string> network = cidr_network(cidr);
+    if (!network || *network != cidr) {
+      throw UsageError(
+          "GPUMACHINE_CALLER_IP '" + v + "'",
+          network ? "has bits set after the prefix" : "not an IPv4 address",
+          network ? "for the block write " + *network : "e.g. GPUMACHINE_CALLER_IP=203.0.113.5");
     }
     return cidr;
   }

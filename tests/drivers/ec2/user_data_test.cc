@@ -1,6 +1,7 @@
 // Unit tests of the ec2 driver's pure parts: user data rendering and the state map.
 #include "drivers/ec2/user_data.h"
 #include "drivers/ec2/ec2_driver.h"
+#include "support/scoped_env.h"
 
 #include <gtest/gtest.h>
 
@@ -60,13 +61,16 @@ TEST(Ec2StateMap, MapsEveryEc2State) {
 }
 
 TEST(Ec2CallerIp, EnvironmentOverridesTheLookup) {
-  ::setenv("GPUMACHINE_CALLER_IP", "127.0.0.9", 1);
+  // Restored afterwards: the test binary sets it so that nothing asks checkip.amazonaws.com.
+  gm::test::ScopedEnv env;
+  env.set("GPUMACHINE_CALLER_IP", "127.0.0.9");
   EXPECT_EQ(caller_cidr(), "127.0.0.9/32");
-  ::setenv("GPUMACHINE_CALLER_IP", "10.1.0.0/16", 1);
+  env.set("GPUMACHINE_CALLER_IP", "10.1.0.0/16");
   EXPECT_EQ(caller_cidr(), "10.1.0.0/16");
-  ::setenv("GPUMACHINE_CALLER_IP", "not-an-ip", 1);
+  env.set("GPUMACHINE_CALLER_IP", "not-an-ip");
   EXPECT_THROW(caller_cidr(), UsageError);
-  ::unsetenv("GPUMACHINE_CALLER_IP");
+  env.set("GPUMACHINE_CALLER_IP", "10.1.2.3/16");  // bits after the prefix
+  EXPECT_THROW(caller_cidr(), UsageError);
 }
 
 }  // namespace
