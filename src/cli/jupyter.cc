@@ -14,9 +14,7 @@ void setup_jupyter(CLI::App& app, Dispatch& dispatch) {
   opts->port = 8888;
   sub->add_option("name", opts->name, "machine name")->required();
   sub->add_option("--dir", opts->dir, "working directory on the machine (default: home)");
-  add_remote_app_options(*sub, dispatch, opts,
-                         "container image (default $GPUMACHINE_JUPYTER_IMAGE or "
-                         "quay.io/jupyter/pytorch-notebook:cuda12-latest)");
+  add_remote_app_options(*sub, dispatch, opts);
 }
 
 }  // namespace gm::cli

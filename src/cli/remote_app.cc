@@ -23,14 +23,22 @@ constexpr std::chrono::seconds k_host_start_timeout{120};
 constexpr std::chrono::seconds k_container_start_timeout{900};
 constexpr std::chrono::milliseconds k_status_interval{700};
 
+// Each kind's container image: the environment variable that overrides it, and the default.
+struct ImageDefault {
+  const char* env;
+  const char* image;
+};
+ImageDefault image_default(const std::string& kind) {
+  return kind == "jupyter"
+             ? ImageDefault{"GPUMACHINE_JUPYTER_IMAGE",
+                            "quay.io/jupyter/pytorch-notebook:cuda12-latest"}
+             : ImageDefault{"GPUMACHINE_TENSORBOARD_IMAGE", "tensorflow/tensorflow:latest-gpu"};
+}
+
 std::string default_image(const std::string& kind) {
-  const char* env =
-      std::getenv(kind == "jupyter" ? "GPUMACHINE_JUPYTER_IMAGE" : "GPUMACHINE_TENSORBOARD_IMAGE");
-  if (env != nullptr && *env != '\0') {
-    return env;
-  }
-  return kind == "jupyter" ? "quay.io/jupyter/pytorch-notebook:cuda12-latest"
-                           : "tensorflow/tensorflow:latest-gpu";
+  ImageDefault d = image_default(kind);
+  const char* env = std::getenv(d.env);
+  return env != nullptr && *env != '\0' ? env : d.image;
 }
 
 /// "key value" lines of the script's answer, in order.
@@ -267,12 +275,14 @@ int run_remote_app(Context& ctx, const RemoteAppOptions& o) {
 }
 
 void add_remote_app_options(CLI::App& sub, Dispatch& dispatch,
-                            const std::shared_ptr<RemoteAppOptions>& opts,
-                            const std::string& image_help) {
+                            const std::shared_ptr<RemoteAppOptions>& opts) {
   sub.add_option("--port", opts->port, "port on the machine (its 127.0.0.1)")
       ->capture_default_str();
   sub.add_option("--local-port", opts->local_port, "local port (default: --port when free)");
-  CLI::Option* image = sub.add_option("--image", opts->image, image_help);
+  ImageDefault d = image_default(opts->kind);
+  CLI::Option* image =
+      sub.add_option("--image", opts->image,
+                     std::string("container image (default $") + d.env + " or " + d.image + ")");
   CLI::Option* host =
       sub.add_flag("--host", opts->host, "use the " + opts->kind + " installed on the host");
   image->excludes(host);

@@ -47,10 +47,9 @@ std::vector<JupyterServer> parse_jupyter_servers(std::string_view text);
 std::string jupyter_url(const JupyterServer& server, int local_port);
 
 /// Registers what `jupyter` and `tensorboard` share (--port, --local-port, --image | --host,
-/// --open, --stop, --background) and the verb's run; image_help names the kind's default image.
+/// --open, --stop, --background) and the verb's run, for the kind already set in opts.
 void add_remote_app_options(CLI::App& sub, Dispatch& dispatch,
-                            const std::shared_ptr<RemoteAppOptions>& opts,
-                            const std::string& image_help);
+                            const std::shared_ptr<RemoteAppOptions>& opts);
 
 /// Runs the verb: start or reuse, wait, forward (or with stop: stop the server and the local
 /// background forward).

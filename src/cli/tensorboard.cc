@@ -13,9 +13,7 @@ void setup_tensorboard(CLI::App& app, Dispatch& dispatch) {
   opts->port = 6006;
   sub->add_option("name", opts->name, "machine name")->required();
   sub->add_option("--logdir", opts->logdir, "log directory on the machine");
-  add_remote_app_options(*sub, dispatch, opts,
-                         "container image (default $GPUMACHINE_TENSORBOARD_IMAGE or "
-                         "tensorflow/tensorflow:latest-gpu)");
+  add_remote_app_options(*sub, dispatch, opts);
 }
 
 }  // namespace gm::cli
