@@ -18,9 +18,12 @@ gm=$(readlink -f "$gm")
 py=/usr/bin/python3
 work=$(mktemp -d /tmp/gm-fwd-bench.XXXXXX)
 pids=()
+# shellcheck source=scripts/lib/loopback_sshd.sh
+source "$(dirname "$0")/../scripts/lib/loopback_sshd.sh"
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  stop_loopback_sshd "$work"
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -38,28 +41,13 @@ wait_port() {
 }
 
 # --- the "machine": sshd on loopback ---
-mkdir -p /run/sshd "$work/home" "$work/user/.ssh"
-ssh-keygen -q -t ed25519 -N '' -f "$work/host_key"
-ssh-keygen -q -t ed25519 -N '' -f "$work/client_key"
-cp "$work/client_key.pub" "$work/authorized_keys"
-sshd_port=$(free_port)
-cat >"$work/sshd_config" <<EOF
-ListenAddress 127.0.0.1:$sshd_port
-HostKey $work/host_key
-AuthorizedKeysFile $work/authorized_keys
-PidFile $work/sshd.pid
-UsePAM no
-StrictModes no
-PermitRootLogin yes
-PasswordAuthentication no
-EOF
-/usr/sbin/sshd -D -e -f "$work/sshd_config" 2>"$work/sshd.log" &
-pids+=($!)
-wait_port "$sshd_port"
+mkdir -p "$work/home" "$work/user/.ssh"
+start_loopback_sshd "$work"
+sshd_port=$SSHD_PORT
 
 export GPUMACHINE_HOME=$work/home HOME=$work/user NO_COLOR=1
 "$gm" -q create --no-provision --driver generic --generic-ip-address 127.0.0.1 --generic-ssh-port "$sshd_port" \
-  --generic-ssh-user "$(id -un)" --generic-ssh-key "$work/client_key" bench >/dev/null
+  --generic-ssh-user "$(id -un)" --generic-ssh-key "$work/user_key" bench >/dev/null
 
 # --- servers behind the forward ---
 cat >"$work/servers.py" <<'EOF'
@@ -171,7 +159,7 @@ ssh_forward() {  # extra ssh options first
   local opts=("$@")
   local l1=${opts[-3]} l2=${opts[-2]} l3=${opts[-1]}
   unset 'opts[-1]' 'opts[-1]' 'opts[-1]'
-  exec ssh -N -F /dev/null -i "$work/client_key" -p "$sshd_port" -o BatchMode=yes \
+  exec ssh -N -F /dev/null -i "$work/user_key" -p "$sshd_port" -o BatchMode=yes \
     -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \
     "${opts[@]}" -L "$l1:127.0.0.1:$src_port" -L "$l2:127.0.0.1:$echo_port" \
     -L "$l3:127.0.0.1:$sink_port" "$(id -un)@127.0.0.1"
