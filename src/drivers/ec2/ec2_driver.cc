@@ -355,10 +355,6 @@ std::optional<std::string> cidr_network(const std::string& text) {
          std::to_string(bits);
 }
 
-bool valid_cidr(const std::string& text) {
-  return cidr_network(text).has_value();
-}
-
 std::optional<int> parse_int(const std::string& s) {
   int v = 0;
   auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
@@ -1386,7 +1382,7 @@ std::string caller_cidr() {
     while (!ip.empty() && std::isspace(static_cast<unsigned char>(ip.back()))) {
       ip.pop_back();
     }
-    if (response.status == 200 && valid_cidr(ip + "/32")) {
+    if (response.status == 200 && cidr_network(ip + "/32")) {
       return ip + "/32";
     }
     throw Error("caller address", "unexpected answer from checkip.amazonaws.com",
