@@ -140,6 +140,7 @@ class Handler(BaseHTTPRequestHandler):
         latency = float(store.config.get("latency_ms") or 0) / 1000.0
         if latency > 0:
             time.sleep(latency)
+        logged = False
         try:
             try:
                 verified = self.server.verifier.verify(method, path, query, headers, body,
@@ -157,9 +158,14 @@ class Handler(BaseHTTPRequestHandler):
             result = self._perform(service, action, params, body, verified)
             if drop_after:
                 raise Dropped()
+            # Logged before the answer goes out: a client that reads /_emulator/calls as soon as
+            # its call returned must find it there.
+            store.log_call(entry)
+            logged = True
             self._answer(service, action, result, request_id)
         except ApiError as err:
             entry["status"], entry["error"] = err.status, err.code
+            store.log_call(entry)
             self._error(service, err, request_id)
         except _Answered:
             return
@@ -170,9 +176,10 @@ class Handler(BaseHTTPRequestHandler):
         except Exception:  # an emulator bug: answer 500 rather than look like a dropped line
             traceback.print_exc()
             err = ApiError("InternalError", "emulator bug (see its stderr)", 500)
-            entry["status"], entry["error"] = 500, "InternalError"
+            entry["status"], entry["error"] = 500, "InternalError"  # the logged entry too
+            if not logged:
+                store.log_call(entry)
             self._error(service, err, request_id)
-        store.log_call(entry)
 
     def _apply_fault(self, fault: dict | None, service: str, entry: dict) -> bool:
         if fault is None:
@@ -192,8 +199,8 @@ class Handler(BaseHTTPRequestHandler):
             status = 502 if kind == "html502" else 500
             entry["status"], entry["error"] = status, kind
             body = b"<html><body><h1>502 Bad Gateway</h1></body></html>" if status == 502 else b""
-            self._send(status, body, "text/html")
             self.server.store.log_call(entry)
+            self._send(status, body, "text/html")
             raise _Answered()
         if kind == "throttle":
             code, message, status = _THROTTLE[service]
