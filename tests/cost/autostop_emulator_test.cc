@@ -198,15 +198,22 @@ TEST_F(AutostopEmulator, IdleStopsTheInstanceAndAnOpenTunnelKeepsItUp) {
   std::string iid = launch("stop");
   nlohmann::json inst = wait_state(iid, "running", 15s);
   std::string ip = inst["publicIp"];
-  AutostopSettings settings{3s, AutostopAction::stop, 0s};
-  apply(inst, settings);
 
   // An `ssh -N -L` tunnel, the connection `gpumachine forward` holds open: no shell, no pty.
+  // Up before the agent is armed: on a loaded machine a tunnel started after it could take
+  // longer than the 3 s window to log in.
+  const int local = gm::testing::free_port();
   Process tunnel({"ssh", "-N", "-F", "/dev/null", "-i", (m_dir / "client").string(), "-o",
                   "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o",
-                  "BatchMode=yes", "-L",
-                  "127.0.0.1:" + std::to_string(gm::testing::free_port()) + ":127.0.0.1:9",
+                  "BatchMode=yes", "-L", "127.0.0.1:" + std::to_string(local) + ":127.0.0.1:9",
                   "root@" + ip});
+  // ssh listens on the local port only once it has logged in.
+  for (int i = 0; i < 300 && !gm::testing::port_accepts("127.0.0.1", local); ++i) {
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_TRUE(gm::testing::port_accepts("127.0.0.1", local));
+  AutostopSettings settings{3s, AutostopAction::stop, 0s};
+  apply(inst, settings);
   std::this_thread::sleep_for(8s);  // well past the 3 s window, several checks
   EXPECT_EQ(instance(iid)["state"], "running") << agent_log();
   EXPECT_NE(agent_log().find("active: ssh: 1 established connection(s) to sshd"), std::string::npos)
