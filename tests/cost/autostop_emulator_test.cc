@@ -6,17 +6,15 @@
 // holds) keeps it up; `autostop off` disarms it.
 #include "aws/client.h"
 #include "cost/autostop.h"
-#include "http/curl_transport.h"
 #include "ssh/session.h"
+#include "support/ec2_emulator.h"
 #include "support/process.h"
-#include "support/scoped_env.h"
 #include "util/crypto.h"
 
 #include <gtest/gtest.h>
 
 #include <unistd.h>
 
-#include <fstream>
 #include <thread>
 
 namespace gm::cost {
@@ -62,9 +60,10 @@ class AutostopEmulator : public ::testing::Test {
     std::filesystem::create_directories(m_dir / "stubs");
     std::filesystem::create_directories(m_dir / "root/etc/systemd/system");
     write_text(m_dir / "stubs/systemctl", k_systemctl_stub, 0755);
-    nlohmann::json config = {
+    // Its own 127.N.0.0/16 (the fixture reserves one): parallel tests' tunnels and sshds on a
+    // shared address would count as this instance's activity.
+    m_emulator = std::make_unique<gm::testing::Ec2EmulatorFixture>(nlohmann::json{
         {"delays", {{"pending", 0.2}, {"stopping", 0.3}, {"shutting_down", 0.3}}},
-        {"ip_pool", {{"first", "127.0.93.1"}, {"last", "127.0.93.250"}}},
         {"instance_env",
          {{"PATH", (m_dir / "stubs").string() + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:"
                                                 "/usr/bin:/sbin:/bin"},
@@ -72,29 +71,8 @@ class AutostopEmulator : public ::testing::Test {
           {"SIMTIMER_INTERVAL", "1"},
           // The test machine's own logins and processes are not the instance's.
           {"AUTOSTOP_WHO_CMD", "true"},
-          {"AUTOSTOP_NVIDIA_SMI", "false"}}}};
-    write_text(m_dir / "config.json", config.dump());
-    gm::testing::SpawnOptions options;
-    options.stdout_path = m_dir / "emulator.out";
-    options.stderr_path = m_dir / "emulator.err";
-    m_emulator = std::make_unique<Process>(
-        std::vector<std::string>{"python3",
-                                 std::string(GM_SOURCE_DIR) + "/tools/ec2_emulator/ec2_emulator.py",
-                                 "--state-dir", (m_dir / "state").string(), "--config",
-                                 (m_dir / "config.json").string()},
-        options);
-    for (int i = 0; i < 200 && m_port == 0; ++i) {
-      std::ifstream out(m_dir / "emulator.out");
-      std::string word;
-      while (out >> word) {
-        if (word == "READY" && out >> m_port) {
-          break;
-        }
-      }
-      std::this_thread::sleep_for(50ms);
-    }
-    ASSERT_NE(m_port, 0) << read_text(m_dir / "emulator.err");
-    m_url = "http://127.0.0.1:" + std::to_string(m_port);
+          {"AUTOSTOP_NVIDIA_SMI", "false"}}}});
+    m_url = m_emulator->endpoint();
     m_client = std::make_unique<aws::AwsClient>(aws::ClientOptions{
         .region = "us-east-1",
         .credentials =
@@ -117,17 +95,8 @@ class AutostopEmulator : public ::testing::Test {
     m_ami = ami["Parameter"]["Value"];
   }
 
-  void TearDown() override {
-    if (m_emulator) {
-      m_emulator->stop(5000ms);  // SIGTERM: the emulator ends every sshd and session it started
-    }
-  }
-
   nlohmann::json instance(const std::string& iid) {
-    http::CurlTransport transport;
-    http::Response r = transport.send({.method = "GET", .url = m_url + "/_emulator/state"});
-    nlohmann::json state = nlohmann::json::parse(r.body);
-    return state["regions"]["us-east-1"]["instances"][iid];
+    return m_emulator->state()["regions"]["us-east-1"]["instances"][iid];
   }
 
   nlohmann::json wait_state(const std::string& iid, const std::string& want,
@@ -187,8 +156,8 @@ class AutostopEmulator : public ::testing::Test {
   std::string agent_log() { return read_text(m_dir / "root/var/log/gpumachine/autostop.log"); }
 
   TempDir m_dir{"gm-autostop-emu"};
-  std::unique_ptr<Process> m_emulator;
-  int m_port = 0;
+  // Stopped by its destructor, which ends every sshd and session the emulator started.
+  std::unique_ptr<gm::testing::Ec2EmulatorFixture> m_emulator;
   std::string m_url;
   std::unique_ptr<aws::AwsClient> m_client;
   std::string m_ami;

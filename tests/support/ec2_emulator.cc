@@ -3,10 +3,13 @@
 #include "http/curl_transport.h"
 
 #include <pwd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <chrono>
+#include <cstddef>
+#include <cstring>
 #include <fstream>
 #include <stdexcept>
 #include <thread>
@@ -24,15 +27,26 @@ std::string current_user() {
   return pw != nullptr ? pw->pw_name : "root";
 }
 
-/// A /16 of loopback per fixture: the pid spreads parallel test processes apart and the counter
-/// separates fixtures of one process, so no two emulators hand out the same address.
-std::pair<std::string, std::string> ip_pool() {
-  static std::atomic<int> counter{0};
-  int second =
-      2 + static_cast<int>(
-              (static_cast<unsigned>(::getpid()) * 7u + static_cast<unsigned>(counter++)) % 240u);
-  std::string base = "127." + std::to_string(second) + ".";
-  return {base + "1.1", base + "254.254"};
+/// Reserves a /16 of loopback (127.N.0.0/16) for as long as the returned socket lives: the lock
+/// is an abstract unix socket named after N, so parallel test processes never hand out the same
+/// instance address (a shared address would let one test's sshd or tunnel count as another's
+/// activity), and the kernel lets go of it when the process dies.
+util::Fd reserve_loopback_range(int& second) {
+  const unsigned start = static_cast<unsigned>(::getpid()) * 7u;
+  for (unsigned i = 0; i < 240; ++i) {
+    const int n = 2 + static_cast<int>((start + i) % 240u);
+    util::Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    const std::string name = "gm-test-loopback-" + std::to_string(n);
+    std::memcpy(addr.sun_path + 1, name.data(), name.size());  // sun_path[0] == 0: abstract
+    const auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+    if (fd.get() >= 0 && ::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), len) == 0) {
+      second = n;
+      return fd;
+    }
+  }
+  throw std::runtime_error("no free 127.N.0.0/16 for an EC2 emulator: 240 fixtures are running");
 }
 
 }  // namespace
@@ -45,7 +59,9 @@ Ec2EmulatorFixture::Ec2EmulatorFixture(const nlohmann::json& config) {
   std::filesystem::create_directories(m_home);
   std::filesystem::permissions(m_home, std::filesystem::perms::owner_all);
   write_text(m_home / "config.yaml", "no-provision: true\n");
-  auto [first, last] = ip_pool();
+  int second = 0;
+  m_range_lock = reserve_loopback_range(second);
+  const std::string base = "127." + std::to_string(second) + ".";
   nlohmann::json cfg = {
       {"delays",
        {{"pending", 0.3},
@@ -53,7 +69,7 @@ Ec2EmulatorFixture::Ec2EmulatorFixture(const nlohmann::json& config) {
         {"stopping_force", 0.1},
         {"shutting_down", 0.3},
         {"reboot", 0.3}}},
-      {"ip_pool", {{"first", first}, {"last", last}}},
+      {"ip_pool", {{"first", base + "1.1"}, {"last", base + "254.254"}}},
       {"login_user", current_user()},
   };
   cfg.merge_patch(config);

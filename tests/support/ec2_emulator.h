@@ -5,6 +5,7 @@
 #pragma once
 
 #include "support/process.h"
+#include "util/fd.h"
 
 #include <nlohmann/json.hpp>
 
@@ -67,6 +68,7 @@ class Ec2EmulatorFixture {
   std::string http(const std::string& method, const std::string& path,
                    const std::string& body = {});
 
+  util::Fd m_range_lock;  // this fixture's 127.N.0.0/16, held until the emulator is gone
   TempDir m_dir{"gm-ec2emu"};
   std::filesystem::path m_home;
   std::unique_ptr<Process> m_process;
