@@ -140,8 +140,10 @@ class AutostopEmulator : public ::testing::Test {
     return p;
   }
 
-  /// Installs (or disarms) over a real SSH session, then closes it (an open session is activity).
-  void apply(const nlohmann::json& inst, const std::optional<AutostopSettings>& settings) {
+  /// Installs (nullopt: disarms) each of \a steps in turn over one real SSH session, then closes
+  /// it (an open session is activity, so no check between the steps can power off).
+  void apply(const nlohmann::json& inst,
+             std::initializer_list<std::optional<AutostopSettings>> steps) {
     ssh::ConnectOptions options;
     options.target.host = inst["publicIp"];
     options.target.port = 22;
@@ -150,7 +152,9 @@ class AutostopEmulator : public ::testing::Test {
     options.host_key_policy = ssh::HostKeyPolicy::trust_on_first_use;
     options.retry_for = 10s;
     std::unique_ptr<ssh::Session> session = ssh::Session::connect(options);
-    apply_on_host(*session, settings, "emulated instance", paths(inst["publicIp"]));
+    for (const std::optional<AutostopSettings>& settings : steps) {
+      apply_on_host(*session, settings, "emulated instance", paths(inst["publicIp"]));
+    }
   }
 
   std::string agent_log() { return read_text(m_dir / "root/var/log/gpumachine/autostop.log"); }
@@ -182,7 +186,7 @@ TEST_F(AutostopEmulator, IdleStopsTheInstanceAndAnOpenTunnelKeepsItUp) {
   }
   ASSERT_TRUE(gm::testing::port_accepts("127.0.0.1", local));
   AutostopSettings settings{3s, AutostopAction::stop, 0s};
-  apply(inst, settings);
+  apply(inst, {settings});
   std::this_thread::sleep_for(8s);  // well past the 3 s window, several checks
   EXPECT_EQ(instance(iid)["state"], "running") << agent_log();
   EXPECT_NE(agent_log().find("active: ssh: 1 established connection(s) to sshd"), std::string::npos)
@@ -197,15 +201,14 @@ TEST_F(AutostopEmulator, IdleStopsTheInstanceAndAnOpenTunnelKeepsItUp) {
 TEST_F(AutostopEmulator, TerminateBehaviourEndsTerminated) {
   std::string iid = launch("terminate");
   nlohmann::json inst = wait_state(iid, "running", 15s);
-  apply(inst, AutostopSettings{2s, AutostopAction::terminate, 0s});
+  apply(inst, {AutostopSettings{2s, AutostopAction::terminate, 0s}});
   wait_state(iid, "terminated", 20s);
 }
 
 TEST_F(AutostopEmulator, OffDisarmsIt) {
   std::string iid = launch("stop");
   nlohmann::json inst = wait_state(iid, "running", 15s);
-  apply(inst, AutostopSettings{3s, AutostopAction::stop, 0s});
-  apply(inst, std::nullopt);
+  apply(inst, {AutostopSettings{3s, AutostopAction::stop, 0s}, std::nullopt});
   std::this_thread::sleep_for(6s);
   EXPECT_EQ(instance(iid)["state"], "running") << agent_log();
   EXPECT_EQ(agent_log().find("poweroff:"), std::string::npos) << agent_log();
