@@ -2,6 +2,7 @@
 #include "gm/error.h"
 #include "ssh/keys.h"
 #include "support/process.h"
+#include "support/scoped_env.h"
 #include "support/sshd.h"
 
 #include <gtest/gtest.h>
@@ -272,28 +273,7 @@ TEST(SshConnect, RestartKeepsHostKeyAndPort) {
 namespace gm::ssh {
 namespace {
 
-/// Sets an environment variable for a scope.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const std::string& value) : m_name(name) {
-    const char* old = std::getenv(name);
-    if (old != nullptr) {
-      m_old = old;
-    }
-    setenv(name, value.c_str(), 1);
-  }
-  ~ScopedEnv() {
-    if (m_old) {
-      setenv(m_name, m_old->c_str(), 1);
-    } else {
-      unsetenv(m_name);
-    }
-  }
-
- private:
-  const char* m_name;
-  std::optional<std::string> m_old;
-};
+using gm::test::EnvVar;
 
 TEST(SshAgent, AuthenticatesThroughTheAgentBeforeTheKeyFile) {
   SshdFixture sshd;
@@ -310,7 +290,7 @@ TEST(SshAgent, AuthenticatesThroughTheAgentBeforeTheKeyFile) {
       gm::testing::run_capture({"ssh-add", sshd.client_key_path().string()}, {}, env);
   ASSERT_EQ(added.status, 0) << added.err;
 
-  ScopedEnv auth_sock("SSH_AUTH_SOCK", socket);
+  EnvVar auth_sock("SSH_AUTH_SOCK", socket);
   ConnectOptions options;
   options.target = sshd.target();
   options.target.key_path = (dir / "not-needed").string();  // the agent suffices

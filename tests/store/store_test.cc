@@ -2,6 +2,7 @@
 
 #include "gm/error.h"
 #include "store/temp_home.h"
+#include "support/scoped_env.h"
 #include "util/fs.h"
 
 #include <gtest/gtest.h>
@@ -368,34 +369,14 @@ TEST(StoreFiles, WritePrivateFileRefusesPaths) {
   EXPECT_EQ(util::read_file(store.key_path("gpu1")), "key");
 }
 
-/// Sets an environment variable for one scope.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : m_name(name) {
-    if (const char* old = std::getenv(name)) {
-      m_old = old;
-    }
-    ::setenv(name, value, 1);
-  }
-  ~ScopedEnv() {
-    if (m_old) {
-      ::setenv(m_name, m_old->c_str(), 1);
-    } else {
-      ::unsetenv(m_name);
-    }
-  }
-
- private:
-  const char* m_name;
-  std::optional<std::string> m_old;
-};
+using gm::test::EnvVar;
 
 TEST(StoreCredentials, RefusesRecordsHoldingSecrets) {
   TempDir tmp;
   Store store(tmp.home());
   const char* secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
-  ScopedEnv key("AWS_SECRET_ACCESS_KEY", secret);
-  ScopedEnv token("AWS_SESSION_TOKEN", "short");  // Too short to check: would match by chance.
+  EnvVar key("AWS_SECRET_ACCESS_KEY", secret);
+  EnvVar token("AWS_SESSION_TOKEN", "short");  // Too short to check: would match by chance.
   MachineRecord r = full_record("gpu1", "203.0.113.7");
   r.driver_config["oops"] = std::string("prefix-") + secret;
   try {
@@ -414,7 +395,7 @@ TEST(StoreCredentials, RefusesRecordsHoldingSecrets) {
   r.facts["note"] = "short";  // The short session token is not checked.
   EXPECT_NO_THROW(store.save(r));
   {
-    ScopedEnv session("AWS_SESSION_TOKEN", "IQoJb3JpZ2luX2VjEXAMPLETOKEN");
+    EnvVar session("AWS_SESSION_TOKEN", "IQoJb3JpZ2luX2VjEXAMPLETOKEN");
     r.facts["token"] = "IQoJb3JpZ2luX2VjEXAMPLETOKEN";
     EXPECT_THROW(store.save(r), Error);
   }

@@ -1,5 +1,5 @@
-// Environment isolation for tests that read AWS_* variables and $HOME: every variable touched is
-// restored on destruction, and the AWS ones start out unset.
+// Environment isolation for tests: EnvVar sets one variable for a scope; ScopedEnv isolates tests
+// that read AWS_* variables and $HOME. Every variable touched is restored on destruction.
 #pragma once
 
 #include <cstdlib>
@@ -10,6 +10,31 @@
 
 namespace gm::test {
 
+/// Sets one environment variable for a scope, then restores it (or unsets it again).
+class EnvVar {
+ public:
+  EnvVar(const char* name, const std::string& value) : m_name(name) {
+    if (const char* old = std::getenv(name)) {
+      m_old = old;
+    }
+    setenv(name, value.c_str(), 1);
+  }
+  ~EnvVar() {
+    if (m_old) {
+      setenv(m_name.c_str(), m_old->c_str(), 1);
+    } else {
+      unsetenv(m_name.c_str());
+    }
+  }
+  EnvVar(const EnvVar&) = delete;
+  EnvVar& operator=(const EnvVar&) = delete;
+
+ private:
+  std::string m_name;
+  std::optional<std::string> m_old;
+};
+
+/// Unsets every AWS variable the code reads and gives the test a fresh $HOME.
 class ScopedEnv {
  public:
   /// Unsets the AWS variables the code reads, points HOME at a fresh temp dir, and turns IMDS
