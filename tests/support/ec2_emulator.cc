@@ -7,6 +7,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstddef>
 #include <cstring>
@@ -44,6 +45,10 @@ util::Fd reserve_loopback_range(int& second) {
     if (fd.get() >= 0 && ::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), len) == 0) {
       second = n;
       return fd;
+    }
+    if (errno != EADDRINUSE) {
+      throw std::runtime_error("cannot reserve a loopback range for an EC2 emulator: " +
+                               std::string(std::strerror(errno)));
     }
   }
   throw std::runtime_error("no free 127.N.0.0/16 for an EC2 emulator: 240 fixtures are running");
