@@ -2,6 +2,7 @@
 
 #include "gm/error.h"
 #include "ssh/handles.h"
+#include "ssh/wire.h"
 #include "util/log.h"
 
 #include <arpa/inet.h>
@@ -194,17 +195,10 @@ enum class Op { none, open, write, read, eof, free };
 std::string direct_tcpip_message(const std::string& host, int port, const std::string& peer,
                                  int peer_port) {
   std::string m;
-  auto u32 = [&m](std::uint32_t v) {
-    for (int shift = 24; shift >= 0; shift -= 8) {
-      m += static_cast<char>((v >> shift) & 0xff);
-    }
-  };
-  u32(static_cast<std::uint32_t>(host.size()));
-  m += host;
-  u32(static_cast<std::uint32_t>(port));
-  u32(static_cast<std::uint32_t>(peer.size()));
-  m += peer;
-  u32(static_cast<std::uint32_t>(peer_port));
+  wire::put_string(m, host);
+  wire::put_u32(m, static_cast<std::uint32_t>(port));
+  wire::put_string(m, peer);
+  wire::put_u32(m, static_cast<std::uint32_t>(peer_port));
   return m;
 }
 
