@@ -238,14 +238,15 @@ std::pair<MachineRecord, std::unique_ptr<Driver>> configure_new(Context& ctx,
   record.ssh.key_path = std::filesystem::absolute(ctx.store().key_path(opts.name)).string();
   std::unique_ptr<Driver> driver = info.make();
   driver->configure(options, record);
+  // The machine keeps its driver choices: the boot-time start below and every later `provision`
+  // install what they name (machine::remembered_overrides).
+  nlohmann::json chosen = provision::driver_overrides_to_json(opts.provision.overrides());
+  if (!chosen.empty()) {
+    record.driver_config["provision_overrides"] = std::move(chosen);
+  }
   // A hint for cloud drivers: provisioning follows, so package installation may start at boot.
   if (opts.wait == "gpu" && !opts.no_provision) {
     record.driver_config["provision_at_boot"] = true;
-    // The boot-time start must install what the SSH side will check for.
-    nlohmann::json chosen = provision::driver_overrides_to_json(opts.provision.overrides());
-    if (!chosen.empty()) {
-      record.driver_config["provision_overrides"] = std::move(chosen);
-    }
   }
   // Cost control, still offline: the setting goes into the record before the driver launches
   // (shutdown_behavior), and an over-budget type is refused before any call.

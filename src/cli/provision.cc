@@ -36,7 +36,8 @@ int run_provision(Context& ctx, const ProvisionVerbOptions& opts) {
   if (opts.dry_run) {
     MachineRecord record = ctx.store().load(opts.name);
     std::unique_ptr<ssh::Session> session = machine::connect(record);
-    provision::Plan plan = provision::plan_for(provision::gather_facts(*session), overrides);
+    provision::Plan plan = provision::plan_for(provision::gather_facts(*session),
+                                               machine::remembered_overrides(record, overrides));
     if (ctx.json()) {
       nlohmann::json steps = nlohmann::json::array();
       for (const provision::PlannedStep& s : plan.steps) {

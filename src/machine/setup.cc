@@ -30,13 +30,31 @@ void refuse_test_machine(ssh::RemoteShell& shell, const MachineRecord& record) {
 }
 }  // namespace
 
+provision::Overrides remembered_overrides(const MachineRecord& record,
+                                          const provision::Overrides& given) {
+  if (!provision::driver_overrides_to_json(given).empty()) {
+    return given;
+  }
+  return provision::driver_overrides_from_json(
+      record.driver_config.value("provision_overrides", nlohmann::json::object()), given);
+}
+
 provision::ProvisionResult provision_machine(MachineRecord& record, MachineHost& host,
                                              const provision::Overrides& overrides) {
+  provision::ProvisionOptions options;
+  options.overrides = remembered_overrides(record, overrides);
+  nlohmann::json chosen = provision::driver_overrides_to_json(options.overrides);
+  if (record.driver_config.value("provision_overrides", nlohmann::json::object()) != chosen) {
+    if (chosen.empty()) {
+      record.driver_config.erase("provision_overrides");
+    } else {
+      record.driver_config["provision_overrides"] = chosen;
+    }
+    host.save(record);  // asked for now, kept even if this run fails
+  }
   host.phase("provisioning: connecting");
   std::unique_ptr<ssh::Session> session = connect(record, std::chrono::minutes(5));
   refuse_test_machine(*session, record);
-  provision::ProvisionOptions options;
-  options.overrides = overrides;
   options.subject = "machine '" + record.name + "'";
   provision::Callbacks callbacks;
   callbacks.on_step_start = [&](provision::StepId step, std::string_view reason) {

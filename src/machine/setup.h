@@ -12,8 +12,16 @@
 
 namespace gm::machine {
 
+/// The overrides to provision with: \a given when it names a driver choice (branch, flavour,
+/// --no-gsp), else \a given with the choices the record keeps (driver_config.provision_overrides)
+/// from the create or provision that last named any. So a later repair run cannot quietly undo
+/// --no-gsp or a pinned branch; naming any choice replaces them all.
+provision::Overrides remembered_overrides(const MachineRecord& record,
+                                          const provision::Overrides& given);
+
 /// Provisions the machine over one SSH session (plus one per reboot), showing a phase line per
-/// step, and stores facts, plan and versions in the record (saved through host).
+/// step, and stores facts, plan and versions in the record (saved through host). The driver
+/// choices are remembered_overrides(record, overrides), kept in the record for the next run.
 provision::ProvisionResult provision_machine(MachineRecord& record, MachineHost& host,
                                              const provision::Overrides& overrides);
 

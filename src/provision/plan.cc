@@ -212,8 +212,8 @@ nlohmann::json driver_overrides_to_json(const Overrides& o) {
   return j;
 }
 
-Overrides driver_overrides_from_json(const nlohmann::json& j) {
-  Overrides o;
+Overrides driver_overrides_from_json(const nlohmann::json& j, Overrides base) {
+  Overrides o = std::move(base);
   if (!j.is_object()) {
     return o;
   }
@@ -223,7 +223,9 @@ Overrides driver_overrides_from_json(const nlohmann::json& j) {
   if (auto it = j.find("driver_flavour"); it != j.end() && it->is_string()) {
     o.driver_flavour = parse_flavour(it->get<std::string>());
   }
-  o.no_gsp = j.value("no_gsp", false);
+  if (auto it = j.find("no_gsp"); it != j.end() && it->is_boolean()) {
+    o.no_gsp = it->get<bool>();
+  }
   return o;
 }
 

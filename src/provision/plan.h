@@ -34,10 +34,11 @@ struct Overrides {
   bool no_gsp = false;
 };
 
-/// The driver choices (branch, flavour, no_gsp) as JSON, for a record to carry them to code that
-/// runs later (the boot-time prelude); the inverse ignores what it does not know.
+/// The driver choices (branch, flavour, no_gsp) as JSON, for a record to carry them to later
+/// runs and the boot-time prelude; empty when none is made.
 nlohmann::json driver_overrides_to_json(const Overrides& overrides);
-Overrides driver_overrides_from_json(const nlohmann::json& doc);
+/// \a base with the driver choices in \a doc (the inverse; what it does not know is ignored).
+Overrides driver_overrides_from_json(const nlohmann::json& doc, Overrides base = {});
 
 /// A small image with no CUDA version requirement: the toolkit injects nvidia-smi, so it works on
 /// every branch from 470 on (nvidia/cuda images refuse drivers older than their CUDA).

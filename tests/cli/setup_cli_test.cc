@@ -111,6 +111,55 @@ TEST(ProvisionCli, FreshUbuntuT4ThroughRealSshdThenNoOpRerun) {
   EXPECT_THAT(plan.out, HasSubstr("595"));
 }
 
+TEST(ProvisionCli, DriverChoicesStayWithTheMachineUntilOthersAreNamed) {
+  TempDir dir("gm-simhost");
+  std::filesystem::path host = dir / "host";
+  ASSERT_EQ(run_capture({k_simhost, "init", host.string(), "--os", "ubuntu-24.04", "--gpu", "t4",
+                         "--reboot-delay", "0"})
+                .status,
+            0);
+  std::filesystem::path marker = dir / "rebooting";
+  SshdOptions options;
+  options.key_options = simhost_key_options(host, marker);
+  SshdFixture sshd(options);
+  BootPlayer player(sshd, marker);
+  CliRunner cli;
+  std::vector<std::string> args = cli.generic_create_args(
+      "gpu1", sshd.host(), sshd.port(), sshd.user(), sshd.client_key_path().string());
+  args.erase(std::find(args.begin(), args.end(), "--no-provision"));
+  args.insert(args.begin() + 1, {"--no-probe", "--no-gsp"});
+  CaptureResult made = cli.run(args);
+  ASSERT_EQ(made.status, 0) << made.err;
+  const std::filesystem::path gsp_conf = host / "root/etc/modprobe.d/gpumachine-gsp.conf";
+  ASSERT_TRUE(std::filesystem::exists(gsp_conf));
+  nlohmann::json record = cli.json({"inspect", "gpu1"});
+  EXPECT_EQ(record["driver_config"]["provision_overrides"], nlohmann::json({{"no_gsp", true}}));
+
+  // The module is gone (say, a boot on a new kernel), so the driver step runs again. A repair
+  // that names no choice uses the machine's and keeps GSP off; the default for a T4 would be the
+  // open modules, which cannot turn it off.
+  std::filesystem::resize_file(host / "root/proc/modules", 0);
+  std::filesystem::remove_all(host / "root/sys/module/nvidia");
+  std::filesystem::remove_all(host / "root/proc/driver/nvidia");
+  nlohmann::json plan = cli.json({"provision", "--dry-run", "gpu1"});
+  EXPECT_EQ(plan["driver_flavour"], "proprietary");
+  CaptureResult repaired = cli.run({"provision", "gpu1"});
+  ASSERT_EQ(repaired.status, 0) << repaired.err;
+  EXPECT_TRUE(std::filesystem::exists(gsp_conf));
+  EXPECT_EQ(read_text(host / "root/proc/driver/nvidia/params"), "EnableGpuFirmware: 0\n");
+  record = cli.json({"inspect", "gpu1"});
+  EXPECT_EQ(record["facts"]["provision"]["driver_flavour"], "proprietary");
+
+  // Naming a choice replaces them all, and the new set is what the machine keeps.
+  nlohmann::json open = cli.json({"provision", "gpu1", "--driver-flavour", "open"});
+  EXPECT_EQ(open["changed"], true);
+  EXPECT_FALSE(std::filesystem::exists(gsp_conf));
+  record = cli.json({"inspect", "gpu1"});
+  EXPECT_EQ(record["driver_config"]["provision_overrides"],
+            nlohmann::json({{"driver_flavour", "open"}}));
+  EXPECT_EQ(record["facts"]["provision"]["driver_flavour"], "open");
+}
+
 TEST(ProbeCli, HostWithoutNvidiaDriverGetsItsOwnExitStatus) {
   SshdOptions options;
   options.key_options = "environment=\"GM_PROBE_LIBCUDA=/nonexistent/libcuda.so.1\"";
