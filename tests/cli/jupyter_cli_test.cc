@@ -128,12 +128,6 @@ TEST(JupyterCli, HostJupyterThroughTheForwardWithTokenReuseAndStop) {
                                        ("jupyter-" + std::to_string(remote) + ".pid")));
 }
 
-}  // namespace
-}  // namespace gm::testing
-
-namespace gm::testing {
-namespace {
-
 TEST(JupyterCli, ContainerModeRunsTheImageWithGpusAndLoopbackOnly) {
   if (!std::filesystem::exists("/usr/lib/python3/dist-packages/jupyter_server")) {
     GTEST_SKIP() << "Debian's python3-jupyter-server is not installed";

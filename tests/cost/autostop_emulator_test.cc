@@ -72,14 +72,13 @@ class AutostopEmulator : public ::testing::Test {
           // The test machine's own logins and processes are not the instance's.
           {"AUTOSTOP_WHO_CMD", "true"},
           {"AUTOSTOP_NVIDIA_SMI", "false"}}}});
-    m_url = m_emulator->endpoint();
     m_client = std::make_unique<aws::AwsClient>(aws::ClientOptions{
         .region = "us-east-1",
         .credentials =
             [] {
               return aws::Credentials{"AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"};
             },
-        .endpoint = [this](std::string_view) { return m_url; }});
+        .endpoint = [this](std::string_view) { return m_emulator->endpoint(); }});
     ASSERT_EQ(run_capture({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f",
                            (m_dir / "client").string()})
                   .status,
@@ -162,7 +161,6 @@ class AutostopEmulator : public ::testing::Test {
   TempDir m_dir{"gm-autostop-emu"};
   // Stopped by its destructor, which ends every sshd and session the emulator started.
   std::unique_ptr<gm::testing::Ec2EmulatorFixture> m_emulator;
-  std::string m_url;
   std::unique_ptr<aws::AwsClient> m_client;
   std::string m_ami;
 };
