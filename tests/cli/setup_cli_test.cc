@@ -10,7 +10,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <memory>
 #include <sstream>
+#include <stdexcept>
 #include <thread>
 
 namespace gm::testing {
@@ -66,28 +68,53 @@ class BootPlayer {
   std::thread m_thread;
 };
 
+/// A simulated host (`simhost init` with the given options, instant reboots) behind a real
+/// sshd, its reboots played by a BootPlayer; create_args() provisions it as generic "gpu1".
+class SimulatedMachine {
+ public:
+  explicit SimulatedMachine(const std::vector<std::string>& init_options) {
+    std::vector<std::string> argv = {k_simhost, "init", host().string()};
+    argv.insert(argv.end(), init_options.begin(), init_options.end());
+    argv.insert(argv.end(), {"--reboot-delay", "0"});
+    CaptureResult made = run_capture(argv);
+    if (made.status != 0) {
+      throw std::runtime_error("simhost init: " + made.err);
+    }
+    SshdOptions options;
+    options.key_options = simhost_key_options(host(), m_dir.path() / "rebooting");
+    m_sshd = std::make_unique<SshdFixture>(options);
+    m_player = std::make_unique<BootPlayer>(*m_sshd, m_dir.path() / "rebooting");
+  }
+
+  /// The simulated host's directory (its sysroot is root/).
+  std::filesystem::path host() const { return m_dir.path() / "host"; }
+  int boots() const { return m_player->boots(); }
+  /// `create` of generic machine "gpu1" on this host with provisioning, without the probe (no
+  /// GPU here), plus \a extra flags.
+  std::vector<std::string> create_args(const CliRunner& cli,
+                                       const std::vector<std::string>& extra = {}) const {
+    std::vector<std::string> args = cli.generic_create_args(
+        "gpu1", m_sshd->host(), m_sshd->port(), m_sshd->user(), m_sshd->client_key_path().string());
+    args.erase(std::find(args.begin(), args.end(), "--no-provision"));
+    args.insert(args.begin() + 1, "--no-probe");
+    args.insert(args.begin() + 2, extra.begin(), extra.end());
+    return args;
+  }
+
+ private:
+  TempDir m_dir{"gm-simhost"};
+  std::unique_ptr<SshdFixture> m_sshd;
+  std::unique_ptr<BootPlayer> m_player;  // stopped before the sshd it restarts
+};
+
 }  // namespace
 
 TEST(ProvisionCli, FreshUbuntuT4ThroughRealSshdThenNoOpRerun) {
-  TempDir dir("gm-simhost");
-  std::filesystem::path host = dir / "host";
-  ASSERT_EQ(run_capture({k_simhost, "init", host.string(), "--os", "ubuntu-24.04", "--gpu", "t4",
-                         "--nouveau", "--reboot-delay", "0"})
-                .status,
-            0);
-  std::filesystem::path marker = dir / "rebooting";
-  SshdOptions options;
-  options.key_options = simhost_key_options(host, marker);
-  SshdFixture sshd(options);
-  BootPlayer player(sshd, marker);
+  SimulatedMachine machine({"--os", "ubuntu-24.04", "--gpu", "t4", "--nouveau"});
   CliRunner cli;
-  std::vector<std::string> args = cli.generic_create_args(
-      "gpu1", sshd.host(), sshd.port(), sshd.user(), sshd.client_key_path().string());
-  args.erase(std::find(args.begin(), args.end(), "--no-provision"));
-  args.insert(args.begin() + 1, "--no-probe");
-  CaptureResult made = cli.run(args);
+  CaptureResult made = cli.run(machine.create_args(cli));
   ASSERT_EQ(made.status, 0) << made.err;
-  EXPECT_EQ(player.boots(), 1);  // nouveau was loaded: one reboot
+  EXPECT_EQ(machine.boots(), 1);  // nouveau was loaded: one reboot
 
   nlohmann::json record = cli.json({"inspect", "gpu1"});
   const nlohmann::json& prov = record["facts"]["provision"];
@@ -112,23 +139,10 @@ TEST(ProvisionCli, FreshUbuntuT4ThroughRealSshdThenNoOpRerun) {
 }
 
 TEST(ProvisionCli, DriverChoicesStayWithTheMachineUntilOthersAreNamed) {
-  TempDir dir("gm-simhost");
-  std::filesystem::path host = dir / "host";
-  ASSERT_EQ(run_capture({k_simhost, "init", host.string(), "--os", "ubuntu-24.04", "--gpu", "t4",
-                         "--reboot-delay", "0"})
-                .status,
-            0);
-  std::filesystem::path marker = dir / "rebooting";
-  SshdOptions options;
-  options.key_options = simhost_key_options(host, marker);
-  SshdFixture sshd(options);
-  BootPlayer player(sshd, marker);
+  SimulatedMachine machine({"--os", "ubuntu-24.04", "--gpu", "t4"});
+  const std::filesystem::path host = machine.host();
   CliRunner cli;
-  std::vector<std::string> args = cli.generic_create_args(
-      "gpu1", sshd.host(), sshd.port(), sshd.user(), sshd.client_key_path().string());
-  args.erase(std::find(args.begin(), args.end(), "--no-provision"));
-  args.insert(args.begin() + 1, {"--no-probe", "--no-gsp"});
-  CaptureResult made = cli.run(args);
+  CaptureResult made = cli.run(machine.create_args(cli, {"--no-gsp"}));
   ASSERT_EQ(made.status, 0) << made.err;
   const std::filesystem::path gsp_conf = host / "root/etc/modprobe.d/gpumachine-gsp.conf";
   ASSERT_TRUE(std::filesystem::exists(gsp_conf));
