@@ -52,6 +52,9 @@ class EmulatorServer(ThreadingHTTPServer):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Answers go out in several small writes (status, headers, body); with Nagle's algorithm on, a
+    # reused connection waits ~40 ms for the client's delayed ACK on every request.
+    disable_nagle_algorithm = True
 
     def version_string(self) -> str:
         return "AmazonEC2"
