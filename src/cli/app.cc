@@ -81,6 +81,52 @@ std::string verb_token(int argc, char** argv) {
   return {};
 }
 
+/// True for an option that carries a credential: Docker Machine's --amazonec2-secret-key,
+/// --amazonec2-session-token, --digitalocean-access-token, --openstack-password, ...
+bool is_secret_option(std::string_view name) {
+  for (std::string_view word : {"secret", "token", "password", "passwd", "access-key", "api-key"}) {
+    if (name.find(word) != std::string_view::npos) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/// gpumachine takes no credentials on its command line. Before anything can echo them (CLI11's
+/// "not expected" error lists the values), the values of credential options are registered as
+/// secrets, and the first such option is refused with where credentials go instead. A remote
+/// command after "--" is the user's own and is left alone.
+void refuse_secret_options(int argc, char** argv) {
+  std::string refused;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg == "--") {
+      break;
+    }
+    if (!arg.starts_with("--")) {
+      continue;
+    }
+    std::size_t eq = arg.find('=');
+    std::string_view name = arg.substr(0, eq);
+    if (!is_secret_option(name)) {
+      continue;
+    }
+    if (eq != std::string_view::npos) {
+      util::add_secret(std::string(arg.substr(eq + 1)));
+    } else if (i + 1 < argc) {
+      util::add_secret(argv[i + 1]);
+    }
+    if (refused.empty()) {
+      refused = std::string(name);
+    }
+  }
+  if (!refused.empty()) {
+    throw UsageError(refused, "credentials are not taken on the command line",
+                     "export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or name a profile of "
+                     "~/.aws/credentials with AWS_PROFILE");
+  }
+}
+
 void check_verb(int argc, char** argv) {
   std::string token = verb_token(argc, argv);
   if (token.empty()) {
@@ -129,6 +175,7 @@ int run_main(int argc, char** argv) {
       std::fputs(app->help().c_str(), stderr);
       return exit_code::k_usage;
     }
+    refuse_secret_options(argc, argv);
     check_verb(argc, argv);
     std::unique_ptr<CLI::App> app = make_app(globals, dispatch);
     try {

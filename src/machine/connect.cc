@@ -2,6 +2,8 @@
 
 #include "gm/error.h"
 
+#include <thread>
+
 namespace gm::machine {
 
 std::unique_ptr<ssh::Session> connect(const MachineRecord& record,
@@ -16,6 +18,48 @@ std::unique_ptr<ssh::Session> connect(const MachineRecord& record,
   options.retry_for = retry_for;
   options.subject = "machine '" + record.name + "'";
   return ssh::Session::connect(options);
+}
+
+std::string boot_id(ssh::RemoteShell& shell) {
+  ssh::ExecResult r = shell.run("cat \"${GM_SYSROOT:-}/proc/sys/kernel/random/boot_id\"");
+  std::string id = r.exit_status == 0 ? r.out : std::string();
+  while (!id.empty() && (id.back() == '\n' || id.back() == '\r')) {
+    id.pop_back();
+  }
+  return id;
+}
+
+bool is_unreachable(const SshError& e) {
+  return e.stage() != SshError::Stage::hostkey && e.stage() != SshError::Stage::auth &&
+         e.stage() != SshError::Stage::keyfile;
+}
+
+std::unique_ptr<ssh::Session> wait_for_new_boot(const MachineRecord& record, DriverHost& host,
+                                                const std::string& old_boot,
+                                                std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  bool saw_down = false;
+  while (std::chrono::steady_clock::now() < deadline) {
+    host.check_interrupted();
+    try {
+      std::unique_ptr<ssh::Session> session = connect(record);
+      std::string now_boot = boot_id(*session);
+      if (saw_down || (!now_boot.empty() && now_boot != old_boot)) {
+        return session;
+      }
+    } catch (const SshError& e) {
+      if (!is_unreachable(e)) {
+        throw;
+      }
+      saw_down = true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  }
+  throw Error("machine '" + record.name + "'",
+              "did not come back from the reboot within " +
+                  std::to_string(std::chrono::duration_cast<std::chrono::minutes>(limit).count()) +
+                  " minutes",
+              {}, "check the host's console; `gpumachine status " + record.name + "` asks again");
 }
 
 }  // namespace gm::machine

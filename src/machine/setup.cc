@@ -21,8 +21,7 @@ void refuse_test_machine(ssh::RemoteShell& shell, const MachineRecord& record) {
   if (refused == nullptr || *refused == '\0') {
     return;
   }
-  ssh::ExecResult r = shell.run("cat \"${GM_SYSROOT:-}/proc/sys/kernel/random/boot_id\"");
-  if (r.out.starts_with(refused)) {
+  if (boot_id(shell).starts_with(refused)) {
     throw Error("machine '" + record.name + "'",
                 "refusing to provision the machine that runs the tests", {},
                 "pass --no-provision, or log in to a simulated host (tests/support/simhost)");

@@ -6,6 +6,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include <algorithm>
 #include <cctype>
 #include <sstream>
 #include <stdexcept>
@@ -119,14 +120,14 @@ std::vector<std::string> split_fields(const std::string& line) {
 
 }  // namespace
 
-std::optional<std::string> find_known_host(const std::filesystem::path& file, std::string_view host,
-                                           int port) {
+KnownHost lookup_known_host(const std::filesystem::path& file, std::string_view host, int port) {
+  KnownHost out;
+  std::vector<std::string> plain;
   std::optional<std::string> content = util::try_read_file(file);
   if (!content) {
-    return std::nullopt;
+    return out;
   }
   const std::string wanted = host_string(host, port);
-  std::optional<std::string> first;
   std::istringstream lines(*content);
   std::string line;
   while (std::getline(lines, line)) {
@@ -134,22 +135,41 @@ std::optional<std::string> find_known_host(const std::filesystem::path& file, st
     if (fields.empty() || fields[0][0] == '#') {
       continue;
     }
-    // @revoked and @cert-authority lines never pin a plain host key.
-    if (fields[0][0] == '@' || fields.size() < 3) {
-      continue;
+    std::string marker;
+    if (fields[0][0] == '@') {
+      marker = fields[0];
+      fields.erase(fields.begin());
     }
-    if (!matches_patterns(fields[0], wanted)) {
+    if (fields.size() < 3 || !matches_patterns(fields[0], wanted)) {
       continue;
     }
     std::string key = fields[1] + " " + fields[2];
-    if (fields[1] == "ssh-ed25519") {
-      return key;
-    }
-    if (!first) {
-      first = std::move(key);
+    if (marker == "@revoked") {
+      out.revoked.push_back(std::move(key));
+    } else if (marker == "@cert-authority") {
+      out.cert_authority = true;
+    } else if (marker.empty()) {
+      plain.push_back(std::move(key));
     }
   }
-  return first;
+  // A revoked key is never the known one, even when also listed plainly (OpenSSH refuses it).
+  std::erase_if(plain, [&](const std::string& key) {
+    return std::find(out.revoked.begin(), out.revoked.end(), key) != out.revoked.end();
+  });
+  auto ed25519 = std::find_if(plain.begin(), plain.end(), [](const std::string& key) {
+    return key.starts_with("ssh-ed25519 ");
+  });
+  if (ed25519 != plain.end()) {
+    out.key = *ed25519;
+  } else if (!plain.empty()) {
+    out.key = plain.front();
+  }
+  return out;
+}
+
+std::optional<std::string> find_known_host(const std::filesystem::path& file, std::string_view host,
+                                           int port) {
+  return lookup_known_host(file, host, port).key;
 }
 
 std::string known_hosts_line(std::string_view host, int port, std::string_view key) {

@@ -355,6 +355,17 @@ std::unique_ptr<Session> Session::connect(const ConnectOptions& options) {
   std::string blob(key, key_length);
   impl->host_key = key_type_of(blob) + " " + util::base64_encode(blob);
   std::string seen = fingerprint_sha256(impl->host_key);
+  for (const std::string& revoked : options.revoked_host_keys) {
+    std::optional<wire::PublicKeyLine> line = wire::parse_public_key_line(revoked);
+    if (line && line->blob == blob) {
+      throw SshError(Stage::hostkey, impl->subject,
+                     "REVOKED HOST KEY DETECTED: the host presented a key that known_hosts "
+                     "marks @revoked",
+                     "server presented " + seen + " (" + key_type_of(blob) + ")",
+                     "do not use this host until its administrator replaces its host key; check "
+                     "the new key's fingerprint with them before connecting again");
+    }
+  }
   if (pinned && pinned->blob != blob) {
     std::string hint = options.hostkey_hint;
     if (hint.empty()) {

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 // Forward-declared so this header does not pull libssh2 into every user.
 struct _LIBSSH2_SESSION;
@@ -26,6 +27,8 @@ struct ConnectOptions {
   HostKeyPolicy host_key_policy = HostKeyPolicy::pinned;
   /// "SHA256:..." the server's key must have under trust_on_first_use; empty = any.
   std::string expected_fingerprint;
+  /// Keys ("type base64") refused under any policy: known_hosts @revoked lines.
+  std::vector<std::string> revoked_host_keys;
   /// Timeout of one TCP connect attempt.
   std::chrono::milliseconds connect_timeout{5000};
   /// Keep retrying refused/unreachable connects until this much time has passed (0: one try).

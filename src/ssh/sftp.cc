@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <vector>
@@ -262,11 +263,69 @@ void download_file(Session::Impl& impl, const std::string& remote,
   }
 }
 
+/// Directory levels a recursive download descends at most (OpenSSH's sftp client has the same
+/// bound), so a host that serves an endless tree cannot make it run forever.
+constexpr int k_max_download_depth = 64;
+
+/// A name from a remote listing that stays inside the directory it is listed in: not empty,
+/// not "." or "..", no '/' (which also rules out absolute paths) and no NUL.
+bool is_plain_name(std::string_view name) {
+  return !name.empty() && name != "." && name != ".." &&
+         name.find_first_of(std::string_view("/\0", 2)) == std::string_view::npos;
+}
+
+/// The names a remote directory lists, without "." and ".." and without the names a hostile
+/// host could use to write outside the destination (each one is reported and skipped).
+std::vector<std::string> list_remote_dir(Session::Impl& impl, const std::string& remote) {
+  SftpHandlePtr dir(libssh2_sftp_opendir(impl.sftp_session(), remote.c_str()));
+  if (!dir) {
+    impl.fail_sftp("cannot list", remote);
+  }
+  std::vector<std::string> names;
+  char name[4096];
+  LIBSSH2_SFTP_ATTRIBUTES entry{};
+  while (true) {
+    int n = libssh2_sftp_readdir(dir.get(), name, sizeof name, &entry);
+    if (n < 0) {
+      impl.fail_sftp("cannot list", remote);
+    }
+    if (n == 0) {
+      return names;
+    }
+    std::string entry_name(name, static_cast<std::size_t>(n));
+    if (entry_name == "." || entry_name == "..") {
+      continue;
+    }
+    if (!is_plain_name(entry_name)) {
+      std::string shown = entry_name;
+      std::replace(shown.begin(), shown.end(), '\0', '?');
+      util::warn("skipping '" + shown + "' listed in '" + remote +
+                 "': the host sent a name that is not a plain file name");
+      continue;
+    }
+    names.push_back(std::move(entry_name));
+  }
+}
+
+/// Copies remote to local. The top level (what the user named) follows symbolic links; inside a
+/// tree a link is copied as the file it points to, while a link to a directory is skipped (it can
+/// point at its own parent), as OpenSSH's scp does.
 void download_tree(Session::Impl& impl, const std::string& remote,
-                   const std::filesystem::path& local, bool recursive) {
+                   const std::filesystem::path& local, bool recursive, int depth = 0) {
   LIBSSH2_SFTP* sftp = impl.sftp_session();
   LIBSSH2_SFTP_ATTRIBUTES attrs{};
-  if (libssh2_sftp_stat(sftp, remote.c_str(), &attrs) != 0) {
+  if (depth > 0) {
+    if (libssh2_sftp_lstat(sftp, remote.c_str(), &attrs) != 0) {
+      impl.fail_sftp("cannot read", remote);
+    }
+    if (LIBSSH2_SFTP_S_ISLNK(attrs.permissions)) {
+      if (libssh2_sftp_stat(sftp, remote.c_str(), &attrs) != 0 ||
+          !LIBSSH2_SFTP_S_ISREG(attrs.permissions)) {
+        util::warn("skipping '" + remote + "': a symbolic link that is not to a regular file");
+        return;
+      }
+    }
+  } else if (libssh2_sftp_stat(sftp, remote.c_str(), &attrs) != 0) {
     impl.fail_sftp("cannot read", remote);
   }
   unsigned mode = static_cast<unsigned>(attrs.permissions) & 07777;
@@ -282,6 +341,11 @@ void download_tree(Session::Impl& impl, const std::string& remote,
     throw SshError(Stage::sftp, impl.subject, "'" + remote + "' is a directory", "",
                    "copy directories recursively (-r)");
   }
+  if (depth >= k_max_download_depth) {
+    throw SshError(Stage::sftp, impl.subject, "cannot copy '" + remote + "'",
+                   "more than " + std::to_string(k_max_download_depth) + " directory levels",
+                   "copy a deeper part of the tree on its own");
+  }
   std::error_code ec;
   std::filesystem::create_directory(local, ec);
   if (ec || !std::filesystem::is_directory(local)) {
@@ -289,30 +353,8 @@ void download_tree(Session::Impl& impl, const std::string& remote,
     fail_local(impl.subject, "cannot create the directory", local);
   }
   std::filesystem::permissions(local, static_cast<std::filesystem::perms>(mode | 0700), ec);
-  std::vector<std::string> names;
-  {
-    SftpHandlePtr dir(libssh2_sftp_opendir(sftp, remote.c_str()));
-    if (!dir) {
-      impl.fail_sftp("cannot list", remote);
-    }
-    char name[4096];
-    LIBSSH2_SFTP_ATTRIBUTES entry{};
-    while (true) {
-      int n = libssh2_sftp_readdir(dir.get(), name, sizeof name, &entry);
-      if (n < 0) {
-        impl.fail_sftp("cannot list", remote);
-      }
-      if (n == 0) {
-        break;
-      }
-      std::string entry_name(name, static_cast<std::size_t>(n));
-      if (entry_name != "." && entry_name != "..") {
-        names.push_back(std::move(entry_name));
-      }
-    }
-  }
-  for (const std::string& entry_name : names) {
-    download_tree(impl, join_remote(remote, entry_name), local / entry_name, true);
+  for (const std::string& entry_name : list_remote_dir(impl, remote)) {
+    download_tree(impl, join_remote(remote, entry_name), local / entry_name, true, depth + 1);
   }
   std::filesystem::permissions(local, static_cast<std::filesystem::perms>(mode), ec);
 }

@@ -129,6 +129,49 @@ TEST_F(GenericCli, NothingListeningFailsAndLeavesNoRecord) {
   EXPECT_FALSE(std::filesystem::exists(cli.home() / "machines" / "box1"));
 }
 
+// OpenSSH refuses a key that known_hosts marks @revoked ("REVOKED HOST KEY DETECTED"); so does
+// registering, instead of pinning it on first use.
+TEST_F(GenericCli, RevokedHostKeyIsRefusedAndNotPinned) {
+  std::filesystem::create_directories(cli.user_home() / ".ssh");
+  write_text(cli.user_home() / ".ssh" / "known_hosts", "@revoked * " + sshd.host_public_key() + "\n");
+  CaptureResult r = create("box1");
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("REVOKED HOST KEY DETECTED"));
+  EXPECT_THAT(r.err, HasSubstr("hint:"));
+  EXPECT_FALSE(std::filesystem::exists(cli.home() / "machines" / "box1"));
+  // Also when the same key is listed plainly as well (a revoked key is never trusted).
+  write_text(cli.user_home() / ".ssh" / "known_hosts",
+             "[" + sshd.host() + "]:" + std::to_string(sshd.port()) + " " +
+                 sshd.host_public_key() + "\n@revoked * " + sshd.host_public_key() + "\n");
+  r = create("box1");
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("REVOKED HOST KEY DETECTED"));
+}
+
+// gpumachine cannot check host certificates (libssh2 1.10): a host the user trusts through a
+// @cert-authority line is refused clearly instead of pinning whatever key answers, unless the
+// host's own key is pinned by its fingerprint.
+TEST_F(GenericCli, CertAuthorityHostNeedsAnExplicitFingerprint) {
+  std::filesystem::create_directories(cli.user_home() / ".ssh");
+  const std::string ca = read_text(sshd.client_key_path().string() + ".pub");  // any key
+  write_text(cli.user_home() / ".ssh" / "known_hosts", "@cert-authority * " + ca);
+  CaptureResult r = create("box1");
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("certificate authority"));
+  EXPECT_THAT(r.err, HasSubstr("--generic-host-key-fingerprint"));
+  EXPECT_FALSE(std::filesystem::exists(cli.home() / "machines" / "box1"));
+
+  CaptureResult fp = run_capture({"ssh-keygen", "-lf", sshd.host_key_path().string() + ".pub"});
+  ASSERT_EQ(fp.status, 0) << fp.err;
+  std::string fingerprint = fp.out.substr(fp.out.find("SHA256:"));
+  fingerprint = fingerprint.substr(0, fingerprint.find(' '));
+  std::vector<std::string> args = cli.generic_create_args(
+      "box1", sshd.host(), sshd.port(), sshd.user(), sshd.client_key_path().string());
+  args.insert(args.end(), {"--generic-host-key-fingerprint", fingerprint});
+  r = cli.run(args);
+  EXPECT_EQ(r.status, 0) << r.err;
+}
+
 TEST_F(GenericCli, ParallelCreatesOfDifferentMachines) {
   std::vector<std::thread> threads;
   std::atomic<int> failures{0};

@@ -473,6 +473,33 @@ class LaunchTests(EmulatorTestBase):
         self.assertNotEqual(second["sshd_pid"], first["sshd_pid"])
         self.assertEqual(second["publicIp"], first["publicIp"])
 
+    def test_reboot_begins_late_and_the_host_keeps_the_key_it_replaced(self):
+        self.emu.control("config", {"delays": {"reboot_begin": 0.5}})
+        self.import_key()
+        ud = cloud_config(self.keys["host_priv"], self.keys["host_pub"])
+        iid = self.launch(UserData=base64.b64encode(ud.encode()).decode())
+        self.wait_state(iid, "running")
+        first = self.ssh_ready(iid)
+        # Sessions see the instance's root; cloud-init's host key is there, under etc/ssh.
+        out = self.ssh(first["publicIp"], 'echo "$GM_SYSROOT"')
+        root = Path(out.stdout.strip())
+        key = root / "etc/ssh/ssh_host_ed25519_key"
+        self.assertTrue(key.exists(), out)
+        # The guest replaces its host key and reloads sshd, as `systemctl reload ssh` does.
+        key.unlink()
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)],
+                       check=True, stdin=subprocess.DEVNULL)
+        new_pub = " ".join(Path(str(key) + ".pub").read_text().split()[:2])
+        os.kill(int((root / "run/sshd.pid").read_text()), signal.SIGHUP)
+        wait_for(lambda: self.ssh(first["publicIp"], known_hosts=new_pub).returncode == 0, 10, 0.2)
+        self.assertNotEqual(self.ssh(first["publicIp"]).returncode, 0, "old key still served")
+        # A reboot keeps the key the host made (cloud-init writes user-data keys once).
+        status, root_xml = self.emu.query({"Action": "RebootInstances", "InstanceId.1": iid})
+        self.assertEqual(find_text(root_xml, "return"), "true")
+        wait_for(lambda: not pid_alive(first["sshd_pid"]), 5)
+        wait_for(lambda: self.instance(iid).get("sshd_pid"), 10)
+        wait_for(lambda: self.ssh(first["publicIp"], known_hosts=new_pub).returncode == 0, 10, 0.2)
+
     def test_client_token_idempotency(self):
         self.import_key()
         params = self.run_params()

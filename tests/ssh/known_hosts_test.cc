@@ -73,6 +73,23 @@ TEST_F(KnownHosts, PrefersEd25519AndSkipsMarkers) {
   EXPECT_EQ(find_known_host(m_dir / "only_ecdsa", "h", 22), m_ecdsa);
 }
 
+TEST_F(KnownHosts, MarkersAreReportedForMatchingHosts) {
+  write_text(m_dir / "known_hosts", "@revoked *.example " + m_ed2 + "\n@revoked other " + m_ecdsa +
+                                        "\n@cert-authority *.ca.example " + m_ecdsa + "\nh.example " +
+                                        m_ed2 + "\nh.example " + m_ecdsa + "\n");
+  KnownHost h = lookup_known_host(m_dir / "known_hosts", "h.example", 22);
+  EXPECT_EQ(h.revoked, std::vector<std::string>{m_ed2});
+  EXPECT_FALSE(h.cert_authority);
+  EXPECT_EQ(h.key, m_ecdsa);  // the ed25519 one is revoked
+  KnownHost ca = lookup_known_host(m_dir / "known_hosts", "gpu.ca.example", 22);
+  EXPECT_TRUE(ca.cert_authority);
+  EXPECT_EQ(ca.key, std::nullopt);
+  EXPECT_EQ(ca.revoked, std::vector<std::string>{m_ed2});
+  KnownHost none = lookup_known_host(m_dir / "missing", "h.example", 22);
+  EXPECT_TRUE(none.revoked.empty());
+  EXPECT_FALSE(none.cert_authority);
+}
+
 TEST_F(KnownHosts, HashedEntriesFromSshKeygen) {
   std::filesystem::path file = m_dir / "known_hosts";
   write_text(file, known_hosts_line("hashed.example", 22, m_ed) + "\n" +

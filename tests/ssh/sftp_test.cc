@@ -5,8 +5,11 @@
 #include "util/crypto.h"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <sys/stat.h>
+
+#include <set>
 
 namespace gm::ssh {
 namespace {
@@ -125,6 +128,69 @@ TEST_F(SshSftp, DirectoryWithoutRecursiveAndMissingFilesFail) {
   }
   // The session still works after SFTP errors.
   EXPECT_EQ(m_session->run("echo ok").out, "ok\n");
+}
+
+// A link to its own parent would make a recursive download descend forever (until the server
+// gives up with ELOOP); links to directories are skipped, links to files copied as files.
+TEST_F(SshSftp, RecursiveDownloadSkipsLinksToDirectoriesAndCopiesLinkedFiles) {
+  std::filesystem::path tree = m_remote / "tree";
+  std::filesystem::create_directories(tree / "sub");
+  std::filesystem::create_directories(m_remote / "outside_dir");
+  write_text(tree / "a.txt", "alpha\n", 0644);
+  write_text(m_remote / "outside.txt", "outside\n", 0644);
+  write_text(m_remote / "outside_dir" / "other", "other\n", 0644);
+  std::filesystem::create_directory_symlink("..", tree / "sub" / "loop");
+  std::filesystem::create_directory_symlink(m_remote / "outside_dir", tree / "dirlink");
+  std::filesystem::create_symlink(m_remote / "outside.txt", tree / "filelink");
+
+  std::filesystem::path back = m_local / "back";
+  m_session->download_path(tree.string(), back, true);
+  EXPECT_EQ(read_text(back / "a.txt"), "alpha\n");
+  EXPECT_FALSE(std::filesystem::is_symlink(back / "filelink"));
+  EXPECT_EQ(read_text(back / "filelink"), "outside\n");
+  EXPECT_TRUE(std::filesystem::is_directory(back / "sub"));
+  EXPECT_FALSE(std::filesystem::exists(back / "sub" / "loop"));
+  EXPECT_FALSE(std::filesystem::exists(back / "dirlink"));
+}
+
+/// Every path under \a root, relative to it.
+std::set<std::string> tree_of(const std::filesystem::path& root) {
+  std::set<std::string> out;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(root)) {
+    out.insert(std::filesystem::relative(entry.path(), root).string());
+  }
+  return out;
+}
+
+// A host whose SFTP server lists names with "/", ".." or an absolute path (a real sshd running
+// tests/support/lying_sftp.py as its sftp subsystem) cannot make a download write outside the
+// destination; the honest entries still arrive.
+TEST(SshSftpHostile, RecursiveDownloadNeverWritesOutsideTheDestination) {
+  TempDir scratch{"gm-sftp-hostile"};
+  const std::filesystem::path dest = scratch.path() / "a" / "b" / "dest";
+  std::filesystem::create_directories(dest.parent_path());
+  const std::string absolute = (scratch.path() / "absolute").string();
+  nlohmann::json tree = {
+      {"/src", {{"dir", {"ok.txt", "../escaped", "../../../up", absolute, ".", "..", "sub/inner"}}}},
+      {"/src/ok.txt", {{"file", "fine\n"}}},
+      {"/src/../escaped", {{"file", "escaped\n"}}},
+      {"/src/../../../up", {{"file", "up\n"}}},
+      {"/src/" + absolute, {{"file", "absolute\n"}}},  // join("/src", "/tmp/...")
+      {"/src/sub/inner", {{"file", "inner\n"}}},
+  };
+  write_text(scratch.path() / "tree.json", tree.dump());
+  gm::testing::SshdOptions options;
+  options.sftp_subsystem = "/usr/bin/python3 " + std::string(GM_SOURCE_DIR) +
+                           "/tests/support/lying_sftp.py " + (scratch.path() / "tree.json").string();
+  SshdFixture sshd(options);
+  ConnectOptions connect;
+  connect.target = sshd.target();
+  std::unique_ptr<Session> session = Session::connect(connect);
+
+  session->download_path("/src", dest, true);
+  EXPECT_EQ(read_text(dest / "ok.txt"), "fine\n");
+  EXPECT_EQ(tree_of(scratch.path()),
+            (std::set<std::string>{"tree.json", "a", "a/b", "a/b/dest", "a/b/dest/ok.txt"}));
 }
 
 }  // namespace

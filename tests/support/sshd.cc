@@ -83,7 +83,7 @@ void SshdFixture::write_config() {
          << "MaxStartups 100\n"
          << "MaxSessions 100\n"
          << "PermitUserEnvironment " << (m_options.key_options.empty() ? "no" : "yes") << "\n"
-         << "Subsystem sftp internal-sftp\n";
+         << "Subsystem sftp " << m_options.sftp_subsystem << "\n";
   for (const std::string& line : m_options.extra_config) {
     config << line << "\n";
   }

@@ -23,6 +23,8 @@ struct SshdOptions {
   /// authorized_keys options put before every key, e.g. environment="PATH=/stubs:/usr/bin:/bin"
   /// (PermitUserEnvironment is turned on for it).
   std::string key_options;
+  /// The sftp subsystem command (e.g. a test's lying SFTP server).
+  std::string sftp_subsystem = "internal-sftp";
   /// Extra sshd_config lines appended verbatim.
   std::vector<std::string> extra_config;
 };

@@ -5,6 +5,7 @@
 #include "aws/credentials.h"
 #include "aws/endpoints.h"
 #include "aws/xml.h"
+#include "drivers/ec2/host_key.h"
 #include "drivers/ec2/user_data.h"
 #include "gm/error.h"
 #include "http/curl_transport.h"
@@ -719,6 +720,9 @@ void Ec2Driver::ensure_local_keys(MachineRecord& record) {
   if (!std::filesystem::exists(host_key)) {
     ssh::write_key_pair(host_key, ssh::generate_ed25519("host-" + record.name));
   }
+  if (record.driver_config.value("host_key_replaced", false)) {
+    return;  // the pin is the key made on the host, not this one
+  }
   std::string pub = util::read_file(host_key.string() + ".pub");
   // known_hosts holds "type base64" without the comment.
   auto second_space = pub.find(' ', pub.find(' ') + 1);
@@ -1091,6 +1095,7 @@ void Ec2Driver::create(MachineRecord& record, DriverHost& host) {
   if (host.wait_target() == "ssh") {
     host.phase("waiting for SSH on " + record.ssh.host);
     wait_for_ssh(record, host);
+    replace_user_data_host_key(record, host);
   }
   cfg["create_incomplete"] = false;
   record.last_state = "running";
@@ -1146,6 +1151,7 @@ void Ec2Driver::start(MachineRecord& record, DriverHost& host) {
   if (host.wait_target() == "ssh") {
     host.phase("waiting for SSH on " + record.ssh.host);
     wait_for_ssh(record, host);
+    replace_user_data_host_key(record, host);
   }
 }
 
@@ -1186,6 +1192,18 @@ void Ec2Driver::restart(MachineRecord& record, DriverHost& host) {
                 "run `gpumachine create " + record.name + "` to finish creating it");
   }
   Ec2Api api(record.driver_config["region"].get<std::string>());
+  // The boot before the reboot, so the wait below is not ended by the old boot's sshd, which
+  // keeps answering until the guest begins to shut down. Unreachable now: any answer is new.
+  std::string old_boot;
+  if (host.wait_target() == "ssh" && !record.ssh.host.empty()) {
+    try {
+      old_boot = machine::boot_id(*machine::connect(record));
+    } catch (const SshError& e) {
+      if (!machine::is_unreachable(e)) {
+        throw;
+      }
+    }
+  }
   host.phase("rebooting " + id);
   aws::QueryParams p;
   p.set("InstanceId.1", id);
@@ -1195,19 +1213,9 @@ void Ec2Driver::restart(MachineRecord& record, DriverHost& host) {
   record_address(record, *running);
   host.save(record);
   if (host.wait_target() == "ssh") {
-    // The reboot takes a moment to begin; wait for SSH to drop (or a short grace) first so the
-    // old boot's sshd is not mistaken for the new one.
-    host.phase("waiting for SSH on " + record.ssh.host);
-    auto grace_end = Clock::now() + std::chrono::seconds(5);
-    while (Clock::now() < grace_end) {
-      try {
-        machine::connect(record);
-      } catch (const SshError&) {
-        break;
-      }
-      pause(host, milliseconds(250));
-    }
-    wait_for_ssh(record, host);
+    host.phase("waiting for " + record.name + " to come back from the reboot");
+    machine::wait_for_new_boot(record, host, old_boot, k_ssh_deadline);
+    replace_user_data_host_key(record, host);
   }
 }
 

@@ -14,7 +14,6 @@
 #include <charconv>
 #include <filesystem>
 #include <sstream>
-#include <thread>
 
 namespace gm::drivers::generic {
 
@@ -38,21 +37,6 @@ std::string default_key_path() {
     }
   }
   return {};
-}
-
-/// Reads the host's boot id; empty when the session fails midway.
-std::string boot_id(ssh::RemoteShell& shell) {
-  ssh::ExecResult r = shell.run("cat /proc/sys/kernel/random/boot_id");
-  std::string id = r.out;
-  while (!id.empty() && (id.back() == '\n' || id.back() == '\r')) {
-    id.pop_back();
-  }
-  return id;
-}
-
-bool is_connection_level(const SshError& e) {
-  return e.stage() != SshError::Stage::hostkey && e.stage() != SshError::Stage::auth &&
-         e.stage() != SshError::Stage::keyfile;
 }
 
 class GenericDriver final : public Driver {
@@ -107,19 +91,29 @@ class GenericDriver final : public Driver {
     options.use_agent = record.driver_config.value("ssh_agent", false);
     options.retry_for = std::chrono::seconds(10);
     std::filesystem::path user_known_hosts = util::expand_user("~/.ssh/known_hosts");
-    auto known = ssh::find_known_host(user_known_hosts, record.ssh.host, record.ssh.port);
-    if (known) {
+    ssh::KnownHost known =
+        ssh::lookup_known_host(user_known_hosts, record.ssh.host, record.ssh.port);
+    options.revoked_host_keys = known.revoked;
+    options.expected_fingerprint = record.driver_config.value("host_key_fingerprint", "");
+    if (known.key) {
       // The user already trusts a key for this host: require exactly that one.
-      options.target.host_key = *known;
+      options.target.host_key = *known.key;
       options.host_key_policy = ssh::HostKeyPolicy::pinned;
+    } else if (known.cert_authority && options.expected_fingerprint.empty()) {
+      // Trusting whatever key answers would bypass the CA the user relies on.
+      throw Error("machine '" + record.name + "'",
+                  "~/.ssh/known_hosts trusts a certificate authority for " + record.ssh.host +
+                      ", and gpumachine cannot check host certificates",
+                  "libssh2 1.10 does not negotiate OpenSSH host certificates",
+                  "pin the host's own key instead: --generic-host-key-fingerprint SHA256:... "
+                  "(on the host: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub)");
     } else {
       options.host_key_policy = ssh::HostKeyPolicy::trust_on_first_use;
-      options.expected_fingerprint = record.driver_config.value("host_key_fingerprint", "");
     }
     std::unique_ptr<ssh::Session> session = ssh::Session::connect(options);
     record.ssh.host_key = session->host_key();
     std::string fingerprint = ssh::fingerprint_sha256(record.ssh.host_key);
-    if (known) {
+    if (known.key) {
       util::info("host key " + fingerprint + " matches ~/.ssh/known_hosts");
     } else if (!options.expected_fingerprint.empty()) {
       util::info("host key " + fingerprint + " matches --generic-host-key-fingerprint");
@@ -137,7 +131,7 @@ class GenericDriver final : public Driver {
       machine::connect(record);
       return MachineState::running;
     } catch (const SshError& e) {
-      if (is_connection_level(e)) {
+      if (machine::is_unreachable(e)) {
         return MachineState::unreachable;
       }
       throw;
@@ -149,7 +143,7 @@ class GenericDriver final : public Driver {
     std::string old_boot;
     {
       std::unique_ptr<ssh::Session> session = machine::connect(record);
-      old_boot = boot_id(*session);
+      old_boot = machine::boot_id(*session);
       // Backgrounded with a delay so this command returns before the host goes down.
       ssh::ExecResult r = session->run(
           "if [ \"$(id -u)\" -ne 0 ] && ! sudo -n true 2>/dev/null; then "
@@ -162,28 +156,10 @@ class GenericDriver final : public Driver {
       }
     }
     host.phase("waiting for " + record.name + " to come back");
-    auto deadline = std::chrono::steady_clock::now() + k_reboot_deadline;
-    bool saw_down = false;
-    while (std::chrono::steady_clock::now() < deadline) {
-      host.check_interrupted();
-      try {
-        std::unique_ptr<ssh::Session> session = machine::connect(record);
-        std::string now_boot = boot_id(*session);
-        if (saw_down || (!now_boot.empty() && now_boot != old_boot)) {
-          record.facts["host"] = collect_host_facts(*session);
-          record.last_state = std::string(to_string(MachineState::running));
-          return;
-        }
-      } catch (const SshError& e) {
-        if (!is_connection_level(e)) {
-          throw;
-        }
-        saw_down = true;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    }
-    throw Error("machine '" + record.name + "'", "did not come back within 10 minutes of reboot",
-                {}, "check the host's console; `gpumachine status " + record.name + "` retries");
+    std::unique_ptr<ssh::Session> session =
+        machine::wait_for_new_boot(record, host, old_boot, k_reboot_deadline);
+    record.facts["host"] = collect_host_facts(*session);
+    record.last_state = std::string(to_string(MachineState::running));
   }
 
   std::vector<std::string> remove(MachineRecord& record, DriverHost&) override {

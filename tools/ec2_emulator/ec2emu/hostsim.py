@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -249,24 +250,49 @@ def sshd_cmdline_matches(pid: int, config_path: Path) -> bool:
         return False
 
 
-def write_host_files(inst_dir: Path, cloud: CloudConfig, authorized: list[str]) -> list[Path]:
-    """Host keys (generated with ssh-keygen when user data has none) and authorized_keys."""
+BOOT_ID = "proc/sys/kernel/random/boot_id"
+
+
+def prepare_root(inst_dir: Path, simulated: str | None) -> Path:
+    """The instance's root for host files (sessions get it as GM_SYSROOT): a simulated host's
+    root when ``instance_env`` names one, else ``<inst_dir>/root``. Each boot of a simulated host
+    gets a fresh boot id; the emulator's own root links the test machine's boot id, since all
+    instances share its kernel (and the test binary's refusal to provision the machine that runs
+    the tests keeps seeing it)."""
+    root = Path(simulated) if simulated else inst_dir / "root"
+    for sub in ("etc/ssh", "run", "proc/sys/kernel/random"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    boot_id = root / BOOT_ID
+    if simulated:
+        boot_id.write_text(str(uuid.uuid4()) + "\n")
+    elif not boot_id.is_symlink():
+        boot_id.unlink(missing_ok=True)
+        boot_id.symlink_to("/" + BOOT_ID)
+    return root
+
+
+def write_host_files(inst_dir: Path, root: Path, cloud: CloudConfig,
+                     authorized: list[str]) -> list[Path]:
+    """Host keys in ``root/etc/ssh`` and authorized_keys. Like cloud-init's ssh module, the keys
+    from user data (or generated ones, when it has none) are written on the instance's first boot
+    only; later boots keep whatever the host has there (a host may replace its keys)."""
     inst_dir.mkdir(parents=True, exist_ok=True)
-    key_paths = []
-    for kind, pem in sorted(cloud.host_keys.items()):
-        path = inst_dir / f"ssh_host_{kind}_key"
-        _write_private(path, pem if pem.endswith("\n") else pem + "\n")
-        pub = cloud.host_public.get(kind)
-        if pub:
-            (inst_dir / f"ssh_host_{kind}_key.pub").write_text(pub + "\n")
-        key_paths.append(path)
-    if not key_paths:
-        path = inst_dir / "ssh_host_ed25519_key"
-        if not path.exists():
+    ssh_dir = root / "etc/ssh"
+    done = inst_dir / "cloud-init-ssh-done"
+    if not done.exists():
+        for kind, pem in sorted(cloud.host_keys.items()):
+            path = ssh_dir / f"ssh_host_{kind}_key"
+            _write_private(path, pem if pem.endswith("\n") else pem + "\n")
+            pub = cloud.host_public.get(kind)
+            if pub:
+                (ssh_dir / f"ssh_host_{kind}_key.pub").write_text(pub + "\n")
+        path = ssh_dir / "ssh_host_ed25519_key"
+        if not cloud.host_keys and not path.exists():
             subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "emulated-host",
                             "-f", str(path)], check=True, stdin=subprocess.DEVNULL,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
-        key_paths.append(path)
+        done.write_text("")
+    key_paths = sorted(p for p in ssh_dir.glob("ssh_host_*_key"))
     (inst_dir / "authorized_keys").write_text("".join(k.strip() + "\n" for k in authorized))
     return key_paths
 
@@ -278,14 +304,14 @@ def _write_private(path: Path, text: str) -> None:
     os.chmod(path, 0o600)
 
 
-def write_sshd_config(inst_dir: Path, address: str, port: int, host_keys: list[Path],
-                      env: dict[str, str], extra: list[str]) -> Path:
+def write_sshd_config(inst_dir: Path, root: Path, address: str, port: int,
+                      host_keys: list[Path], env: dict[str, str], extra: list[str]) -> Path:
     lines = [
         f"ListenAddress {address}:{port}",
         "AddressFamily inet",
         *[f"HostKey {p}" for p in host_keys],
         f"AuthorizedKeysFile {inst_dir / 'authorized_keys'}",
-        f"PidFile {inst_dir / 'sshd.pid'}",
+        f"PidFile {root / 'run/sshd.pid'}",
         "UsePAM no",
         "StrictModes no",
         "PermitRootLogin yes",

@@ -600,7 +600,10 @@ def reboot_instances(ctx: Ctx, p: Params) -> dict:
     dry_run(p)
     for inst in insts:
         if inst["state"] == "running":
-            inst["reboot_until"] = ctx.now + float(ctx.config["delays"].get("reboot", 1.0))
+            # The guest takes a moment to shut down before the reboot (its sshd still answers).
+            delays = ctx.config["delays"]
+            inst["reboot_from"] = ctx.now + float(delays.get("reboot_begin", 0.0))
+            inst["reboot_until"] = inst["reboot_from"] + float(delays.get("reboot", 1.0))
     return {"return": True}
 
 

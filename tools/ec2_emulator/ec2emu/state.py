@@ -17,6 +17,7 @@ import ipaddress
 import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import threading
@@ -288,11 +289,7 @@ class Store:
         res = region["reservations"].get(inst["reservationId"])
         if res is not None:
             res["instanceIds"] = [i for i in res["instanceIds"] if i != iid]
-        inst_dir = self.instance_dir(iid)
-        if inst_dir.exists():
-            for child in inst_dir.iterdir():
-                child.unlink()
-            inst_dir.rmdir()
+        shutil.rmtree(self.instance_dir(iid), ignore_errors=True)
 
     def instance_dir(self, iid: str) -> Path:
         return self.state_dir / "instances" / iid
@@ -301,7 +298,7 @@ class Store:
     def _wants_sshd(self, inst: dict, now: float) -> bool:
         if not self.config.get("run_sshd", True) or inst["state"] != "running":
             return False
-        if now < float(inst.get("reboot_until") or 0):
+        if float(inst.get("reboot_from") or 0) <= now < float(inst.get("reboot_until") or 0):
             return False
         return now >= float(inst["running_since"] or now) + float(self.config["ssh_delay"])
 
@@ -355,16 +352,18 @@ class Store:
             user_data = base64.b64decode(inst.get("userData") or "")
             cloud = hostsim.parse_cloud_config(user_data)
             authorized = list(inst.get("authorizedKeys") or []) + cloud.authorized_keys
-            keys = hostsim.write_host_files(inst_dir, cloud, authorized)
             env = {"EC2EMU_MARK": f"{self.mark}/{iid}", "EC2EMU_INSTANCE_ID": iid,
                    "EC2EMU_CONTROL_URL": self.control_url,
                    **{str(k): str(v) for k, v in self.config["instance_env"].items()}}
+            root = hostsim.prepare_root(inst_dir, env.get("GM_SYSROOT"))
+            env["GM_SYSROOT"] = str(root)
+            keys = hostsim.write_host_files(inst_dir, root, cloud, authorized)
             if self.config.get("guest_power_stubs", True):
                 # The guest's poweroff/halt/shutdown/systemctl poweroff must reach the emulator,
                 # never the test machine these sessions really run on.
                 env["PATH"] = f"{GUEST_BIN}:{env.get('PATH', DEFAULT_GUEST_PATH)}"
             config_path = hostsim.write_sshd_config(
-                inst_dir, inst["publicIp"], int(self.config["ssh_port"]), keys, env,
+                inst_dir, root, inst["publicIp"], int(self.config["ssh_port"]), keys, env,
                 list(self.config["sshd_extra_config"]))
             proc = hostsim.start_sshd(config_path, inst_dir / "sshd.log")
         except (OSError, subprocess.SubprocessError, ValueError) as exc:
@@ -420,11 +419,7 @@ class Store:
         self.kill_all_hosts()
         with self.lock:
             for _, inst in list(self.all_instances()):
-                d = self.instance_dir(inst["id"])
-                if d.exists():
-                    for child in d.iterdir():
-                        child.unlink()
-                    d.rmdir()
+                shutil.rmtree(self.instance_dir(inst["id"]), ignore_errors=True)
             self.data = self._fresh()
             self.faults.clear()
             self.calls.clear()
