@@ -148,8 +148,14 @@ http::Response AwsClient::send(
   try {
     return m_retry.execute(send_once, failure_of, idempotent);
   } catch (const http::TransportError& e) {
-    throw Error(std::string(action), "request to " + url + " failed", e.what(),
-                "check the network connection, proxy settings (HTTPS_PROXY) and endpoint");
+    std::string hint =
+        e.kind() == http::TransportError::Kind::too_large
+            ? "check the endpoint (AWS_ENDPOINT_URL or a proxy) answers like AWS"
+        : e.kind() == http::TransportError::Kind::connect
+            ? "check the network connection, proxy settings (HTTPS_PROXY) and endpoint"
+            : "the endpoint did not answer in time; check the network, proxy settings "
+              "(HTTPS_PROXY) and endpoint (AWS_ENDPOINT_URL), and the AWS Health Dashboard";
+    throw Error(std::string(action), "request to " + url + " failed", e.what(), hint);
   }
 }
 

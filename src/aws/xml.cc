@@ -161,6 +161,11 @@ CloudError parse_error(std::string_view action, int http_status, std::string_vie
   } else if (code == "UnauthorizedOperation" || code == "AccessDenied" ||
              code == "AccessDeniedException") {
     hint = "the IAM identity in use lacks permission for " + std::string(action);
+  } else if (http_status >= 500) {
+    hint = "the service failed on its side; try again in a few minutes";
+  } else {
+    hint = "what " + (code.empty() ? std::string("the error") : code) +
+           " means: https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html";
   }
   return CloudError(std::string(action), http_status, std::move(code), std::move(message),
                     std::move(request_id), std::move(hint));

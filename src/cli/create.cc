@@ -273,6 +273,32 @@ std::pair<MachineRecord, std::unique_ptr<Driver>> configure_new(Context& ctx,
   return {std::move(record), std::move(driver)};
 }
 
+/// Rethrows a failure of create so that it names the machine; a Ctrl-C/SIGTERM also says how to
+/// go on (\a next) and which instance is still billing. Other exceptions pass unchanged.
+[[noreturn]] void rethrow_for_machine(const std::exception& failure, const MachineRecord& record,
+                                      const std::string& next) {
+  const auto* error = dynamic_cast<const Error*>(&failure);
+  if (error == nullptr) {
+    throw;
+  }
+  const std::string machine = "machine '" + record.name + "'";
+  std::string subject = error->subject().find("'" + record.name + "'") == std::string::npos
+                            ? machine + ": " + error->subject()
+                            : error->subject();
+  if (dynamic_cast<const InterruptedError*>(error) == nullptr) {
+    throw Error(std::move(subject), error->problem(), error->cause(), error->hint(),
+                error->exit_code());
+  }
+  std::string billing;
+  for (const Resource& r : record.resources) {
+    if (r.kind == "instance" && r.status != "deleted") {
+      billing = "; instance " + r.id + (r.region.empty() ? "" : " (" + r.region + ")") +
+                " is left running and billing until then";
+    }
+  }
+  throw Error(std::move(subject), "stopped by a signal", {}, next + billing, error->exit_code());
+}
+
 /// Provisioning and the GPU probe (`--wait gpu`, the default); returns the probe's verdict.
 int provision_and_probe(const CreateOptions& opts, MachineRecord& record,
                         machine::MachineHost& host) {
@@ -297,22 +323,34 @@ int finish_create(Context& ctx, const CreateOptions& opts, MachineRecord& record
   host.set_wait_target(opts.wait == "running" ? "running" : "ssh");
   try {
     driver.create(record, host);
-  } catch (...) {
+  } catch (const std::exception& e) {
     host.finish();
     // A driver that saved nothing created nothing: leave no record behind. A cloud driver
     // that saved keeps its record so `create` can resume and `rm` can clean up, unless it
     // rolled everything back itself.
-    if ((!host.saved() && !resumed) || record.driver_config.value("rolled_back", false)) {
+    bool kept = !((!host.saved() && !resumed) || record.driver_config.value("rolled_back", false));
+    if (!kept) {
       ctx.store().remove(opts.name);
     }
-    throw;
+    rethrow_for_machine(e, record,
+                        kept ? "resume with `gpumachine create " + record.name +
+                                   "`, or undo with `gpumachine rm " + record.name + "`"
+                             : "nothing was kept; run `gpumachine create " + record.name +
+                                   "` again to start over");
   }
   host.finish();
   ctx.store().save(record);  // the machine exists: keep it even if provisioning fails
 
   int status = 0;
   if (opts.wait == "gpu" && !opts.no_provision) {
-    status = provision_and_probe(opts, record, host);
+    try {
+      status = provision_and_probe(opts, record, host);
+    } catch (const std::exception& e) {
+      host.finish();
+      rethrow_for_machine(e, record,
+                          "the machine exists; resume with `gpumachine provision " + record.name +
+                              "`, or undo with `gpumachine rm " + record.name + "`");
+    }
   }
   double total = 0;
   nlohmann::json timings = nlohmann::json::object();

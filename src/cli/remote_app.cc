@@ -11,7 +11,6 @@
 #include <chrono>
 #include <cstdlib>
 #include <sstream>
-#include <thread>
 
 namespace gm::cli {
 
@@ -92,17 +91,6 @@ std::string run_script(ssh::Session& session, const std::string& command,
     throw Error(subject, "cannot start it on the machine", error.empty() ? r.err : error);
   }
   return r.out;
-}
-
-bool sleep_interruptible(std::chrono::milliseconds d) {
-  auto until = std::chrono::steady_clock::now() + d;
-  while (std::chrono::steady_clock::now() < until) {
-    if (util::interrupt_requested()) {
-      return false;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return true;
 }
 
 int stop_app(Context& ctx, const RemoteAppOptions& o, const MachineRecord& record,
@@ -250,7 +238,7 @@ int run_remote_app(Context& ctx, const RemoteAppOptions& o) {
                   "see ~/.gpumachine/" + o.kind + "-" + std::to_string(o.port) +
                       ".log on the machine, or pick another --port");
     }
-    if (!sleep_interruptible(k_status_interval)) {
+    if (!util::sleep_unless_interrupted(k_status_interval)) {
       throw InterruptedError(subject);
     }
   }

@@ -3,14 +3,14 @@
 // does, and run by the remote user's shell.
 #include "cli/verbs.h"
 
+#include "gm/error.h"
 #include "machine/connect.h"
 #include "ssh/interactive.h"
+#include "util/interrupt.h"
 
 #include <unistd.h>
 
 #include <cstdio>
-#include <iostream>
-#include <iterator>
 
 namespace gm::cli {
 
@@ -36,15 +36,20 @@ int run_ssh(Context& ctx, const SshOptions& opts) {
   for (const std::string& word : opts.command) {
     command += (command.empty() ? "" : " ") + word;
   }
-  // Local stdin goes to the remote command when it is a pipe or file (`-n` turns that off).
-  std::string input;
-  if (!opts.no_stdin && ::isatty(STDIN_FILENO) != 1) {
-    input.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
-  }
+  // Local stdin goes to the remote command when it is a pipe or file (`-n` turns that off),
+  // streamed as the command reads it.
+  int input = !opts.no_stdin && ::isatty(STDIN_FILENO) != 1 ? STDIN_FILENO : -1;
   std::unique_ptr<ssh::Session> session = machine::connect(record);
-  return session->exec(
-      command, [](std::string_view c) { write_all(stdout, c); },
-      [](std::string_view c) { write_all(stderr, c); }, input);
+  session->set_command_timeout({});  // the user's command runs as long as it likes
+  try {
+    return session->exec_fd(
+        command, input, [](std::string_view c) { write_all(stdout, c); },
+        [](std::string_view c) { write_all(stderr, c); });
+  } catch (const InterruptedError&) {
+    // Like OpenSSH killed by the signal: 130 for SIGINT, 143 for SIGTERM, no message; closing
+    // the connection ends the remote command (sshd sends it SIGHUP).
+    return util::interrupt_exit_code();
+  }
 }
 
 }  // namespace

@@ -323,7 +323,7 @@ int run_tunnel(Context& ctx, const std::string& name, ssh::Forwarder& forwarder,
     notice(name, "stopped");
     return exit_code::k_ok;
   }
-  return exit_code::k_interrupted;
+  return util::interrupt_exit_code();
 }
 
 }  // namespace gm::cli

@@ -1,5 +1,8 @@
 #include "http/curl_transport.h"
 
+#include "gm/error.h"
+#include "util/interrupt.h"
+
 #include <curl/curl.h>
 
 #include <algorithm>
@@ -25,19 +28,38 @@ void global_init_once() {
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
+/// Header bytes kept per response (curl bounds single lines; this bounds their number).
+constexpr std::size_t k_max_header_bytes = 256 * 1024;
+
 struct Exchange {
   Response response;
+  std::size_t max_body = 0;
+  std::size_t header_bytes = 0;
+  bool too_big = false;
 };
 
 std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user) {
   auto* exchange = static_cast<Exchange*>(user);
+  if (exchange->response.body.size() + size * count > exchange->max_body) {
+    exchange->too_big = true;
+    return 0;  // curl ends the transfer with CURLE_WRITE_ERROR
+  }
   exchange->response.body.append(data, size * count);
   return size * count;
+}
+
+int on_progress(void*, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  return util::interrupt_requested() ? 1 : 0;  // non-zero: CURLE_ABORTED_BY_CALLBACK
 }
 
 std::size_t on_header(char* data, std::size_t size, std::size_t count, void* user) {
   auto* exchange = static_cast<Exchange*>(user);
   std::string_view line(data, size * count);
+  exchange->header_bytes += line.size();
+  if (exchange->header_bytes > k_max_header_bytes) {
+    exchange->too_big = true;
+    return 0;
+  }
   // A new status line starts a new header block (100 Continue, proxy CONNECT): keep only the
   // final response's headers.
   if (line.rfind("HTTP/", 0) == 0) {
@@ -115,6 +137,7 @@ Response CurlTransport::send(const Request& request) {
   curl_easy_reset(easy);
   m_handle->error[0] = '\0';
   Exchange exchange;
+  exchange.max_body = m_options.max_body_bytes;
 
   SlistPtr headers;
   auto append = [&headers](const std::string& line) {
@@ -147,6 +170,14 @@ Response CurlTransport::send(const Request& request) {
   curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
                    static_cast<long>(std::min(m_options.connect_timeout, timeout).count()));
   curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
+  // "Below 1 byte/s for stall_timeout" is curl's way to say "nothing moved".
+  curl_easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
+  curl_easy_setopt(
+      easy, CURLOPT_LOW_SPEED_TIME,
+      static_cast<long>(std::max<long long>(
+          1, std::chrono::ceil<std::chrono::seconds>(m_options.stall_timeout).count())));
+  curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, &on_progress);
   curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers.get());
   curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &on_body);
   curl_easy_setopt(easy, CURLOPT_WRITEDATA, &exchange);
@@ -171,8 +202,25 @@ Response CurlTransport::send(const Request& request) {
   long new_connections = 0;
   curl_easy_getinfo(easy, CURLINFO_NUM_CONNECTS, &new_connections);
   m_connections_opened += new_connections;
+  if (code == CURLE_ABORTED_BY_CALLBACK) {
+    throw InterruptedError("request to " + request.url);
+  }
+  if (exchange.too_big) {
+    // Not worth resending: the same endpoint would send the same flood.
+    throw TransportError(TransportError::Kind::too_large, request.url,
+                         "the response is larger than " +
+                             std::to_string(m_options.max_body_bytes / (1024 * 1024)) +
+                             " MiB (body) or " + std::to_string(k_max_header_bytes / 1024) +
+                             " KiB (headers); no API answer is that big");
+  }
   if (code != CURLE_OK) {
     std::string text = m_handle->error[0] != '\0' ? m_handle->error : curl_easy_strerror(code);
+    if (code == CURLE_OPERATION_TIMEDOUT) {
+      long received = 0;
+      curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &received);
+      text += received == 0 ? " (the endpoint accepted the request but did not answer)"
+                            : " (the answer stalled)";
+    }
     throw TransportError(kind_of(code), request.url, text);
   }
   long status = 0;

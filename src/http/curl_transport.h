@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <memory>
 #include <optional>
 #include <string>
@@ -17,6 +18,11 @@ struct CurlOptions {
   std::chrono::milliseconds connect_timeout{5000};
   /// Whole-request limit unless the Request sets its own.
   std::chrono::milliseconds total_timeout{60000};
+  /// A request fails when no byte moved for this long (an endpoint that accepts and never
+  /// answers, or stalls mid-body).
+  std::chrono::milliseconds stall_timeout{15000};
+  /// Largest response body kept; a bigger one fails the request (no API answer is this big).
+  std::size_t max_body_bytes = 32 * 1024 * 1024;
   /// CA bundle file; unset: the system store.
   std::optional<std::string> ca_bundle;
   /// Defaults, with ca_bundle from AWS_CA_BUNDLE. Proxies come from HTTPS_PROXY / NO_PROXY,
@@ -25,7 +31,8 @@ struct CurlOptions {
 };
 
 /// libcurl Transport with a reused (keep-alive) handle. TLS peer and host verification are
-/// always on; only http and https are allowed, and redirects are not followed.
+/// always on; only http and https are allowed, and redirects are not followed. A signal
+/// (util/interrupt.h) aborts a request in progress with gm::InterruptedError.
 class CurlTransport : public Transport {
  public:
   explicit CurlTransport(CurlOptions options = CurlOptions::from_env());

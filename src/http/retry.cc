@@ -1,5 +1,8 @@
 #include "http/retry.h"
 
+#include "gm/error.h"
+#include "util/interrupt.h"
+
 #include <algorithm>
 #include <array>
 #include <charconv>
@@ -8,7 +11,6 @@
 #include <memory>
 #include <random>
 #include <string_view>
-#include <thread>
 
 namespace gm::http {
 
@@ -85,7 +87,11 @@ RetryPolicy::RetryPolicy(RetrySettings settings, Sleep sleep, Random random)
       m_random(std::move(random)),
       m_quota(settings.quota_capacity) {
   if (!m_sleep) {
-    m_sleep = [](milliseconds d) { std::this_thread::sleep_for(d); };
+    m_sleep = [](milliseconds d) {
+      if (!util::sleep_unless_interrupted(d)) {
+        throw InterruptedError("waiting to retry a request");
+      }
+    };
   }
   if (!m_random) {
     auto engine = std::make_shared<std::mt19937_64>(std::random_device{}());
@@ -99,7 +105,8 @@ RetryPolicy::RetryPolicy(RetrySettings settings, Sleep sleep, Random random)
 
 RetryClass RetryPolicy::classify(const Failure& failure) {
   if (failure.transport_error) {
-    return RetryClass::transient;
+    return *failure.transport_error == TransportError::Kind::too_large ? RetryClass::none
+                                                                        : RetryClass::transient;
   }
   std::string_view code = strip_prefix(failure.error_code);
   if (contains(k_capacity_codes, code)) {

@@ -65,7 +65,8 @@ class RetryPolicy {
   /// Uniform random in [0, 1).
   using Random = std::function<double()>;
 
-  /// Unset \a sleep / \a random: std::this_thread::sleep_for and a seeded std::mt19937_64.
+  /// Unset \a sleep / \a random: util::sleep_unless_interrupted (a signal ends the wait with
+  /// gm::InterruptedError) and a seeded std::mt19937_64.
   explicit RetryPolicy(RetrySettings settings = RetrySettings::from_env(), Sleep sleep = {},
                        Random random = {});
 

@@ -44,6 +44,7 @@ class TransportError : public std::runtime_error {
     connect,  ///< nothing reached the server (DNS, refused, TLS handshake): safe to resend
     timeout,  ///< the request may have been processed: ambiguous
     io,       ///< reset or broken mid-exchange: ambiguous
+    too_large,  ///< the response exceeded the transport's size limit: final
   };
   TransportError(Kind kind, std::string url, const std::string& text)
       : std::runtime_error(text), m_kind(kind), m_url(std::move(url)) {}

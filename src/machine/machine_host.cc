@@ -61,9 +61,7 @@ void MachineHost::debug(std::string_view text) {
 }
 
 void MachineHost::check_interrupted() {
-  if (util::interrupt_requested()) {
-    throw InterruptedError(m_phase.empty() ? "gpumachine" : m_phase);
-  }
+  util::throw_if_interrupted(m_phase.empty() ? "gpumachine" : m_phase);
 }
 
 void MachineHost::finish() {

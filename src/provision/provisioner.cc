@@ -3,11 +3,11 @@
 #include "gm/error.h"
 #include "provision/step_error.h"
 #include "util/assets.h"
+#include "util/interrupt.h"
 
 #include <deque>
 #include <map>
 #include <sstream>
-#include <thread>
 
 namespace gm::provision {
 
@@ -320,7 +320,10 @@ ProvisionResult provision(ssh::RemoteShell& shell, const ReconnectFn& reconnect,
       ScriptRun after;
       bool rebooted = false;
       for (int attempt = 0; attempt < options.max_reconnects && !rebooted; ++attempt) {
-        std::this_thread::sleep_for(attempt == 0 ? options.reboot_grace : options.reconnect_pause);
+        if (!util::sleep_unless_interrupted(attempt == 0 ? options.reboot_grace
+                                                         : options.reconnect_pause)) {
+          throw InterruptedError(options.subject);
+        }
         reconnected = reconnect();
         ++result.handshakes;
         runner.use(*reconnected);

@@ -2,6 +2,7 @@
 // probe/ depend on, so they can be tested with a fake shell as well as a real SSH session.
 #pragma once
 
+#include <cstddef>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -31,8 +32,15 @@ class RemoteShell {
   virtual void upload(const std::string& remote_path, std::string_view content,
                       unsigned mode = 0644) = 0;
 
-  /// exec() collecting both streams.
+  /// exec() collecting both streams, each up to k_max_collected_output bytes; a command that
+  /// writes more (a flooding host) fails with SshError instead of exhausting memory.
   ExecResult run(const std::string& command, std::string_view stdin_data = {});
+
+  /// Names the remote side in errors ("machine 'gpu1'").
+  virtual std::string describe() const { return "the remote host"; }
+
+  /// What run() keeps of one stream.
+  static constexpr std::size_t k_max_collected_output = 8 * 1024 * 1024;
 };
 
 }  // namespace gm::ssh

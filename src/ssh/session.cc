@@ -4,6 +4,7 @@
 #include "ssh/wire.h"
 #include "util/crypto.h"
 #include "util/fs.h"
+#include "util/interrupt.h"
 #include "util/log.h"
 
 #include <netdb.h>
@@ -18,7 +19,6 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <thread>
 
 namespace gm::ssh {
 
@@ -30,8 +30,11 @@ namespace {
 
 constexpr milliseconds k_first_backoff{250};
 constexpr milliseconds k_max_backoff{2000};
-constexpr milliseconds k_min_handshake_timeout{30000};
-constexpr std::size_t k_exec_buffer = 64 * 1024;
+/// Blocking calls during authentication give up after this long (an agent may ask its user).
+constexpr milliseconds k_auth_timeout{30000};
+/// What a server may send before its version line (RFC 4253 4.2 allows other lines; OpenSSH's
+/// client takes at most 1024 of them).
+constexpr std::size_t k_max_pre_banner_bytes = 64 * 1024;
 
 std::string endpoint(const SshTarget& t) {
   return t.host + ":" + std::to_string(t.port);
@@ -42,6 +45,7 @@ struct TcpResult {
   int error = 0;           ///< errno of the last failed attempt
   std::string cause;       ///< text for the message
   bool retryable = false;  ///< worth trying again while the host boots
+  bool interrupted = false;  ///< a signal asked the tool to stop
 };
 
 bool is_retryable_errno(int e) {
@@ -78,10 +82,11 @@ TcpResult tcp_connect_once(const SshTarget& target, milliseconds timeout) {
     int err = rc == 0 ? 0 : errno;
     if (err == EINPROGRESS) {
       pollfd p{sock.get(), POLLOUT, 0};
-      int n;
-      do {
-        n = ::poll(&p, 1, static_cast<int>(timeout.count()));
-      } while (n < 0 && errno == EINTR);
+      int n = util::poll_unless_interrupted(&p, 1, timeout);
+      if (n < 0 && errno == EINTR) {
+        result.interrupted = true;
+        return result;
+      }
       if (n == 0) {
         err = ETIMEDOUT;
       } else {
@@ -214,6 +219,116 @@ std::string key_type_of(const std::string& blob) {
   return type ? std::string(*type) : std::string("unknown");
 }
 
+
+milliseconds left_until(Clock::time_point deadline) {
+  return std::max(milliseconds(0), std::chrono::ceil<milliseconds>(deadline - Clock::now()));
+}
+
+std::string seconds_text(milliseconds d) {
+  return std::to_string((d.count() + 999) / 1000) + " s";
+}
+
+/// Why one handshake attempt failed.
+struct HandshakeFailure {
+  SshError error;
+  bool retryable = false;
+};
+
+// RFC 4253 4.2: a server may send other lines before its version line ("SSH-2.0-..."). They
+// are read and dropped here, bounded in bytes and time, and the version line is left in the
+// socket for libssh2: libssh2 1.10 would read such lines forever, and without a deadline.
+std::optional<HandshakeFailure> skip_pre_banner(const Session::Impl& impl,
+                                                Clock::time_point deadline) {
+  const std::string where = endpoint(impl.options.target);
+  const std::string hint = "check that an SSH server listens on port " +
+                           std::to_string(impl.options.target.port) + " of " +
+                           impl.options.target.host;
+  std::size_t skipped = 0;
+  bool line_start = true;
+  char buffer[1024];
+  while (true) {
+    pollfd p{impl.socket.get(), POLLIN, 0};
+    if (impl.poll_or_throw(&p, 1, left_until(deadline)) == 0) {
+      return HandshakeFailure{
+          SshError(SshError::Stage::handshake, impl.subject,
+                   "SSH handshake with " + where + " failed",
+                   "the server sent no SSH version line within " +
+                       seconds_text(impl.options.handshake_timeout),
+                   hint),
+          false};
+    }
+    ssize_t got = ::recv(impl.socket.get(), buffer, sizeof buffer, MSG_PEEK);
+    if (got < 0 && (errno == EINTR || errno == EAGAIN)) {
+      continue;
+    }
+    if (got <= 0) {
+      return HandshakeFailure{
+          SshError(SshError::Stage::handshake, impl.subject,
+                   "SSH handshake with " + where + " failed",
+                   got == 0 ? "the server closed the connection before its SSH version line"
+                            : std::string(std::strerror(errno)),
+                   hint),
+          true};
+    }
+    std::string_view seen(buffer, static_cast<std::size_t>(got));
+    if (line_start && seen.size() < 4 && std::string_view("SSH-").starts_with(seen)) {
+      util::sleep_unless_interrupted(milliseconds(10));  // the rest of "SSH-" is on its way
+      continue;
+    }
+    if (line_start && seen.starts_with("SSH-")) {
+      return std::nullopt;
+    }
+    std::size_t newline = seen.find('\n');
+    std::size_t take = newline == std::string_view::npos ? seen.size() : newline + 1;
+    skipped += take;
+    if (skipped > k_max_pre_banner_bytes) {
+      return HandshakeFailure{
+          SshError(SshError::Stage::handshake, impl.subject,
+                   "SSH handshake with " + where + " failed",
+                   "the server sent more than " + std::to_string(k_max_pre_banner_bytes / 1024) +
+                       " KiB without an SSH version line",
+                   hint),
+          false};
+    }
+    line_start = newline != std::string_view::npos;
+    (void)::recv(impl.socket.get(), buffer, take, 0);
+  }
+}
+
+/// The key exchange in non-blocking mode, so that the deadline and a signal end it.
+std::optional<HandshakeFailure> handshake(Session::Impl& impl, Clock::time_point deadline) {
+  if (std::optional<HandshakeFailure> failure = skip_pre_banner(impl, deadline)) {
+    return failure;
+  }
+  LIBSSH2_SESSION* s = impl.session.get();
+  int rc;
+  {
+    NonBlockingScope non_blocking(s);
+    while ((rc = libssh2_session_handshake(s, impl.socket.get())) == LIBSSH2_ERROR_EAGAIN) {
+      if (Clock::now() >= deadline || !impl.wait_socket(left_until(deadline))) {
+        return HandshakeFailure{
+            SshError(SshError::Stage::handshake, impl.subject,
+                     "SSH handshake with " + endpoint(impl.options.target) + " failed",
+                     "the key exchange did not finish within " +
+                         seconds_text(impl.options.handshake_timeout),
+                     "check that an SSH server listens on port " +
+                         std::to_string(impl.options.target.port)),
+            false};
+      }
+    }
+  }
+  if (rc == 0) {
+    return std::nullopt;
+  }
+  return HandshakeFailure{
+      SshError(SshError::Stage::handshake, impl.subject,
+               "SSH handshake with " + endpoint(impl.options.target) + " failed",
+               impl.last_error(),
+               "check that an SSH server listens on port " +
+                   std::to_string(impl.options.target.port)),
+      is_retryable_handshake(rc)};
+}
+
 }  // namespace
 
 int channel_exit_code(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* channel) {
@@ -240,10 +355,13 @@ std::string Session::Impl::last_error() const {
 }
 
 void Session::Impl::fail(Stage stage, std::string problem, std::string hint) const {
+  // A signal makes libssh2's own blocking wait fail ("Error waiting on socket"): that is the
+  // user stopping the verb, not a broken connection.
+  util::throw_if_interrupted(subject);
   throw SshError(stage, subject, std::move(problem), last_error(), std::move(hint));
 }
 
-void Session::Impl::wait_socket(milliseconds timeout) const {
+bool Session::Impl::wait_socket(milliseconds timeout) const {
   int directions = libssh2_session_block_directions(session.get());
   pollfd p{socket.get(), 0, 0};
   if ((directions & LIBSSH2_SESSION_BLOCK_INBOUND) != 0) {
@@ -255,7 +373,15 @@ void Session::Impl::wait_socket(milliseconds timeout) const {
   if (p.events == 0) {
     p.events = POLLIN;
   }
-  ::poll(&p, 1, static_cast<int>(timeout.count()));
+  return poll_or_throw(&p, 1, timeout) > 0;
+}
+
+int Session::Impl::poll_or_throw(pollfd* fds, nfds_t count, milliseconds timeout) const {
+  int n = util::poll_unless_interrupted(fds, count, timeout);
+  if (n < 0 && errno == EINTR) {
+    throw InterruptedError(subject);
+  }
+  return n;
 }
 
 Session::Session(std::unique_ptr<Impl> impl) : m_impl(std::move(impl)) {}
@@ -303,6 +429,9 @@ std::unique_ptr<Session> Session::connect(const ConnectOptions& options) {
     std::optional<SshError> failure;
     bool retryable = false;
     TcpResult tcp = tcp_connect_once(target, options.connect_timeout);
+    if (tcp.interrupted) {
+      throw InterruptedError(impl->subject);
+    }
     if (tcp.socket.get() < 0) {
       failure.emplace(
           Stage::connect, impl->subject, "cannot connect to " + endpoint(target),
@@ -319,18 +448,16 @@ std::unique_ptr<Session> Session::connect(const ConnectOptions& options) {
       }
       LIBSSH2_SESSION* s = impl->session.get();
       libssh2_session_set_blocking(s, 1);
-      libssh2_session_set_timeout(
-          s, static_cast<long>(std::max(options.connect_timeout, k_min_handshake_timeout).count()));
+      libssh2_session_set_timeout(s, static_cast<long>(k_auth_timeout.count()));
       libssh2_session_method_pref(s, LIBSSH2_METHOD_HOSTKEY,
                                   hostkey_preference(pinned ? pinned->type : "").c_str());
-      int rc = libssh2_session_handshake(s, impl->socket.get());
-      if (rc == 0) {
+      std::optional<HandshakeFailure> handshake_failure =
+          handshake(*impl, Clock::now() + options.handshake_timeout);
+      if (!handshake_failure) {
         break;
       }
-      failure.emplace(Stage::handshake, impl->subject,
-                      "SSH handshake with " + endpoint(target) + " failed", impl->last_error(),
-                      "check that an SSH server listens on port " + std::to_string(target.port));
-      retryable = is_retryable_handshake(rc);
+      failure.emplace(std::move(handshake_failure->error));
+      retryable = handshake_failure->retryable;
       impl->session.reset();
       impl->socket = Socket();
     }
@@ -339,8 +466,10 @@ std::unique_ptr<Session> Session::connect(const ConnectOptions& options) {
       throw *failure;
     }
     util::debug(impl->subject + ": " + failure->what() + "; retrying");
-    std::this_thread::sleep_for(
-        std::min(backoff, std::chrono::duration_cast<milliseconds>(deadline - now)));
+    if (!util::sleep_unless_interrupted(
+            std::min(backoff, std::chrono::duration_cast<milliseconds>(deadline - now)))) {
+      throw InterruptedError(impl->subject);
+    }
     backoff = std::min(backoff * 2, k_max_backoff);
   }
   LIBSSH2_SESSION* s = impl->session.get();
@@ -476,121 +605,6 @@ std::unique_ptr<Session> Session::connect(const ConnectOptions& options) {
   libssh2_session_set_timeout(s, static_cast<long>(k_blocking_timeout.count()));
   util::debug(impl->subject + ": connected, host key " + seen);
   return std::unique_ptr<Session>(new Session(std::move(impl)));
-}
-
-int Session::exec(const std::string& command, const OutputSink& on_stdout,
-                  const OutputSink& on_stderr, std::string_view stdin_data) {
-  Impl& impl = *m_impl;
-  LIBSSH2_SESSION* s = impl.session.get();
-  util::debug(impl.subject + ": exec " + util::redact(command));
-  ChannelPtr channel(libssh2_channel_open_session(s));
-  if (!channel) {
-    impl.fail(Stage::channel, "cannot open an SSH channel");
-  }
-  if (libssh2_channel_exec(channel.get(), command.c_str()) != 0) {
-    impl.fail(Stage::exec, "cannot start the remote command");
-  }
-
-  // Non-blocking pump: stdin, stdout and stderr advance independently, so a command that
-  // fills stderr while we still write its stdin (or the reverse) cannot deadlock us.
-  NonBlockingScope non_blocking(s);
-  LIBSSH2_CHANNEL* ch = channel.get();
-  std::size_t written = 0;
-  bool eof_sent = false;
-  bool done[2] = {false, false};
-  const OutputSink* sinks[2] = {&on_stdout, &on_stderr};
-  std::string buffer(k_exec_buffer, '\0');
-  int silent_zero_reads = 0;
-  int queued_spins = 0;
-  while (!(done[0] && done[1])) {
-    bool progress = false;
-    if (!eof_sent) {
-      if (written < stdin_data.size()) {
-        ssize_t n = libssh2_channel_write(ch, stdin_data.data() + written,
-                                          std::min(stdin_data.size() - written, k_exec_buffer));
-        if (n > 0) {
-          written += static_cast<std::size_t>(n);
-          progress = true;
-        } else if (n != LIBSSH2_ERROR_EAGAIN) {
-          // The command closed its stdin or exited: the rest of the input has no reader.
-          written = stdin_data.size();
-        }
-      }
-      if (written == stdin_data.size()) {
-        int rc = libssh2_channel_send_eof(ch);
-        if (rc != LIBSSH2_ERROR_EAGAIN) {
-          eof_sent = true;
-          progress = true;
-        }
-      }
-    }
-    for (int stream = 0; stream < 2; ++stream) {
-      while (!done[stream]) {
-        ssize_t n = libssh2_channel_read_ex(ch, stream, buffer.data(), buffer.size());
-        if (n > 0) {
-          progress = true;
-          silent_zero_reads = 0;
-          if (*sinks[stream]) {
-            (*sinks[stream])(std::string_view(buffer.data(), static_cast<std::size_t>(n)));
-          }
-          continue;
-        }
-        if (n == LIBSSH2_ERROR_EAGAIN) {
-          break;
-        }
-        if (n < 0) {
-          impl.fail(Stage::exec, "lost the connection while running the remote command");
-        }
-        if (libssh2_channel_eof(ch) != 0) {
-          done[stream] = true;
-          progress = true;
-        } else if (++silent_zero_reads > 100) {
-          // libssh2 reports a transport failure during read as 0 without EOF.
-          throw SshError(Stage::exec, impl.subject,
-                         "lost the connection while running the remote command",
-                         impl.last_error().empty() ? "the socket closed" : impl.last_error());
-        }
-        break;
-      }
-    }
-    // Data already queued inside libssh2 (read off the socket while draining the other
-    // stream) would not wake poll(). libssh2_poll_channel_read answers 1 for that, but a
-    // negative error when any tiny packet is queued, so only 1 counts, and only a few times.
-    if (progress) {
-      queued_spins = 0;
-      continue;
-    }
-    if (libssh2_poll_channel_read(ch, 1) == 1 && ++queued_spins < 4) {
-      continue;
-    }
-    queued_spins = 0;
-    int next_keepalive = 0;
-    if (impl.options.keepalive_seconds > 0 && libssh2_keepalive_send(s, &next_keepalive) != 0 &&
-        libssh2_session_last_errno(s) != LIBSSH2_ERROR_EAGAIN) {
-      impl.fail(Stage::exec, "lost the connection while running the remote command");
-    }
-    impl.wait_socket(milliseconds(1000));
-  }
-
-  // Close our side, then wait for the server's close: exit-status/exit-signal arrive before
-  // it.
-  Clock::time_point deadline = Clock::now() + k_blocking_timeout;
-  auto until_done = [&](auto call, const char* what) {
-    int rc;
-    while ((rc = call()) == LIBSSH2_ERROR_EAGAIN) {
-      if (Clock::now() > deadline) {
-        throw SshError(Stage::exec, impl.subject, std::string("timed out ") + what);
-      }
-      impl.wait_socket(milliseconds(1000));
-    }
-    if (rc != 0) {
-      impl.fail(Stage::exec, std::string("failed ") + what);
-    }
-  };
-  until_done([&] { return libssh2_channel_close(ch); }, "closing the channel");
-  until_done([&] { return libssh2_channel_wait_closed(ch); }, "waiting for the channel to close");
-
-  return channel_exit_code(s, ch);
 }
 
 }  // namespace gm::ssh

@@ -33,6 +33,12 @@ struct ConnectOptions {
   std::chrono::milliseconds connect_timeout{5000};
   /// Keep retrying refused/unreachable connects until this much time has passed (0: one try).
   std::chrono::milliseconds retry_for{0};
+  /// Limit of one SSH handshake (pre-banner lines, version line, key exchange): a server that
+  /// accepts and never speaks, or talks without ever sending its version line, fails here.
+  std::chrono::milliseconds handshake_timeout{15000};
+  /// Limit of one exec()/run() from start to exit status (0: none). A remote command that never
+  /// answers fails with a clear error instead of hanging the verb.
+  std::chrono::milliseconds command_timeout{std::chrono::minutes(30)};
   /// Try the SSH agent ($SSH_AUTH_SOCK) before the key file.
   bool use_agent = false;
   /// Seconds between keepalive messages (0: off).
@@ -59,6 +65,13 @@ class Session final : public RemoteShell {
 
   int exec(const std::string& command, const OutputSink& on_stdout, const OutputSink& on_stderr,
            std::string_view stdin_data = {}) override;
+  /// exec() with stdin streamed from \a stdin_fd (read in bounded chunks as the command takes
+  /// them, EOF at the end; -1: no input), so an endless producer (`yes | ...`) works.
+  int exec_fd(const std::string& command, int stdin_fd, const OutputSink& on_stdout,
+              const OutputSink& on_stderr);
+  std::string describe() const override;
+  /// Replaces ConnectOptions::command_timeout for the following commands (0: none).
+  void set_command_timeout(std::chrono::milliseconds timeout);
   void upload(const std::string& remote_path, std::string_view content,
               unsigned mode = 0644) override;
 

@@ -5,6 +5,8 @@
 #include "ssh/handles.h"
 #include "ssh/session.h"
 
+#include <poll.h>
+
 #include <chrono>
 #include <string>
 
@@ -23,10 +25,14 @@ struct Session::Impl {
 
   /// libssh2_session_last_error's text ("" when none).
   std::string last_error() const;
-  /// Throws SshError(stage) with libssh2's last error as the cause.
+  /// Throws SshError(stage) with libssh2's last error as the cause (InterruptedError when a
+  /// signal cut the libssh2 call short).
   [[noreturn]] void fail(SshError::Stage stage, std::string problem, std::string hint = {}) const;
-  /// Waits until the socket is ready in the direction libssh2 is blocked on, or timeout.
-  void wait_socket(std::chrono::milliseconds timeout) const;
+  /// Waits until the socket is ready in the direction libssh2 is blocked on; false on timeout.
+  /// Throws InterruptedError when a signal asks the tool to stop.
+  bool wait_socket(std::chrono::milliseconds timeout) const;
+  /// util::poll_unless_interrupted, throwing InterruptedError(subject) on a signal.
+  int poll_or_throw(pollfd* fds, nfds_t count, std::chrono::milliseconds timeout) const;
   /// The SFTP subsystem, started on first use.
   LIBSSH2_SFTP* sftp_session();
   /// Throws SshError(sftp) naming path, with the SFTP status (or libssh2's error) as the cause.

@@ -1,5 +1,7 @@
 #include "gm/error.h"
 
+#include "util/interrupt.h"
+
 namespace gm {
 
 namespace {
@@ -41,8 +43,9 @@ UnsupportedError::UnsupportedError(std::string subject, std::string problem, std
     : Error(std::move(subject), std::move(problem), {}, std::move(hint), exit_code::k_unsupported) {
 }
 
+// 128+signal, as a shell reports a process the signal killed: 130 for SIGINT, 143 for SIGTERM.
 InterruptedError::InterruptedError(std::string subject)
-    : Error(std::move(subject), "interrupted", {}, {}, exit_code::k_interrupted) {}
+    : Error(std::move(subject), "interrupted", {}, {}, util::interrupt_exit_code()) {}
 
 SshError::SshError(Stage stage, std::string subject, std::string problem, std::string cause,
                    std::string hint)

@@ -71,6 +71,9 @@ struct CaptureResult {
   int status = -1;  ///< Exit code; 128+N when killed by signal N.
   std::string out;
   std::string err;
+  /// The child's peak resident memory (wait4's ru_maxrss). It includes the forked test binary's
+  /// pages before exec, so limits must stay well above the test binary's own size.
+  long peak_rss_kib = 0;
 };
 
 /// Runs argv to completion and captures stdout and stderr (stdin gets stdin_data then EOF).

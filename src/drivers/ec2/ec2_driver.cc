@@ -15,6 +15,7 @@
 #include "ssh/session.h"
 #include "util/crypto.h"
 #include "util/fs.h"
+#include "util/interrupt.h"
 #include "util/log.h"
 #include "util/time.h"
 
@@ -28,7 +29,6 @@
 #include <optional>
 #include <regex>
 #include <set>
-#include <thread>
 
 namespace gm::drivers::ec2 {
 
@@ -218,15 +218,9 @@ void set_ledger(MachineRecord& record, const std::string& kind, const std::strin
   record.resources.push_back({.kind = kind, .id = id, .region = region, .status = status});
 }
 
-/// Sleeps \a d unless interrupted first (checked every 100 ms).
+/// Sleeps \a d unless interrupted first.
 void pause(DriverHost& host, milliseconds d) {
-  auto end = Clock::now() + d;
-  while (Clock::now() < end) {
-    host.check_interrupted();
-    std::this_thread::sleep_for(
-        std::min(milliseconds(100),
-                 std::chrono::duration_cast<milliseconds>(end - Clock::now() + milliseconds(1))));
-  }
+  util::sleep_unless_interrupted(d);
   host.check_interrupted();
 }
 
@@ -319,7 +313,7 @@ void wait_for_ssh(const MachineRecord& record, DriverHost& host) {
         throw;
       }
     }
-    std::this_thread::sleep_for(k_ssh_retry);
+    pause(host, k_ssh_retry);
   }
 }
 

@@ -20,6 +20,8 @@ namespace gm::drivers::generic {
 namespace {
 
 constexpr std::chrono::minutes k_reboot_deadline{10};
+/// The host facts script takes a second; a host that does not answer in this long never will.
+constexpr std::chrono::minutes k_facts_timeout{2};
 
 std::string single(const Options& options, const std::string& name, std::string fallback = {}) {
   auto it = options.find(name);
@@ -90,6 +92,7 @@ class GenericDriver final : public Driver {
     options.subject = "machine '" + record.name + "'";
     options.use_agent = record.driver_config.value("ssh_agent", false);
     options.retry_for = std::chrono::seconds(10);
+    options.command_timeout = k_facts_timeout;  // a host that never answers fails clearly
     std::filesystem::path user_known_hosts = util::expand_user("~/.ssh/known_hosts");
     ssh::KnownHost known =
         ssh::lookup_known_host(user_known_hosts, record.ssh.host, record.ssh.port);
