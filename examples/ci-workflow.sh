@@ -11,7 +11,11 @@ gm=${GPUMACHINE:-gpumachine}
 # shellcheck disable=SC2317  # called through the trap
 cleanup() {
   # --yes: no terminal in CI. rm is idempotent and also finishes an interrupted create.
-  "$gm" --yes rm "$name" || "$gm" --yes rm --force "$name"
+  # rm --force exits non-zero when something was left behind (it may still bill): fail the job.
+  if ! "$gm" --yes rm "$name" && ! "$gm" --yes rm --force "$name"; then
+    echo "cloud resources of $name were left behind; see above" >&2
+    exit 1
+  fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

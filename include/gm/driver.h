@@ -33,6 +33,8 @@ using Options = std::map<std::string, std::vector<std::string>>;
 struct Capabilities {
   bool power = false;   ///< start / stop / kill.
   bool reboot = false;  ///< restart.
+  /// The host's own power-off can be made a stop or a terminate (set_shutdown_behavior()).
+  bool shutdown_behavior = false;
 };
 
 /// Services the machine layer gives a driver while it works.
@@ -50,6 +52,9 @@ class DriverHost {
   /// Where create, start and restart stop waiting: "running" (the provider reports it) or "ssh"
   /// (SSH answers with the pinned host key; the default).
   virtual std::string wait_target() const { return "ssh"; }
+  /// The identity of the home whose record this is (a random id), for tagging what the driver
+  /// creates so `gc` can tell homes apart. Empty where there is none.
+  virtual std::string home_id() const { return {}; }
 };
 
 /// One machine on one provider.
@@ -75,6 +80,19 @@ class Driver {
   virtual void stop(MachineRecord& record, DriverHost& host);
   virtual void kill(MachineRecord& record, DriverHost& host);
   virtual void restart(MachineRecord& record, DriverHost& host);
+  /// What the host's own power-off becomes at the provider: "stop" or "terminate" (EC2's
+  /// InstanceInitiatedShutdownBehavior). Keeps it in the record. Throws UsageError where the
+  /// machine cannot do \a behavior (a one-time spot instance cannot stop).
+  virtual void set_shutdown_behavior(MachineRecord& record, DriverHost& host,
+                                     std::string_view behavior);
+  /// Replaces the source range allowed to reach the machine's SSH (and its other opened ports)
+  /// with \a cidr (empty: this computer's public address /32), where the driver keeps a firewall
+  /// for the machine (ec2: its own security group). Returns the range it replaced.
+  virtual std::string allow_ssh_from(MachineRecord& record, DriverHost& host,
+                                     const std::string& cidr);
+  /// Why SSH may not get through, for a connection that failed (ec2: this computer's address is
+  /// not the one the security group admits); empty when the driver knows of nothing.
+  virtual std::string explain_unreachable(const MachineRecord& record);
 
   /// Deletes every provider resource in the ledger; "not found" counts as done. Idempotent.
   /// Returns a human-readable line per thing done, for the user.

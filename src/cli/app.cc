@@ -37,6 +37,7 @@ const std::vector<VerbEntry>& verb_table() {
       {"autostop", setup_autostop},
       {"gc", setup_gc},
       {"ssh-config", setup_ssh_config},
+      {"ssh-allow", setup_ssh_allow},
       {"version", setup_version},
   };
   return verbs;

@@ -1,11 +1,14 @@
 // `gpumachine autostop NAME DURATION|off [--action stop|terminate] [--max-lifetime 8h]`: installs
 // or updates the host's autostop agent over SSH (one round trip), or disarms it, and keeps the
-// setting in the record so `ls` shows it and stop/start keep it.
+// setting in the record so `ls` shows it and stop/start keep it. Where the driver can choose
+// what the host's power-off becomes (ec2), the action is set there first.
 #include "cli/verbs.h"
 
 #include "cost/autostop.h"
+#include "gm/driver.h"
 #include "gm/error.h"
 #include "machine/connect.h"
+#include "machine/machine_host.h"
 #include "util/log.h"
 
 namespace gm::cli {
@@ -30,15 +33,26 @@ int run_autostop(Context& ctx, const AutostopOptions& opts) {
   }
   store::MachineLock lock = ctx.store().lock(opts.name, "autostop");
   MachineRecord record = ctx.store().load(opts.name);
-  if (record.driver == "generic" && settings && !opts.allow_poweroff) {
-    throw UnsupportedError("machine '" + record.name + "'",
-                           "is a generic machine: autostop powers the host off, and nothing can "
-                           "start it again from here",
-                           "pass --allow-poweroff if that is what you want");
+  std::unique_ptr<Driver> driver = find_driver(record.driver).make();
+  if (settings) {
+    cost::check_poweroff_allowed(record, driver->capabilities().power, opts.allow_poweroff);
+  }
+  if (settings && !driver->capabilities().shutdown_behavior &&
+      settings->action != cost::AutostopAction::stop) {
+    throw UsageError("autostop --action " + std::string(cost::to_string(settings->action)),
+                     "a " + record.driver + " machine only powers off",
+                     "use --action stop (the default)");
   }
   std::unique_ptr<ssh::Session> session = machine::connect(record);
+  if (settings && driver->capabilities().shutdown_behavior) {
+    // The provider first: the host's power-off must become what was asked before it can fire.
+    machine::MachineHost host(ctx.store());
+    driver->set_shutdown_behavior(record, host, cost::to_string(settings->action));
+    host.finish();
+  }
   cost::apply_on_host(*session, settings, "machine '" + record.name + "'");
   cost::store_autostop(record, settings);
+  cost::set_agent_on_host(record, true);
   ctx.store().save(record);
   if (ctx.json()) {
     ctx.out().print_json(

@@ -46,13 +46,14 @@ struct CreateOptions {
   std::string autostop;
   std::string autostop_action;
   std::string max_lifetime;
+  bool allow_poweroff = false;
 };
 
 /// Create options that are not driver flags, accepted in machine files too.
 const std::set<std::string> k_general_keys = {"driver",       "wait",          "no-provision",
                                               "no-probe",     "driver-branch", "driver-flavour",
                                               "verify-image", "autostop",      "autostop-action",
-                                              "max-lifetime", "no-gsp"};
+                                              "max-lifetime", "no-gsp",        "allow-poweroff"};
 
 /// Flag names (and aliases) of every driver, each mapped to its canonical name and driver.
 struct FlagIndex {
@@ -152,6 +153,7 @@ CreateOptions with_file_defaults(const CreateOptions& cli, const Options& file,
   flag("no-provision", out.no_provision);
   flag("no-probe", out.no_probe);
   flag("no-gsp", out.provision.no_gsp);
+  flag("allow-poweroff", out.allow_poweroff);
   if (out.provision.driver_branch == 0 && general.contains("driver-branch")) {
     try {
       out.provision.driver_branch = std::stoi(general["driver-branch"].back());
@@ -250,8 +252,18 @@ std::pair<MachineRecord, std::unique_ptr<Driver>> configure_new(Context& ctx,
   }
   // Cost control, still offline: the setting goes into the record before the driver launches
   // (shutdown_behavior), and an over-budget type is refused before any call.
-  cost::store_autostop(
-      record, cost::parse_autostop_flags(opts.autostop, opts.autostop_action, opts.max_lifetime));
+  std::optional<cost::AutostopSettings> autostop =
+      cost::parse_autostop_flags(opts.autostop, opts.autostop_action, opts.max_lifetime);
+  if (autostop) {
+    cost::check_poweroff_allowed(record, driver->capabilities().power, opts.allow_poweroff);
+    if (opts.wait == "running") {
+      throw UsageError(
+          "--autostop/--max-lifetime with --wait running",
+          "the agent is installed over SSH, which --wait running does not wait for",
+          "use --wait ssh, or set it later with `gpumachine autostop " + opts.name + "`");
+    }
+  }
+  cost::store_autostop(record, autostop);
   std::optional<double> max_price;
   if (opts.max_price_per_hour >= 0) {
     max_price = opts.max_price_per_hour;
@@ -340,6 +352,8 @@ int finish_create(Context& ctx, const CreateOptions& opts, MachineRecord& record
   }
   host.finish();
   ctx.store().save(record);  // the machine exists: keep it even if provisioning fails
+  // Autostop holds from the moment SSH answers, whatever provisioning then does.
+  machine::install_autostop(record, host);
 
   int status = 0;
   if (opts.wait == "gpu" && !opts.no_provision) {
@@ -409,6 +423,8 @@ void setup_create(CLI::App& app, Dispatch& dispatch) {
                   "what the power-off becomes: stop (default) or terminate");
   sub->add_option("--max-lifetime", opts->max_lifetime,
                   "power off after this much running time regardless of activity (8h)");
+  sub->add_flag("--allow-poweroff", opts->allow_poweroff,
+                "allow autostop on a machine nothing can start again (generic)");
   for (const DriverInfo& info : driver_registry()) {
     for (const FlagSpec& spec : info.flags) {
       DriverFlag& flag = opts->flags.emplace_back();

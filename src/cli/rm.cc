@@ -30,6 +30,7 @@ nlohmann::json remove_one(Context& ctx, const std::string& name, bool force) {
     }
   }
   std::vector<std::string> done;
+  std::vector<std::string> left;
   if (record) {
     std::unique_ptr<Driver> driver = find_driver(record->driver).make();
     machine::MachineHost host(ctx.store());
@@ -44,15 +45,15 @@ nlohmann::json remove_one(Context& ctx, const std::string& name, bool force) {
                  "; deleting the local record anyway (--force)");
       for (const Resource& r : record->resources) {
         if (r.status != "deleted") {
-          done.push_back("LEFT BEHIND: " + r.kind + " " + r.id +
-                         (r.region.empty() ? "" : " in " + r.region));
+          left.push_back(r.kind + " " + r.id + (r.region.empty() ? "" : " in " + r.region));
+          done.push_back("LEFT BEHIND: " + left.back());
         }
       }
     }
   }
   ctx.store().remove(name);
   done.push_back("deleted the record of '" + name + "'");
-  return {{"name", name}, {"removed", true}, {"actions", done}};
+  return {{"name", name}, {"removed", true}, {"actions", done}, {"left_behind", left}};
 }
 
 }  // namespace
@@ -79,8 +80,10 @@ void setup_rm(CLI::App& app, Dispatch& dispatch) {
                     "answer y, or pass --yes to skip the question");
       }
       nlohmann::json results = nlohmann::json::array();
+      bool left_behind = false;
       for (const std::string& name : opts->names) {
         results.push_back(remove_one(ctx, name, opts->force));
+        left_behind = left_behind || !results.back()["left_behind"].empty();
         if (!ctx.json()) {
           for (const auto& line : results.back()["actions"]) {
             util::info(line.get<std::string>());
@@ -90,6 +93,13 @@ void setup_rm(CLI::App& app, Dispatch& dispatch) {
       }
       if (ctx.json()) {
         ctx.out().print_json(results);
+      }
+      if (left_behind) {
+        // The record is gone but something may still bill: a script must not read success.
+        util::warn(
+            "cloud resources were left behind (listed above); remove them by hand, or "
+            "with `gpumachine gc --delete` once they are orphans");
+        return exit_code::k_failure;
       }
       return 0;
     };

@@ -32,6 +32,7 @@ void setup_tensorboard(CLI::App& app, Dispatch& dispatch);
 void setup_env(CLI::App& app, Dispatch& dispatch);
 void setup_prices(CLI::App& app, Dispatch& dispatch);
 void setup_autostop(CLI::App& app, Dispatch& dispatch);
+void setup_ssh_allow(CLI::App& app, Dispatch& dispatch);
 
 /// The provisioning flags `create` and `provision` share.
 struct ProvisionFlags {

@@ -22,6 +22,13 @@ std::string quote(std::string_view text) {
   return out + "'";
 }
 
+/// A host path in a remote script, under $GM_SYSROOT when the host sets it (a simulated host in
+/// tests, like the provisioning scripts' R=); the script sets R first (k_root_line).
+std::string rooted(std::string_view path) {
+  return "\"$R\"" + quote(path);
+}
+constexpr std::string_view k_root_line = "R=\"${GM_SYSROOT:-}\"\n";
+
 /// Runs a script as root: directly when the login is root, else through sudo -n (no prompt:
 /// there is no terminal to answer on).
 constexpr std::string_view k_as_root =
@@ -137,6 +144,25 @@ void store_autostop(MachineRecord& record, const std::optional<AutostopSettings>
   }
   record.driver_config["autostop"] = to_json(*settings);
   record.driver_config["shutdown_behavior"] = std::string(to_string(settings->action));
+  set_agent_on_host(record, false);
+}
+
+bool agent_on_host(const MachineRecord& record) {
+  return record.driver_config.value("autostop_on_host", true);
+}
+
+void set_agent_on_host(MachineRecord& record, bool on_host) {
+  record.driver_config["autostop_on_host"] = on_host;
+}
+
+void check_poweroff_allowed(const MachineRecord& record, bool can_power_on, bool allow_poweroff) {
+  if (!can_power_on && !allow_poweroff) {
+    throw UnsupportedError("machine '" + record.name + "'",
+                           "is a " + record.driver +
+                               " machine: autostop powers the host off, and nothing can start it "
+                               "again from here",
+                           "pass --allow-poweroff if that is what you want");
+  }
 }
 
 std::string_view agent_script() {
@@ -178,52 +204,55 @@ std::string install_script(const AutostopSettings& settings, const AgentPaths& p
       config.find(k_config_eof) != std::string::npos) {
     throw Error("autostop agent", "contains its own heredoc end marker");
   }
-  auto dir_of = [](const std::string& path) { return quote(path.substr(0, path.rfind('/'))); };
-  std::string s = "set -euo pipefail\numask 022\n";
+  auto dir_of = [](const std::string& path) { return rooted(path.substr(0, path.rfind('/'))); };
+  std::string s = "set -euo pipefail\numask 022\n" + std::string(k_root_line);
   s += "mkdir -p " + dir_of(paths.script) + " " + dir_of(paths.config) + " " + dir_of(paths.state) +
        " " + dir_of(paths.log) + "\n";
-  s += "cat >" + quote(paths.script + ".tmp") + " <<'" + std::string(k_agent_eof) + "'\n";
+  s += "cat >" + rooted(paths.script + ".tmp") + " <<'" + std::string(k_agent_eof) + "'\n";
   s += std::string(agent);
   if (!agent.ends_with('\n')) {
     s += "\n";
   }
   s += std::string(k_agent_eof) + "\n";
-  s += "chmod 0755 " + quote(paths.script + ".tmp") + "\n";
-  s += "mv -f " + quote(paths.script + ".tmp") + " " + quote(paths.script) + "\n";
-  s += "cat >" + quote(paths.config + ".tmp") + " <<'" + std::string(k_config_eof) + "'\n";
+  s += "chmod 0755 " + rooted(paths.script + ".tmp") + "\n";
+  s += "mv -f " + rooted(paths.script + ".tmp") + " " + rooted(paths.script) + "\n";
+  s += "cat >" + rooted(paths.config + ".tmp") + " <<'" + std::string(k_config_eof) + "'\n";
   s += config + std::string(k_config_eof) + "\n";
-  s += "mv -f " + quote(paths.config + ".tmp") + " " + quote(paths.config) + "\n";
+  s += "mv -f " + rooted(paths.config + ".tmp") + " " + rooted(paths.config) + "\n";
+  s += "if [ -n \"$R\" ]; then sed -i \"s|^STATE_FILE=|&$R|; s|^LOG_FILE=|&$R|\" " +
+       rooted(paths.config) + "; fi\n";
   // --install writes the units, reloads systemd, enables the timer and arms both clocks.
-  s += "AUTOSTOP_CONFIG=" + quote(paths.config) + " AUTOSTOP_SELF=" + quote(paths.script) +
-       " AUTOSTOP_SYSTEMD_DIR=" + quote(paths.systemd_dir) + " " + quote(paths.script) +
+  s += "AUTOSTOP_CONFIG=" + rooted(paths.config) + " AUTOSTOP_SELF=" + rooted(paths.script) +
+       " AUTOSTOP_SYSTEMD_DIR=" + rooted(paths.systemd_dir) + " " + rooted(paths.script) +
        " --install\n";
   s += "echo 'gm: applied (autostop " + describe(settings) + ")'\n";
   return s;
 }
 
 std::string uninstall_script(const AgentPaths& paths) {
-  std::string s = "set -euo pipefail\n";
-  s += "if [ ! -x " + quote(paths.script) +
+  std::string s = "set -euo pipefail\n" + std::string(k_root_line);
+  s += "if [ ! -x " + rooted(paths.script) +
        " ]; then echo 'gm: already done (no agent)'; exit 0; fi\n";
   // ENABLED=0 first: a check that starts while the timer is being disabled does nothing.
-  s += "if [ -f " + quote(paths.config) + " ]; then sed -i 's/^ENABLED=.*/ENABLED=0/' " +
-       quote(paths.config) + "; fi\n";
-  s += "AUTOSTOP_CONFIG=" + quote(paths.config) +
-       " AUTOSTOP_SYSTEMD_DIR=" + quote(paths.systemd_dir) + " " + quote(paths.script) +
+  s += "if [ -f " + rooted(paths.config) + " ]; then sed -i 's/^ENABLED=.*/ENABLED=0/' " +
+       rooted(paths.config) + "; fi\n";
+  s += "AUTOSTOP_CONFIG=" + rooted(paths.config) +
+       " AUTOSTOP_SYSTEMD_DIR=" + rooted(paths.systemd_dir) + " " + rooted(paths.script) +
        " --uninstall\n";
   s += "echo 'gm: applied (autostop off)'\n";
   return s;
 }
 
 std::string status_command(const AgentPaths& paths) {
-  return "if [ -x " + quote(paths.script) + " ] && [ -f " + quote(paths.config) +
-         " ]; then AUTOSTOP_CONFIG=" + quote(paths.config) + " " + quote(paths.script) +
-         " --status; else echo '{\"installed\":false}'; fi";
+  return std::string(k_root_line) + "if [ -x " + rooted(paths.script) + " ] && [ -f " +
+         rooted(paths.config) + " ]; then AUTOSTOP_CONFIG=" + rooted(paths.config) + " " +
+         rooted(paths.script) + " --status; else echo '{\"installed\":false}'; fi";
 }
 
 std::string new_launch_command(const AgentPaths& paths) {
-  return "if [ -x " + quote(paths.script) + " ]; then " + std::string(k_as_root) + " <<'EOF'\n" +
-         "AUTOSTOP_CONFIG=" + quote(paths.config) + " " + quote(paths.script) +
+  return std::string(k_root_line) + "if [ -x " + rooted(paths.script) + " ]; then " +
+         std::string(k_as_root) + " <<'EOF'\n" + std::string(k_root_line) +
+         "AUTOSTOP_CONFIG=" + rooted(paths.config) + " " + rooted(paths.script) +
          " --new-launch\nEOF\nfi";
 }
 

@@ -53,6 +53,13 @@ std::optional<AutostopSettings> autostop_from_record(const MachineRecord& record
 /// driver_config["shutdown_behavior"] ("stop" or "terminate"; the EC2 driver passes it as
 /// InstanceInitiatedShutdownBehavior). Kept across stop/start: it is part of the record.
 void store_autostop(MachineRecord& record, const std::optional<AutostopSettings>& settings);
+/// Whether the agent for the record's setting is on the host (driver_config.autostop_on_host;
+/// store_autostop() clears it, a successful install sets it). Records without it count as on.
+bool agent_on_host(const MachineRecord& record);
+void set_agent_on_host(MachineRecord& record, bool on_host);
+/// Throws UnsupportedError for autostop on a machine that nothing could start again (a driver
+/// without power control: generic) unless \a allow_poweroff (--allow-poweroff).
+void check_poweroff_allowed(const MachineRecord& record, bool can_power_on, bool allow_poweroff);
 /// {"idle_seconds", "action", "max_lifetime_seconds", "gpu_threshold"}.
 nlohmann::json to_json(const AutostopSettings& settings);
 

@@ -120,7 +120,7 @@ void add_cost_fields(nlohmann::json& row, const CostView& view) {
 
 std::string autostop_text(const MachineRecord& record) {
   std::optional<AutostopSettings> s = autostop_from_record(record);
-  return s ? describe(*s) : "-";
+  return s ? describe(*s) + (agent_on_host(record) ? "" : " (not on the host yet)") : "-";
 }
 
 LaunchQuote quote_launch(const std::string& instance_type, const std::string& region, bool spot,

@@ -30,6 +30,23 @@ void Driver::restart(MachineRecord& record, DriverHost&) {
   unsupported(*this, record, "restart");
 }
 
+void Driver::set_shutdown_behavior(MachineRecord& record, DriverHost&, std::string_view) {
+  throw UnsupportedError(
+      "machine '" + record.name + "'",
+      "the " + std::string(name()) + " driver cannot choose what the host's power-off becomes",
+      "the host only powers off; use --action stop");
+}
+
+std::string Driver::allow_ssh_from(MachineRecord& record, DriverHost&, const std::string&) {
+  throw UnsupportedError("machine '" + record.name + "'",
+                         "the " + std::string(name()) + " driver keeps no firewall for the host",
+                         "change the host's own firewall, if it has one");
+}
+
+std::string Driver::explain_unreachable(const MachineRecord&) {
+  return {};
+}
+
 const DriverInfo& find_driver(std::string_view name) {
   std::vector<std::string> names;
   for (const DriverInfo& info : driver_registry()) {

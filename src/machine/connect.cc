@@ -1,5 +1,6 @@
 #include "machine/connect.h"
 
+#include "gm/driver.h"
 #include "gm/error.h"
 
 #include <thread>
@@ -17,7 +18,19 @@ std::unique_ptr<ssh::Session> connect(const MachineRecord& record,
   options.host_key_policy = ssh::HostKeyPolicy::pinned;
   options.retry_for = retry_for;
   options.subject = "machine '" + record.name + "'";
-  return ssh::Session::connect(options);
+  try {
+    return ssh::Session::connect(options);
+  } catch (const SshError& e) {
+    if (e.stage() != SshError::Stage::connect) {
+      throw;
+    }
+    // The driver may know why nothing answers (a firewall rule for an old address).
+    std::string why = find_driver(record.driver).make()->explain_unreachable(record);
+    if (why.empty()) {
+      throw;
+    }
+    throw SshError(e.stage(), e.subject(), e.problem(), e.cause(), why);
+  }
 }
 
 std::string boot_id(ssh::RemoteShell& shell) {

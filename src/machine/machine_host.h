@@ -28,6 +28,7 @@ class MachineHost final : public DriverHost {
   void debug(std::string_view text) override;
   void check_interrupted() override;
   std::string wait_target() const override { return m_wait_target; }
+  std::string home_id() const override { return m_store.home_id(); }
   /// Sets what wait_target() answers ("running" or "ssh").
   void set_wait_target(std::string target) { m_wait_target = std::move(target); }
 

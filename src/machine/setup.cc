@@ -81,14 +81,22 @@ provision::ProvisionResult provision_machine(MachineRecord& record, MachineHost&
   record.facts["provision"] = found["provision"];
   record.facts["provision"]["at"] = util::rfc3339(std::chrono::system_clock::now());
   host.save(record);
-  // The autostop agent goes on last, over a fresh session (a reboot may have ended the first).
-  if (std::optional<cost::AutostopSettings> autostop = cost::autostop_from_record(record)) {
-    host.phase("installing the autostop agent (" + cost::describe(*autostop) + ")");
-    cost::apply_on_host(*connect(record, std::chrono::minutes(1)), autostop,
-                        "machine '" + record.name + "'");
-    host.finish();
-  }
+  // The agent goes on again last, over a fresh session (a reboot may have ended the first).
+  install_autostop(record, host, true);
   return result;
+}
+
+void install_autostop(MachineRecord& record, MachineHost& host, bool again) {
+  std::optional<cost::AutostopSettings> autostop = cost::autostop_from_record(record);
+  if (!autostop || (cost::agent_on_host(record) && !again)) {
+    return;
+  }
+  host.phase("installing the autostop agent (" + cost::describe(*autostop) + ")");
+  cost::apply_on_host(*connect(record, std::chrono::minutes(1)), autostop,
+                      "machine '" + record.name + "'");
+  host.finish();
+  cost::set_agent_on_host(record, true);
+  host.save(record);
 }
 
 probe::ProbeResult probe_machine(MachineRecord& record, MachineHost& host,

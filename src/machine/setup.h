@@ -25,6 +25,10 @@ provision::Overrides remembered_overrides(const MachineRecord& record,
 provision::ProvisionResult provision_machine(MachineRecord& record, MachineHost& host,
                                              const provision::Overrides& overrides);
 
+/// Installs the autostop agent for the record's setting (if any, and not yet on the host unless
+/// \a again) over a fresh session and notes it in the record, saved through host.
+void install_autostop(MachineRecord& record, MachineHost& host, bool again = false);
+
 /// Runs the GPU probe and caches its report and summary in record.facts["probe"].
 probe::ProbeResult probe_machine(MachineRecord& record, MachineHost& host,
                                  const probe::ProbeOptions& options);

@@ -1,6 +1,7 @@
 #include "store/store.h"
 
 #include "gm/error.h"
+#include "util/crypto.h"
 #include "util/fd.h"
 #include "util/fs.h"
 #include "util/spellcheck.h"
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -388,6 +390,37 @@ void Store::remove(std::string_view name) {
                 "remove the directory by hand");
   }
   update_ssh_config();
+}
+
+std::string Store::home_id() const {
+  std::filesystem::path path = m_home / "home_id";
+  auto read = [&]() -> std::optional<std::string> {
+    std::optional<std::string> text = util::try_read_file(path);
+    if (text) {
+      text->erase(std::remove_if(text->begin(), text->end(), ::isspace), text->end());
+    }
+    return text && !text->empty() ? text : std::nullopt;
+  };
+  if (std::optional<std::string> id = read()) {
+    return *id;
+  }
+  // Written whole under another name, then linked into place: link() never replaces, so
+  // concurrent first uses agree on one id.
+  util::make_private_dir(m_home);
+  std::filesystem::path mine = m_home / (".home_id." + util::uuid4());
+  util::write_file_atomic(mine, util::uuid4() + "\n", 0600);
+  int linked = ::link(mine.c_str(), path.c_str());
+  int err = errno;
+  std::filesystem::remove(mine);
+  if (linked != 0 && err != EEXIST) {
+    throw Error(path.string(), "cannot write this home's id", std::strerror(err),
+                "check that " + m_home.string() + " is writable");
+  }
+  util::sync_dir(m_home);
+  if (std::optional<std::string> id = read()) {
+    return *id;
+  }
+  throw Error(path.string(), "is empty", {}, "delete it; a new id is made on the next create");
 }
 
 void Store::update_ssh_config() const {

@@ -79,6 +79,11 @@ class Store {
   MachineLock lock(std::string_view name, std::string_view verb,
                    std::chrono::milliseconds wait = std::chrono::seconds(3));
 
+  /// This home's identity: a random id kept in <home>/home_id, made on first use (the first
+  /// writer wins a race). Cloud resources are tagged with it, so `gc` tells this home's from
+  /// another's (a teammate, CI, a second laptop).
+  std::string home_id() const;
+
   /// Rewrites <home>/ssh_config from all loadable records (atomic; skipped when unchanged).
   void update_ssh_config() const;
 

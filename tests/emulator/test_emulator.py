@@ -626,6 +626,42 @@ class LaunchTests(EmulatorTestBase):
         self.assertEqual([(r["fromPort"], r["cidr"]) for r in sg["ingress"]],
                          [(22, "127.0.0.1/32")])
 
+    def test_client_token_filter_hides_a_fresh_launch(self):
+        self.import_key()
+        self.emu.control("config", {"consistency_delay": 1.0})
+        params = self.run_params()
+        status, _ = self.emu.query(params)
+        self.assertEqual(status, 200)
+        query = {"Action": "DescribeInstances", "Filter.1.Name": "client-token",
+                 "Filter.1.Value.1": params["ClientToken"]}
+        status, root = self.emu.query(query)
+        self.assertEqual((status, find_all(root, "instanceId")), (200, []))
+        time.sleep(1.1)
+        status, root = self.emu.query(query)
+        self.assertEqual(len(find_all(root, "instanceId")), 1)
+
+    def test_modify_instance_shutdown_behavior(self):
+        self.import_key()
+        iid = self.launch()
+        self.assertEqual(self.instance(iid)["shutdownBehavior"], "stop")
+        status, _ = self.emu.query({"Action": "ModifyInstanceAttribute", "InstanceId": iid,
+                                    "InstanceInitiatedShutdownBehavior.Value": "terminate"})
+        self.assertEqual(status, 200)
+        self.assertEqual(self.instance(iid)["shutdownBehavior"], "terminate")
+        status, root = self.emu.query({"Action": "DescribeInstanceAttribute", "InstanceId": iid,
+                                       "Attribute": "instanceInitiatedShutdownBehavior"})
+        self.assertEqual(find_text(root, "value"), "terminate")
+        self.emu.query({"Action": "ModifyInstanceAttribute", "InstanceId": iid,
+                        "Attribute": "instanceInitiatedShutdownBehavior", "Value": "stop"})
+        self.assertEqual(self.instance(iid)["shutdownBehavior"], "stop")
+        self.assert_error(self.emu.query({"Action": "ModifyInstanceAttribute", "InstanceId": iid,
+                                          "InstanceInitiatedShutdownBehavior.Value": "halt"}),
+                          "InvalidParameterValue")
+        spot = self.launch(**{"InstanceMarketOptions.MarketType": "spot"})
+        self.assert_error(self.emu.query({"Action": "ModifyInstanceAttribute", "InstanceId": spot,
+                                          "InstanceInitiatedShutdownBehavior.Value": "stop"}),
+                          "InvalidParameterCombination")
+
 
 class PersistenceTests(unittest.TestCase):
     def test_restart_and_crash_recovery_keep_state_and_leave_no_stale_sshd(self):

@@ -236,6 +236,9 @@ std::map<std::string, std::string> Ec2EmulatorFixture::cli_env() const {
       {"AWS_EC2_METADATA_DISABLED", "true"},
       {"AWS_MAX_ATTEMPTS", "3"},
       {"GPUMACHINE_CALLER_IP", "127.0.0.1"},
+      // The emulator's consistency_delay is 0 unless a test sets it (and this with it): rm's
+      // look for a launch whose answer never came need not wait EC2's minutes here.
+      {"GPUMACHINE_EC2_CONSISTENCY_WINDOW", "3s"},
       {"GPUMACHINE_FORMAT", "table"},
       {"NO_COLOR", "1"},
   };

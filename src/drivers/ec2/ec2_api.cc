@@ -227,10 +227,11 @@ std::vector<TaggedResource> Ec2Api::tagged_resources(const std::string& tag_key)
                    .region = region(),
                    .state = i.state,
                    .detail = i.instance_type,
+                   .created = i.launch_time,
                    .tags = i.tags});
   }
   auto scan = [&](std::string_view action, const char* set, const char* kind, const char* id_key,
-                  const char* state_key, const char* detail_key) {
+                  const char* state_key, const char* detail_key, const char* time_key) {
     std::string token;
     do {
       aws::QueryParams p;
@@ -245,15 +246,16 @@ std::vector<TaggedResource> Ec2Api::tagged_resources(const std::string& tag_key)
                        .region = region(),
                        .state = state_key ? x::text(item, state_key) : "",
                        .detail = detail_key ? x::text(item, detail_key) : "",
+                       .created = time_key ? x::text(item, time_key) : "",
                        .tags = read_tags(item)});
       }
       token = x::text(r.root(), "nextToken");
     } while (!token.empty());
   };
-  scan("DescribeVolumes", "volumeSet", "volume", "volumeId", "status", "size");
+  scan("DescribeVolumes", "volumeSet", "volume", "volumeId", "status", "size", "createTime");
   scan("DescribeSecurityGroups", "securityGroupInfo", "security-group", "groupId", nullptr,
-       "groupName");
-  scan("DescribeKeyPairs", "keySet", "key-pair", "keyName", nullptr, "keyType");
+       "groupName", nullptr);
+  scan("DescribeKeyPairs", "keySet", "key-pair", "keyName", nullptr, "keyType", "createTime");
   return out;
 }
 

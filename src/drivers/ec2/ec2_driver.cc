@@ -186,6 +186,12 @@ std::string default_user_for(const std::string& alias, const std::string& image_
 
 Tags machine_tags(const MachineRecord& record) {
   Tags tags = {{"Name", record.name}, {k_tag_machine, record.name}, {k_tag_id, record.id}};
+  for (const auto& [key, field] :
+       {std::pair{k_tag_home, "home_id"}, {k_tag_created, "tagged_at"}}) {
+    if (!record.driver_config.value(field, "").empty()) {
+      tags.emplace_back(key, record.driver_config[field].get<std::string>());
+    }
+  }
   if (record.driver_config.contains("tags")) {
     for (const auto& [k, v] : record.driver_config["tags"].items()) {
       tags.emplace_back(k, v.get<std::string>());
@@ -233,6 +239,29 @@ std::string own_security_group(Ec2Api& api, const MachineRecord& record, const s
   aws::QueryResult found = api.call("DescribeSecurityGroups", d);
   auto items = aws::xml::items(found.root(), "securityGroupInfo");
   return items.empty() ? "" : aws::xml::text(items.front(), "groupId");
+}
+
+/// How long after a create call EC2 may still answer "not found" for what it made (eventual
+/// consistency: seconds, at times minutes). GPUMACHINE_EC2_CONSISTENCY_WINDOW (seconds)
+/// overrides it for emulators and tests.
+std::chrono::seconds consistency_window() {
+  if (const char* env = std::getenv("GPUMACHINE_EC2_CONSISTENCY_WINDOW");
+      env != nullptr && *env != '\0') {
+    if (std::optional<std::chrono::seconds> d = util::parse_duration(env)) {
+      return *d;
+    }
+    throw UsageError("GPUMACHINE_EC2_CONSISTENCY_WINDOW '" + std::string(env) + "'",
+                     "not a duration", "e.g. GPUMACHINE_EC2_CONSISTENCY_WINDOW=30s");
+  }
+  return std::chrono::minutes(2);
+}
+
+/// True while EC2 may still hide what a create call sent at \a stamp (RFC 3339) made; an
+/// absent stamp (older records) counts from the machine's creation.
+bool maybe_invisible(const MachineRecord& record, const std::string& stamp) {
+  std::optional<util::SystemTime> at =
+      util::parse_rfc3339(stamp.empty() ? record.created_at : stamp);
+  return !at || std::chrono::system_clock::now() < *at + consistency_window();
 }
 
 bool is_throttling(const CloudError& e) {
@@ -290,6 +319,39 @@ std::optional<Instance> wait_for_state(Ec2Api& api, const MachineRecord& record,
           "check the EC2 console; `gpumachine status " + record.name + "` asks again");
     }
     pause(host, interval);
+  }
+}
+
+/// Authorize/RevokeSecurityGroupIngress parameters for the machine's rules (SSH and every
+/// --ec2-open-port) from \a cidr.
+aws::QueryParams ingress_rules(const nlohmann::json& cfg, const std::string& group_id,
+                               const std::string& cidr) {
+  aws::QueryParams p;
+  p.set("GroupId", group_id);
+  std::vector<std::pair<int, std::string>> rules = {{22, "tcp"}};
+  for (const auto& port : cfg["open_ports"]) {
+    rules.emplace_back(port["port"].get<int>(), port["protocol"].get<std::string>());
+  }
+  for (std::size_t i = 0; i < rules.size(); ++i) {
+    std::string prefix = "IpPermissions." + std::to_string(i + 1) + ".";
+    p.set(prefix + "IpProtocol", rules[i].second);
+    p.set(prefix + "FromPort", rules[i].first);
+    p.set(prefix + "ToPort", rules[i].first);
+    p.set(prefix + "IpRanges.1.CidrIp", cidr);
+    p.set(prefix + "IpRanges.1.Description",
+          rules[i].first == 22 ? std::string("ssh") : "--ec2-open-port");
+  }
+  return p;
+}
+
+/// A one-time spot instance cannot stop (EC2 answers InvalidParameterCombination at launch and
+/// on ModifyInstanceAttribute): refuse before any call, with the ways out.
+void check_shutdown_behavior(const MachineRecord& record, std::string_view behavior) {
+  if (behavior == "stop" && record.driver_config.value("spot", false)) {
+    throw UsageError(subject_of(record) + ": autostop action 'stop'",
+                     "a one-time spot instance cannot stop, only terminate (EC2 refuses it)",
+                     "use --autostop-action terminate (autostop: --action terminate), or an "
+                     "on-demand instance (no --ec2-spot) to keep the disk");
   }
 }
 
@@ -362,7 +424,9 @@ std::optional<int> parse_int(const std::string& s) {
 class Ec2Driver final : public Driver {
  public:
   std::string_view name() const override { return "ec2"; }
-  Capabilities capabilities() const override { return {.power = true, .reboot = true}; }
+  Capabilities capabilities() const override {
+    return {.power = true, .reboot = true, .shutdown_behavior = true};
+  }
 
   void configure(const Options& options, MachineRecord& record) override;
   void create(MachineRecord& record, DriverHost& host) override;
@@ -372,6 +436,11 @@ class Ec2Driver final : public Driver {
   void kill(MachineRecord& record, DriverHost& host) override { power_off(record, host, true); }
   void restart(MachineRecord& record, DriverHost& host) override;
   std::vector<std::string> remove(MachineRecord& record, DriverHost& host) override;
+  void set_shutdown_behavior(MachineRecord& record, DriverHost& host,
+                             std::string_view behavior) override;
+  std::string allow_ssh_from(MachineRecord& record, DriverHost& host,
+                             const std::string& cidr) override;
+  std::string explain_unreachable(const MachineRecord& record) override;
 
  private:
   void preflight(Ec2Api& api, MachineRecord& record, DriverHost& host);
@@ -385,6 +454,7 @@ class Ec2Driver final : public Driver {
   void adopt(MachineRecord& record, const Instance& instance, DriverHost& host);
   void record_address(MachineRecord& record, const Instance& instance);
   void power_off(MachineRecord& record, DriverHost& host, bool force);
+  void await_pending_launch(Ec2Api& api, MachineRecord& record, DriverHost& host);
   void rollback(Ec2Api& api, MachineRecord& record, DriverHost& host);
   std::string instance_id(const MachineRecord& record) const {
     return record.driver_config.value("instance_id", "");
@@ -781,6 +851,7 @@ void Ec2Driver::ensure_security_group(Ec2Api& api, MachineRecord& record, Driver
   if (group_id.empty()) {
     set_ledger(record, "security-group", name, "creating");
     cfg["sg_name"] = name;
+    cfg["sg_created_at"] = util::rfc3339(std::chrono::system_clock::now());
     host.save(record);
     aws::QueryParams p;
     p.set("GroupName", name);
@@ -805,21 +876,7 @@ void Ec2Driver::ensure_security_group(Ec2Api& api, MachineRecord& record, Driver
     set_ledger(record, "security-group", group_id, "created");
     host.save(record);
   }
-  aws::QueryParams p;
-  p.set("GroupId", group_id);
-  std::vector<std::pair<int, std::string>> rules = {{22, "tcp"}};
-  for (const auto& port : cfg["open_ports"]) {
-    rules.emplace_back(port["port"].get<int>(), port["protocol"].get<std::string>());
-  }
-  for (std::size_t i = 0; i < rules.size(); ++i) {
-    std::string prefix = "IpPermissions." + std::to_string(i + 1) + ".";
-    p.set(prefix + "IpProtocol", rules[i].second);
-    p.set(prefix + "FromPort", rules[i].first);
-    p.set(prefix + "ToPort", rules[i].first);
-    p.set(prefix + "IpRanges.1.CidrIp", cidr);
-    p.set(prefix + "IpRanges.1.Description",
-          rules[i].first == 22 ? std::string("ssh") : "--ec2-open-port");
-  }
+  aws::QueryParams p = ingress_rules(cfg, group_id, cidr);
   // A group just created may not be visible yet (eventual consistency): wait it out.
   milliseconds delay{500};
   auto deadline = Clock::now() + std::chrono::minutes(2);
@@ -936,6 +993,32 @@ std::vector<Instance> Ec2Driver::find_instances(Ec2Api& api, const MachineRecord
   return out;
 }
 
+void Ec2Driver::await_pending_launch(Ec2Api& api, MachineRecord& record, DriverHost& host) {
+  // A RunInstances whose answer never came launched something until proven otherwise: look it
+  // up by its token until EC2's consistency window has passed (an empty answer within it proves
+  // nothing).
+  nlohmann::json& cfg = record.driver_config;
+  if (!cfg.contains("pending_launch")) {
+    return;
+  }
+  std::string token = cfg["pending_launch"].value("token", "");
+  std::string at = cfg["pending_launch"].value("at", "");
+  while (true) {
+    std::vector<Instance> found = api.describe_instances({{"client-token", {token}}});
+    if (!found.empty()) {
+      adopt(record, found.front(), host);  // terminate_all takes it from the ledger
+      return;
+    }
+    if (!maybe_invisible(record, at)) {
+      cfg.erase("pending_launch");  // proven: nothing was launched
+      host.save(record);
+      return;
+    }
+    host.phase("looking for the launch whose answer never came (EC2 may not show it yet)");
+    pause(host, k_poll_slow);
+  }
+}
+
 void Ec2Driver::adopt(MachineRecord& record, const Instance& instance, DriverHost& host) {
   set_ledger(record, "instance", instance.id, "created");
   record.driver_config["instance_id"] = instance.id;
@@ -984,7 +1067,8 @@ void Ec2Driver::launch(Ec2Api& api, MachineRecord& record, DriverHost& host) {
     std::string token = reuse_token.empty() ? util::uuid4() : reuse_token;
     reuse_token.clear();
     cfg["client_tokens"].push_back(token);
-    cfg["pending_launch"] = {{"zone", zone}, {"token", token}};
+    cfg["pending_launch"] = {
+        {"zone", zone}, {"token", token}, {"at", util::rfc3339(std::chrono::system_clock::now())}};
     host.save(record);
     std::string zone_subnet = subnet;
     if (zone_subnet.empty() && cfg["zone_subnets"].contains(zone)) {
@@ -1045,6 +1129,13 @@ void Ec2Driver::rollback(Ec2Api& api, MachineRecord& record, DriverHost& host) {
 
 void Ec2Driver::create(MachineRecord& record, DriverHost& host) {
   nlohmann::json& cfg = record.driver_config;
+  check_shutdown_behavior(record, cfg.value("shutdown_behavior", "stop"));
+  if (!cfg.contains("home_id") && !cfg.contains("client_tokens")) {
+    // Fixed once (a resumed launch must repeat its parameters): the tags gc tells homes and
+    // ages apart by.
+    cfg["home_id"] = host.home_id();
+    cfg["tagged_at"] = util::rfc3339(std::chrono::system_clock::now());
+  }
   Ec2Api api(cfg["region"].get<std::string>());
   if (!cfg.contains("image_id")) {
     preflight(api, record, host);
@@ -1081,9 +1172,24 @@ void Ec2Driver::create(MachineRecord& record, DriverHost& host) {
     throw;
   }
   host.phase("waiting for " + instance_id(record) + " to run");
-  std::optional<Instance> running =
-      wait_for_state(api, record, instance_id(record), {"running"},
-                     {"shutting-down", "terminated", "stopping", "stopped"}, false, host);
+  std::optional<Instance> running;
+  try {
+    running = wait_for_state(api, record, instance_id(record), {"running"},
+                             {"shutting-down", "terminated", "stopping", "stopped"}, false, host);
+  } catch (const InterruptedError&) {
+    throw;
+  } catch (const Error& e) {
+    if (e.subject() == subject_of(record)) {
+      throw;  // the instance's own outcome (it stopped, or never ran in time)
+    }
+    // EC2 could not be asked; the launch stands, so say what keeps billing.
+    throw Error(subject_of(record),
+                "instance " + instance_id(record) + " in " + api.region() +
+                    " was launched and is running and billing, but its state cannot be read",
+                e.what(),
+                "`gpumachine create " + record.name + "` resumes the wait; `gpumachine rm " +
+                    record.name + "` terminates it");
+  }
   record_address(record, *running);
   host.save(record);
   if (host.wait_target() == "ssh") {
@@ -1179,6 +1285,97 @@ void Ec2Driver::power_off(MachineRecord& record, DriverHost& host, bool force) {
   host.save(record);
 }
 
+void Ec2Driver::set_shutdown_behavior(MachineRecord& record, DriverHost& host,
+                                      std::string_view behavior) {
+  check_shutdown_behavior(record, behavior);
+  std::string id = instance_id(record);
+  if (id.empty()) {
+    throw Error(subject_of(record), "has no instance yet", {},
+                "run `gpumachine create " + record.name + "` to finish creating it");
+  }
+  Ec2Api api(record.driver_config["region"].get<std::string>());
+  host.phase("setting " + id + "'s shutdown behavior to " + std::string(behavior));
+  aws::QueryParams p;
+  p.set("InstanceId", id);
+  p.set("InstanceInitiatedShutdownBehavior.Value", std::string(behavior));
+  api.call("ModifyInstanceAttribute", p);
+  record.driver_config["shutdown_behavior"] = std::string(behavior);
+  host.save(record);
+}
+
+std::string Ec2Driver::allow_ssh_from(MachineRecord& record, DriverHost& host,
+                                      const std::string& wanted) {
+  nlohmann::json& cfg = record.driver_config;
+  if (!cfg.value("security_group_ids", nlohmann::json::array()).empty()) {
+    throw UsageError(subject_of(record),
+                     "uses your own security groups (--ec2-security-group-id), which gpumachine "
+                     "never modifies",
+                     "change their rules in the EC2 console or with `aws ec2 "
+                     "authorize-security-group-ingress`");
+  }
+  Resource* sg = ledger(record, "security-group");
+  if (sg == nullptr || sg->status != "created" || !sg->id.starts_with("sg-")) {
+    throw Error(subject_of(record), "has no security group of its own yet", {},
+                "run `gpumachine create " + record.name + "` to finish creating it");
+  }
+  std::string cidr = wanted.empty() ? caller_cidr() : wanted;
+  std::optional<std::string> network = cidr_network(cidr);
+  if (!network || *network != cidr) {
+    throw UsageError("--cidr '" + cidr + "'", "not an IPv4 CIDR block with no host bits set",
+                     "e.g. --cidr 203.0.113.5/32");
+  }
+  std::string old = cfg.value("ssh_cidr", "");
+  if (cidr == old) {
+    return old;
+  }
+  Ec2Api api(cfg["region"].get<std::string>());
+  // The new rule first, so SSH is never shut out in between.
+  host.phase("allowing SSH to " + sg->id + " from " + cidr);
+  try {
+    api.call("AuthorizeSecurityGroupIngress", ingress_rules(cfg, sg->id, cidr));
+  } catch (const CloudError& e) {
+    if (e.code() != "InvalidPermission.Duplicate") {
+      throw;
+    }
+  }
+  cfg["ssh_cidr"] = cidr;
+  host.save(record);
+  if (!old.empty()) {
+    host.phase("removing the rule for " + old);
+    try {
+      api.call("RevokeSecurityGroupIngress", ingress_rules(cfg, sg->id, old));
+    } catch (const CloudError& e) {
+      if (e.code() != "InvalidPermission.NotFound") {
+        throw;
+      }
+    }
+  }
+  return old;
+}
+
+std::string Ec2Driver::explain_unreachable(const MachineRecord& record) {
+  const nlohmann::json& cfg = record.driver_config;
+  std::string allowed = cfg.value("ssh_cidr", "");
+  if (!cfg.value("security_group_ids", nlohmann::json::array()).empty() ||
+      !allowed.ends_with("/32")) {
+    return {};
+  }
+  static std::optional<std::string> here;  // one lookup per process: create retries connects
+  if (!here) {
+    try {
+      here = caller_cidr();
+    } catch (const Error&) {
+      here = "";
+    }
+  }
+  if (here->empty() || *here == allowed) {
+    return {};
+  }
+  return "this computer's public address is now " + *here + ", but the security group of '" +
+         record.name + "' lets SSH in only from " + allowed + ": `gpumachine ssh-allow " +
+         record.name + "` replaces that rule";
+}
+
 void Ec2Driver::restart(MachineRecord& record, DriverHost& host) {
   std::string id = instance_id(record);
   if (id.empty()) {
@@ -1226,6 +1423,7 @@ std::vector<std::string> Ec2Driver::remove(MachineRecord& record, DriverHost& ho
   // 1. Instances: the ledger's, plus any found by tag or ClientToken (a create killed before it
   // wrote the id down).
   auto terminate_all = [&]() {
+    await_pending_launch(api, record, host);
     std::set<std::string> ids;
     for (const Resource& r : record.resources) {
       if (r.kind == "instance" && r.status != "deleted") {
@@ -1278,8 +1476,16 @@ std::vector<std::string> Ec2Driver::remove(MachineRecord& record, DriverHost& ho
   if (sg != nullptr && errors.empty()) {
     try {
       std::string group_id = sg->id;
-      if (!group_id.starts_with("sg-")) {
-        group_id = own_security_group(api, record, group_id);
+      const std::string made_at = cfg.value("sg_created_at", "");
+      while (!group_id.starts_with("sg-")) {
+        // Known by name only (killed while CreateSecurityGroup's answer was in flight).
+        std::string found = own_security_group(api, record, group_id);
+        if (!found.empty() || !maybe_invisible(record, made_at)) {
+          group_id = found;
+          break;
+        }
+        host.phase("looking for security group " + group_id + " (EC2 may not show it yet)");
+        pause(host, k_poll_slow);
       }
       if (!group_id.empty()) {
         host.phase("deleting security group " + group_id);
@@ -1292,10 +1498,12 @@ std::vector<std::string> Ec2Driver::remove(MachineRecord& record, DriverHost& ho
             api.call("DeleteSecurityGroup", p);
             break;
           } catch (const CloudError& e) {
-            if (is_not_found(e.code())) {
+            // Not found right after CreateSecurityGroup is EC2 not showing it yet, not "gone".
+            if (is_not_found(e.code()) && !maybe_invisible(record, made_at)) {
               break;
             }
-            if (e.code() != "DependencyViolation" || Clock::now() > deadline) {
+            bool retry = e.code() == "DependencyViolation" || is_not_found(e.code());
+            if (!retry || Clock::now() > deadline) {
               throw;
             }
             host.debug("ec2: " + group_id + " still in use; retrying in " +

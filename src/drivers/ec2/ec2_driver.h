@@ -17,6 +17,10 @@ namespace gm::drivers::ec2 {
 /// Tag keys on every resource the driver creates.
 inline constexpr const char* k_tag_machine = "gpumachine:machine";
 inline constexpr const char* k_tag_id = "gpumachine:id";
+/// The home that made it (Store::home_id()); absent on resources of versions before it.
+inline constexpr const char* k_tag_home = "gpumachine:home";
+/// When its machine's create began (RFC 3339 UTC): `gc`'s age, also for security groups.
+inline constexpr const char* k_tag_created = "gpumachine:created";
 
 /// The registry row for this driver (flags, factory, batched ls).
 DriverInfo driver_info();
@@ -35,18 +39,31 @@ std::string caller_cidr();
 /// DescribeInstances per region (instance-id filter), regions in parallel, all within \a timeout.
 void list_states(std::vector<MachineRecord*>& records, std::chrono::milliseconds timeout);
 
+/// What `gc` may consider.
+struct GcScope {
+  std::set<std::string> known_ids;         ///< gpumachine:id of every readable local record
+  std::set<std::string> unreadable_names;  ///< local records that cannot be read, by name
+  std::string home_id;                     ///< this home's id
+  bool all_homes = false;                  ///< other homes' and untagged resources too
+  std::chrono::seconds min_age{600};       ///< younger resources are never touched
+};
+
 /// One row of `gc`: a tagged resource no local record owns.
 struct Orphan {
   TaggedResource resource;
   std::string machine;  ///< its gpumachine:machine tag
+  std::string home;     ///< its gpumachine:home tag; empty: made before homes were tagged
+  std::string kept;     ///< why gc leaves it alone; empty: --delete removes it
 };
 
-/// Scans \a regions for resources tagged gpumachine:* whose gpumachine:id is not in \a known_ids
-/// (terminated instances are left out).
-std::vector<Orphan> find_orphans(const std::vector<std::string>& regions,
-                                 const std::set<std::string>& known_ids);
-/// Deletes orphans: terminates instances and waits, then volumes, security groups (retrying
-/// DependencyViolation) and key pairs. Returns one line per action; failures are lines too.
+/// Scans \a regions for resources tagged gpumachine:* that no readable local record owns
+/// (terminated instances are left out), each with the reason it is kept, if any: it belongs
+/// to an unreadable local record (by name), to another home or to none (unless all_homes), or
+/// is younger than min_age (or of unknown age).
+std::vector<Orphan> find_orphans(const std::vector<std::string>& regions, const GcScope& scope);
+/// Deletes orphans (those not kept): terminates instances and waits, then volumes, security groups
+/// (retrying DependencyViolation) and key pairs. Returns one line per action; failures are lines
+/// too.
 std::vector<std::string> delete_orphans(const std::vector<Orphan>& orphans);
 
 }  // namespace gm::drivers::ec2

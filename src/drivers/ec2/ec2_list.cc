@@ -5,7 +5,10 @@
 #include "gm/error.h"
 #include "http/curl_transport.h"
 #include "util/log.h"
+#include "util/time.h"
 
+#include <algorithm>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <thread>
@@ -129,24 +132,86 @@ void list_states(std::vector<MachineRecord*>& records, std::chrono::milliseconds
   }
 }
 
-std::vector<Orphan> find_orphans(const std::vector<std::string>& regions,
-                                 const std::set<std::string>& known_ids) {
+namespace {
+
+std::string tag(const TaggedResource& r, const char* key) {
+  auto it = r.tags.find(key);
+  return it == r.tags.end() ? "" : it->second;
+}
+
+/// When the resource was made: its machine's gpumachine:created tag, else its own launch or
+/// create time, else the earliest of those of its machine's other resources.
+std::optional<util::SystemTime> made_at(const TaggedResource& r,
+                                        const std::map<std::string, util::SystemTime>& family) {
+  for (const std::string& text : {tag(r, k_tag_created), r.created}) {
+    if (std::optional<util::SystemTime> t = util::parse_rfc3339(text)) {
+      return t;
+    }
+  }
+  auto it = family.find(tag(r, k_tag_id));
+  return it == family.end() ? std::nullopt : std::optional(it->second);
+}
+
+/// Why gc leaves \a o alone, or "" when it may go.
+std::string kept_reason(const Orphan& o, const GcScope& scope,
+                        std::optional<util::SystemTime> made) {
+  if (scope.unreadable_names.contains(o.machine) && (o.home.empty() || o.home == scope.home_id)) {
+    return "the local record of '" + o.machine +
+           "' cannot be read (see `gpumachine ls`): fix it, or `gpumachine rm " + o.machine + "`";
+  }
+  if (!scope.all_homes && o.home.empty()) {
+    return "no gpumachine:home tag (made by an older gpumachine, from any home); --all-homes "
+           "includes it";
+  }
+  if (!scope.all_homes && o.home != scope.home_id) {
+    return "another home's (gpumachine:home " + o.home.substr(0, 8) +
+           "...: a teammate, CI, another computer); --all-homes includes it";
+  }
+  if (!made) {
+    return "its age is unknown; delete it by hand if it is yours";
+  }
+  auto age =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() - *made);
+  if (age < scope.min_age) {
+    return "made " + util::human_duration(std::max(age, std::chrono::seconds(0))) +
+           " ago; gc leaves anything younger than " + util::human_duration(scope.min_age) +
+           " alone (a create may be under way)";
+  }
+  return "";
+}
+
+}  // namespace
+
+std::vector<Orphan> find_orphans(const std::vector<std::string>& regions, const GcScope& scope) {
   std::vector<Orphan> out;
   for (const std::string& region : regions) {
     Ec2Api api(region);
-    for (TaggedResource& r : api.tagged_resources(k_tag_id)) {
-      std::string id = r.tags.contains(k_tag_id) ? r.tags.at(k_tag_id) : "";
-      if (known_ids.contains(id) || r.state == "terminated") {
+    std::vector<TaggedResource> found = api.tagged_resources(k_tag_id);
+    std::map<std::string, util::SystemTime> family;  // gpumachine:id -> earliest known time
+    for (const TaggedResource& r : found) {
+      for (const std::string& text : {tag(r, k_tag_created), r.created}) {
+        if (std::optional<util::SystemTime> t = util::parse_rfc3339(text)) {
+          auto it = family.emplace(tag(r, k_tag_id), *t).first;
+          it->second = std::min(it->second, *t);
+        }
+      }
+    }
+    for (TaggedResource& r : found) {
+      if (scope.known_ids.contains(tag(r, k_tag_id)) || r.state == "terminated") {
         continue;
       }
-      std::string machine = r.tags.contains(k_tag_machine) ? r.tags.at(k_tag_machine) : "";
-      out.push_back({std::move(r), machine});
+      Orphan o{.resource = r, .machine = tag(r, k_tag_machine), .home = tag(r, k_tag_home)};
+      o.kept = kept_reason(o, scope, made_at(r, family));
+      out.push_back(std::move(o));
     }
   }
   return out;
 }
 
-std::vector<std::string> delete_orphans(const std::vector<Orphan>& orphans) {
+std::vector<std::string> delete_orphans(const std::vector<Orphan>& found) {
+  std::vector<Orphan> orphans;
+  std::copy_if(found.begin(), found.end(), std::back_inserter(orphans),
+               [](const Orphan& o) { return o.kept.empty(); });
   std::vector<std::string> lines;
   std::map<std::string, std::unique_ptr<Ec2Api>> apis;
   auto api_for = [&](const std::string& region) -> Ec2Api& {

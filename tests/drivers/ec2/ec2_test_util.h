@@ -8,7 +8,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace gm::testing::ec2 {
@@ -30,6 +32,22 @@ inline std::vector<std::string> create_args(const std::string& name,
   }
   args.insert(args.end(), extra.begin(), extra.end());
   return args;
+}
+
+/// Waits until the emulator has seen \a action (or the process ended); true when seen.
+inline bool wait_for_call(Ec2EmulatorFixture& emu, Process& p, const std::string& action,
+                          std::chrono::seconds limit = std::chrono::seconds(30)) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (emu.count_calls(action) > 0) {
+      return true;
+    }
+    if (!p.is_running()) {
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
 }
 
 /// "out/err" of a CLI run for assertion messages.

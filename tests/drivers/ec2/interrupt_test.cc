@@ -12,22 +12,6 @@
 namespace gm::testing::ec2 {
 namespace {
 
-/// Waits until the emulator has seen \a action (or the process ended); true when seen.
-bool wait_for_call(Ec2EmulatorFixture& emu, Process& p, const std::string& action,
-                   std::chrono::seconds limit = std::chrono::seconds(30)) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (emu.count_calls(action) > 0) {
-      return true;
-    }
-    if (!p.is_running()) {
-      return false;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return false;
-}
-
 TEST(Ec2Interrupt, CtrlCStopsAtASafePointAndCreateResumes) {
   // Slow boots so the interrupt lands while waiting for running.
   Ec2EmulatorFixture emu(nlohmann::json{{"delays", {{"pending", 3.0}}}});
@@ -125,7 +109,8 @@ TEST(Ec2Interrupt, RmFindsASecurityGroupKnownOnlyByName) {
   EXPECT_TRUE(emu.leaks().empty()) << lines(emu.leaks());
 }
 
-/// One soak cycle: create, SIGKILL after a random delay, then rm; returns the leaks.
+/// One soak cycle: create, SIGKILL after a random delay, then (every other cycle) an rm killed
+/// after a random delay too, then rm; returns the leaks.
 std::vector<std::string> soak_cycle(Ec2EmulatorFixture& emu, int i, std::mt19937& rng) {
   std::string name = "soak" + std::to_string(i);
   std::unique_ptr<Process> p = emu.gm_async(create_args(name, {"--wait", "running"}));
@@ -133,6 +118,12 @@ std::vector<std::string> soak_cycle(Ec2EmulatorFixture& emu, int i, std::mt19937
   std::this_thread::sleep_for(std::chrono::milliseconds(delay(rng)));
   ::kill(p->pid(), SIGKILL);
   p->wait();
+  if (i % 2 == 1 && std::filesystem::exists(emu.home() / "machines" / name)) {
+    std::unique_ptr<Process> rm = emu.gm_async({"rm", name});
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay(rng)));
+    ::kill(rm->pid(), SIGKILL);
+    rm->wait();
+  }
   if (std::filesystem::exists(emu.home() / "machines" / name)) {
     CaptureResult r = emu.gm({"rm", name});
     EXPECT_EQ(r.status, 0) << describe(r);
@@ -158,6 +149,10 @@ void soak(int cycles) {
     }
   }
   EXPECT_EQ(leaked, 0);
+  // gc finds nothing of this home to delete afterwards, and touches nothing live.
+  CaptureResult r = emu.gm({"--yes", "gc", "--delete", "--min-age", "0s", "--format", "json"});
+  EXPECT_EQ(r.status, 0) << describe(r);
+  EXPECT_TRUE(r.status != 0 || nlohmann::json::parse(r.out)["orphans"].empty()) << r.out;
   std::printf("soak: %d cycles, %d leaked resources (seed %u)\n", cycles, leaked, s);
 }
 

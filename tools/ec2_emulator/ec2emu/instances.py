@@ -607,6 +607,48 @@ def reboot_instances(ctx: Ctx, p: Params) -> dict:
     return {"return": True}
 
 
+@action("ModifyInstanceAttribute", mutating=True)
+def modify_instance_attribute(ctx: Ctx, p: Params) -> dict:
+    """Only InstanceInitiatedShutdownBehavior (``….Value``, or ``Attribute`` + ``Value``)."""
+    check_known(p, {"InstanceId", "InstanceInitiatedShutdownBehavior", "Attribute", "Value"})
+    iid = p.require("InstanceId")
+    (inst,) = _instances_by_id(ctx, [iid])
+    if p.has("InstanceInitiatedShutdownBehavior"):
+        value = p.sub("InstanceInitiatedShutdownBehavior").require("Value")
+    elif p.get("Attribute") == "instanceInitiatedShutdownBehavior":
+        value = p.require("Value")
+    else:
+        raise ApiError("InvalidParameterCombination", "This emulator modifies only the "
+                       "instanceInitiatedShutdownBehavior attribute")
+    if value not in ("stop", "terminate"):
+        raise ApiError("InvalidParameterValue", f"Value ({value}) for parameter value is "
+                       f"invalid. Valid values are stop and terminate.")
+    if inst["state"] == "terminated":
+        raise ApiError("IncorrectInstanceState", f"The instance '{iid}' is not in a state from "
+                       f"which it can be modified.")
+    spot = inst.get("spot")
+    if spot and spot["type"] == "one-time" and value == "stop":
+        raise ApiError("InvalidParameterCombination", "A one-time Spot instance cannot use "
+                       "InstanceInitiatedShutdownBehavior 'stop'")
+    dry_run(p)
+    inst["shutdownBehavior"] = value
+    return {"return": True}
+
+
+@action("DescribeInstanceAttribute")
+def describe_instance_attribute(ctx: Ctx, p: Params) -> dict:
+    """Only instanceInitiatedShutdownBehavior."""
+    check_known(p, {"InstanceId", "Attribute"})
+    iid = p.require("InstanceId")
+    attribute = p.require("Attribute")
+    (inst,) = _instances_by_id(ctx, [iid])
+    if attribute != "instanceInitiatedShutdownBehavior":
+        raise ApiError("InvalidParameterValue", f"This emulator describes only "
+                       f"instanceInitiatedShutdownBehavior, not {attribute}")
+    return {"instanceId": iid,
+            "instanceInitiatedShutdownBehavior": {"value": inst["shutdownBehavior"]}}
+
+
 @action("TerminateInstances", mutating=True)
 def terminate_instances(ctx: Ctx, p: Params) -> dict:
     check_known(p, {"InstanceId"})
