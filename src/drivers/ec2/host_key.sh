@@ -4,8 +4,8 @@
 # host. Run by the ec2 driver over a connection pinned to the user-data key, in two idempotent
 # phases, so an interruption between them never leaves the host with a key the record lacks:
 #   sh -s prepare    make the new key beside the old one (once) and print its public key
-#   sh -s activate   move it into place and make sshd load it (SIGHUP to the pid in /run/sshd.pid,
-#                    which is what `systemctl reload ssh` does; that when there is no pid file);
+#   sh -s activate   move it into place and make sshd load it: SIGHUP to the pid in /run/sshd.pid
+#                    (what `systemctl reload ssh` does), or systemctl itself without a pid file;
 #                    connections already open stay up
 # Host paths go through $R (GM_SYSROOT: empty on a real host, an emulated host's root in tests).
 set -eu
