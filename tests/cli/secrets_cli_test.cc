@@ -47,6 +47,12 @@ TEST(CliSecrets, CredentialFlagsAreRefusedWithoutEchoingTheValue) {
         << ec2::describe(r);
     EXPECT_NE(r.err.find("AWS_SECRET_ACCESS_KEY"), std::string::npos) << ec2::describe(r);
   }
+  // The same key in a machine file is an unknown key; the error names the key, not its value.
+  write_text(cli.dir() / "m.yaml", "amazonec2-secret-key: " + secret + "\n");
+  CaptureResult from_file = cli.run({"create", "-f", (cli.dir() / "m.yaml").string(), "m1"});
+  EXPECT_EQ(from_file.status, 2) << ec2::describe(from_file);
+  expect_not_in(from_file, secret);
+  std::filesystem::remove(cli.dir() / "m.yaml");
   EXPECT_TRUE(files_containing(cli.dir().path(), secret).empty());
   // A remote command's own options after "--" are the user's business, not refused.
   CaptureResult r = cli.run({"ssh", "nosuch", "--", "mysql", "--password", "x"});

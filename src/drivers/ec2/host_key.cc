@@ -22,8 +22,8 @@ std::string run_phase(ssh::Session& session, const MachineRecord& record,
   if (r.exit_status != 0) {
     throw Error("machine '" + record.name + "'",
                 "cannot replace the host key that came in user data (" + phase + ")", r.err,
-                "the login user needs passwordless sudo and sshd its pid file in /run; "
-                "`gpumachine create " + record.name + "` tries again");
+                "the login user needs passwordless sudo; run the same command again, the "
+                "replacement resumes where it stopped");
   }
   return r.out;
 }
@@ -60,7 +60,7 @@ void replace_user_data_host_key(MachineRecord& record, DriverHost& host) {
     std::optional<ssh::wire::PublicKeyLine> key = ssh::wire::parse_public_key_line(out);
     if (!key || key->type != "ssh-ed25519") {
       throw Error("machine '" + record.name + "'", "the host printed no new ed25519 host key", out,
-                  "`gpumachine create " + record.name + "` tries again");
+                  "run the same command again");
     }
     next = key->type + " " + key->base64;
     cfg["host_key_next"] = next;

@@ -4,8 +4,9 @@
 # host. Run by the ec2 driver over a connection pinned to the user-data key, in two idempotent
 # phases, so an interruption between them never leaves the host with a key the record lacks:
 #   sh -s prepare    make the new key beside the old one (once) and print its public key
-#   sh -s activate   move it into place and make sshd load it (SIGHUP: what `systemctl reload ssh`
-#                    does); connections already open stay up
+#   sh -s activate   move it into place and make sshd load it: SIGHUP to the pid in /run/sshd.pid
+#                    (what `systemctl reload ssh` does), or systemctl itself without a pid file;
+#                    connections already open stay up
 # Host paths go through $R (GM_SYSROOT: empty on a real host, an emulated host's root in tests).
 set -eu
 R="${GM_SYSROOT:-}"
@@ -24,8 +25,11 @@ case "${1:-}" in
   activate)
     if $S test -e "$new"; then $S mv -f "$new" "$key"; fi
     if $S test -e "$new.pub"; then $S mv -f "$new.pub" "$key.pub"; fi
-    pid=$($S cat "$R/run/sshd.pid")
-    $S kill -HUP "$pid"
+    if $S test -s "$R/run/sshd.pid"; then
+      $S kill -HUP "$($S cat "$R/run/sshd.pid")"
+    else
+      $S systemctl reload ssh 2>/dev/null || $S systemctl reload sshd
+    fi
     ;;
   *)
     echo "usage: sh -s prepare|activate" >&2

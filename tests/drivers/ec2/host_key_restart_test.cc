@@ -6,6 +6,8 @@
 #include "ssh/session.h"
 #include "util/crypto.h"
 
+#include <thread>
+
 namespace gm::testing::ec2 {
 namespace {
 
@@ -68,6 +70,41 @@ TEST(Ec2HostKey, CreateReplacesTheUserDataKeyWithOneMadeOnTheHost) {
   EXPECT_EQ(r.status, 0) << describe(r);
   ASSERT_EQ(emu.gm({"rm", "hk"}).status, 0);
   EXPECT_TRUE(emu.leaks().empty()) << lines(emu.leaks());
+}
+
+// A run that died after the host made its new key and the record saved it (host_key_next), but
+// before the key was put in use: the next command that waits for SSH finishes the replacement.
+TEST(Ec2HostKey, AnInterruptedReplacementIsFinishedByTheNextWaitForSsh) {
+  TempDir root("gm-ec2-root");
+  Ec2EmulatorFixture emu(nlohmann::json{{"instance_env", {{"GM_SYSROOT", root.path().string()}}}});
+  CaptureResult r = emu.gm(create_args("hr", {"--wait", "running"}));
+  ASSERT_EQ(r.status, 0) << describe(r);
+  for (int i = 0; emu.live_instances().at(0)["sshd_pid"].is_null(); ++i) {
+    ASSERT_LT(i, 600) << "the instance's sshd never came up";
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  // The host's half of the interrupted run (sessions of emulated instances run here).
+  SpawnOptions on_host;
+  on_host.env = {{"GM_SYSROOT", root.path().string()}};
+  CaptureResult made = run_capture(
+      {"sh", std::string(GM_SOURCE_DIR) + "/src/drivers/ec2/host_key.sh", "prepare"}, "", on_host);
+  ASSERT_EQ(made.status, 0) << made.err;
+  const std::string next = made.out.substr(0, made.out.find(' ', made.out.find(' ') + 1));
+  std::filesystem::path file = emu.home() / "machines/hr/machine.json";
+  nlohmann::json rec = nlohmann::json::parse(read_text(file));
+  const std::string user_data_key = rec["ssh"]["host_key"];
+  rec["driver_config"]["host_key_next"] = next;
+  write_text(file, rec.dump(), 0600);
+
+  r = emu.gm({"start", "hr"});
+  ASSERT_EQ(r.status, 0) << describe(r);
+  rec = record_of(emu, "hr");
+  EXPECT_EQ(rec["ssh"]["host_key"], next);
+  EXPECT_NE(rec["ssh"]["host_key"], user_data_key);
+  EXPECT_TRUE(rec["driver_config"].value("host_key_replaced", false));
+  r = emu.gm({"ssh", "hr", "--", "true"});
+  EXPECT_EQ(r.status, 0) << describe(r);
+  ASSERT_EQ(emu.gm({"rm", "hr"}).status, 0);
 }
 
 // The guest keeps answering for a while after RebootInstances (it is shutting down): restart
