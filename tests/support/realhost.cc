@@ -128,6 +128,8 @@ RealHost::RealHost(RealHostOptions options) {
   m_mounted = true;
   try {
     m_port = free_port("127.0.0.1");
+    // The hostname nspawn gives it resolves (sudo asks), without a name server.
+    write_text(m_root / "etc/hosts", "127.0.0.1 localhost\n127.0.1.1 gm-realhost\n::1 localhost\n");
     write_text(m_root / "etc/ssh/sshd_config.d/50-gm-listen.conf",
                "ListenAddress 127.0.0.1:" + std::to_string(m_port) + "\n");
 
