@@ -109,7 +109,8 @@ TEST(RealHostProvision, AptUpdateNamesAnUnreachableRepository) {
   LoopbackAptRepo repo("bookworm", {{"main", {{.name = "gm-hello", .version = "1.0"}}}});
   RealHost host;
   repo.install_into(host, "gm-test");
-  const std::string dead = "http://127.0.0.1:" + std::to_string(gm::testing::free_port());
+  // Its own loopback address: apt's http method shares state between repositories of one host.
+  const std::string dead = "http://127.0.0.2:" + std::to_string(gm::testing::free_port("127.0.0.2"));
   gm::testing::write_text(host.root() / "etc/apt/sources.list.d/dead.list",
                           "deb [trusted=yes] " + dead + " bookworm main\n");
   ssh::ExecResult r = run_scripts(host, {}, "gm_apt update");
