@@ -5,6 +5,7 @@
 #include "provision/provisioner.h"
 #include "provision/step_error.h"
 #include "ssh/session.h"
+#include "cli/cli_runner.h"
 #include "support/realhost.h"
 
 #include <nlohmann/json.hpp>
@@ -234,12 +235,10 @@ TEST(RealHostProvision, SecureBootIsReadFromTheEfiVariableWithoutMokutil) {
   EXPECT_TRUE(contains(r.out, "error: Secure Boot is on")) << r.out;
 }
 
-// The whole run on a host with no GPU, through provision() over SSH as admin: what it does, and
-// that a second run changes nothing. Docker's repository cannot be reached from here, so the
-// Docker package is a stand-in installed beforehand (the daemon a systemd unit that sleeps): the
-// step still enables it with the host's real systemd and adds admin to the group for real.
-TEST(RealHostProvision, WholeRunWithoutGpuThenASecondRunChangesNothing) {
-  GM_REQUIRE_REALHOST();
+/// Docker's repository cannot be reached from here: a stand-in docker-ce (its daemon a systemd
+/// unit that sleeps), installed beforehand with the group its postinst would add. The docker step
+/// still enables it with the host's real systemd and adds the user to the group for real.
+StandinDeb standin_docker() {
   StandinDeb docker{.name = "docker-ce", .version = "5:29.1.0-1~debian.12~bookworm"};
   docker.files = {
       {"/usr/bin/docker",
@@ -247,12 +246,22 @@ TEST(RealHostProvision, WholeRunWithoutGpuThenASecondRunChangesNothing) {
        "  version) echo 29.1.0 ;;\nesac\n"},
       {"/lib/systemd/system/docker.service",
        "[Service]\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=multi-user.target\n"}};
-  LoopbackAptRepo repo("bookworm", {{"main", {docker}}});
-  RealHost host;
+  return docker;
+}
+void install_standin_docker(const RealHost& host, const LoopbackAptRepo& repo) {
   repo.install_into(host, "gm-test");
   ASSERT_EQ(host.run_root("apt-get update -q && apt-get install -y -q docker-ce && groupadd -f docker")
                 .exit_status,
             0);
+}
+
+// The whole run on a host with no GPU, through provision() over SSH as admin: what it does, and
+// that a second run changes nothing.
+TEST(RealHostProvision, WholeRunWithoutGpuThenASecondRunChangesNothing) {
+  GM_REQUIRE_REALHOST();
+  LoopbackAptRepo repo("bookworm", {{"main", {standin_docker()}}});
+  RealHost host;
+  install_standin_docker(host, repo);
 
   ProvisionOptions options;
   options.wait_timeout = std::chrono::seconds(120);
@@ -282,6 +291,26 @@ TEST(RealHostProvision, WholeRunWithoutGpuThenASecondRunChangesNothing) {
   ProvisionResult second = provision(*host.connect(), reconnect, options, cb);
   EXPECT_FALSE(second.changed()) << output;
   EXPECT_EQ(second.reboots, 0);
+}
+
+// The same through the binary: `gpumachine create --driver generic` at the host's sshd provisions
+// it, and `gpumachine provision` afterwards changes nothing.
+TEST(RealHostProvision, GenericCreateProvisionsAndProvisionAgainChangesNothing) {
+  GM_REQUIRE_REALHOST();
+  LoopbackAptRepo repo("bookworm", {{"main", {standin_docker()}}});
+  RealHost host;
+  install_standin_docker(host, repo);
+  const SshTarget t = host.target();
+  gm::testing::CliRunner cli;
+  std::vector<std::string> create =
+      cli.generic_create_args("real", t.host, t.port, t.user, t.key_path);
+  create.erase(std::find(create.begin(), create.end(), "--no-provision"));
+  gm::testing::CaptureResult made = cli.run(create);
+  ASSERT_EQ(made.status, 0) << made.out << made.err;
+  EXPECT_TRUE(contains(host.run_root("id -nG admin").out, "docker"));
+
+  nlohmann::json again = cli.json({"provision", "real"});
+  EXPECT_EQ(again.value("changed", true), false) << again.dump(2);
 }
 
 }  // namespace
