@@ -23,6 +23,15 @@ if [[ -d tests/emulator ]]; then
 fi
 fi
 
+echo "== real test host"
+# A Debian root booted with systemd-nspawn (tests/support/realhost): built once, then cached.
+if [[ $(id -u) -eq 0 ]]; then
+  tests/support/realhost/build-image.sh >/dev/null
+  export GM_REALHOST_REQUIRED=1
+else
+  echo "not root: the RealHost tests will be skipped"
+fi
+
 echo "== C++ tests"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1

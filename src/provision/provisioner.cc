@@ -409,7 +409,9 @@ std::string cloud_init_prelude(const PreludeInputs& in) {
   std::string composed = compose_script(plan, "user data", {}, {{"GM_DRIVER_CHANGED", "0"}});
   // compose_script() ends with "\n} </dev/null\n": the steps go inside, after lib.sh.
   composed.insert(composed.rfind("\n} </dev/null"), "\nset +e\n" + body);
+  // cloud-init execs a text/x-shellscript part: without "#!" first it fails ("Exec format error").
   std::string text =
+      "#!/bin/bash\n"
       "# gpumachine: start installing during boot; `gpumachine provision` waits for cloud-init,\n"
       "# then finds these steps done (or redoes them) and decides about the reboot.\n"
       "bash -s <<'GM_USERDATA'\n";

@@ -38,8 +38,10 @@ std::string content_type_of(const std::string& doc) {
 std::string cloud_config(const UserDataParts& parts) {
   std::string out = "#cloud-config\n";
   // Replace whatever keys the image baked in with ours, so the pinned key is the only one.
+  // cloud-init generates only the listed types whose key file is missing: ours is already there.
+  // (An empty list is what is meant, but cloud-init's schema rejects it.)
   out += "ssh_deletekeys: true\n";
-  out += "ssh_genkeytypes: []\n";
+  out += "ssh_genkeytypes: [ed25519]\n";
   out += "ssh_keys:\n";
   out += "  ed25519_private: |\n" + indent(parts.host_private_key, "    ");
   out += "  ed25519_public: " + parts.host_public_key + "\n";

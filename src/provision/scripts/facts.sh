@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Step "facts": everything the plan needs, in one round trip, as one JSON line ("gm: json {...}").
 # Read-only: it installs nothing and changes nothing.
-# plan: read /etc/os-release, uname, /sys/bus/pci/devices/*/{vendor,device,class}, mokutil --sb-state,
+# plan: read /etc/os-release, uname, /sys/bus/pci/devices/*/{vendor,device,class}, mokutil --sb-state (or the SecureBoot EFI variable),
 # plan: /proc/modules, /sys/module/nvidia/version, /proc/driver/nvidia/{version,params}, nvidia-smi --query-gpu,
-# plan: /var/run/reboot-required or dnf needs-restarting -r, /opt/dlami, docker, nvidia-ctk
+# plan: /var/run/reboot-required, dnf needs-restarting -r or a newer /boot/vmlinuz-*, /opt/dlami, docker, nvidia-ctk
 set -euo pipefail # also set by lib.sh, which is sent first
 
 js() {
@@ -37,17 +37,7 @@ for dev in "$R"/sys/bus/pci/devices/*; do
   pci="${pci:+$pci,}$entry"
 done
 
-sb=unknown
-if gm_have mokutil; then
-  sb_text=$(mokutil --sb-state 2>&1 || true)
-  case "$sb_text" in
-    *"SecureBoot enabled"*) sb=enabled ;;
-    *"SecureBoot disabled"*) sb=disabled ;;
-    *"not supported"*) sb=unsupported ;;
-  esac
-elif [ ! -d "$R/sys/firmware/efi" ]; then
-  sb=unsupported
-fi
+sb=$(gm_secure_boot_state)
 
 loaded=$(gm_loaded_version)
 loaded_flavour=""
@@ -71,12 +61,7 @@ if gm_have modinfo; then
   module_on_disk=$(modinfo -F version nvidia 2>/dev/null || true)
 fi
 
-reboot_required=false
-if [ -e "$R/var/run/reboot-required" ]; then
-  reboot_required=true
-elif gm_have dnf && ! dnf needs-restarting -r >/dev/null 2>&1; then
-  reboot_required=true
-fi
+reboot_required=$(jb gm_reboot_pending)
 
 docker_version=""
 docker_active=false

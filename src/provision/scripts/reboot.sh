@@ -29,12 +29,8 @@ fi
 if [ "${GM_NO_GSP:-0}" = 1 ] && [ -n "$loaded" ] && [ "$(gm_gsp_param)" != 0 ]; then
   reasons+=("the nvidia module was loaded with GSP firmware on")
 fi
-if [ "${GM_DRIVER_CHANGED:-0}" = 1 ]; then
-  if [ -e "$R/var/run/reboot-required" ]; then
-    reasons+=("a kernel update is pending")
-  elif gm_have dnf && ! dnf needs-restarting -r >/dev/null 2>&1; then
-    reasons+=("a kernel update is pending")
-  fi
+if [ "${GM_DRIVER_CHANGED:-0}" = 1 ] && gm_reboot_pending; then
+  reasons+=("a kernel update is pending")
 fi
 if [ ${#reasons[@]} -eq 0 ]; then
   gm_done "no reboot needed; nvidia $loaded loaded"

@@ -38,10 +38,14 @@ if [ "${GM_HAS_GPU:-0}" = 1 ]; then
     fi
   fi
 fi
-if ! docker_version=$($SUDO docker version --format '{{.Server.Version}}' 2>&1); then
+# stderr apart: sudo's own warnings ("unable to resolve host") are not part of the version.
+docker_err=$(mktemp)
+if ! docker_version=$($SUDO docker version --format '{{.Server.Version}}' 2>"$docker_err"); then
+  cat "$docker_err"
   echo "$docker_version"
   gm_fail "the Docker daemon does not answer" "look at \"journalctl -u docker\" on the host"
 fi
+rm -f "$docker_err"
 if [ "${GM_HAS_GPU:-0}" = 1 ] && [ -n "${GM_IMAGE:-}" ]; then
   echo "running nvidia-smi in $GM_IMAGE"
   if out=$($SUDO docker run --rm --gpus all "$GM_IMAGE" nvidia-smi 2>&1); then

@@ -21,6 +21,7 @@ TEST(Ec2UserData, CloudConfigCarriesTheHostKeyIndented) {
   std::string text = render_user_data(parts());
   EXPECT_TRUE(text.starts_with("#cloud-config\n"));
   EXPECT_NE(text.find("ssh_deletekeys: true\n"), std::string::npos);
+  EXPECT_NE(text.find("ssh_genkeytypes: [ed25519]\n"), std::string::npos);
   EXPECT_NE(text.find("  ed25519_private: |\n    -----BEGIN OPENSSH PRIVATE KEY-----\n    AAAA\n"),
             std::string::npos);
   EXPECT_NE(text.find("  ed25519_public: ssh-ed25519 AAAAC3Nza host\n"), std::string::npos);

@@ -17,6 +17,7 @@ done
 if [ ${#conflicts[@]} -gt 0 ]; then gm_apt remove "${conflicts[@]}"; fi
 
 if ! gm_deb_installed docker-ce; then
+  gm_need curl
   # shellcheck disable=SC1091 # the host's file, read at run time.
   codename=$(. "$R/etc/os-release" && echo "${UBUNTU_CODENAME:-$VERSION_CODENAME}")
   $SUDO install -m 0755 -d "$R/etc/apt/keyrings"

@@ -11,6 +11,7 @@ if gm_deb_installed nvidia-container-toolkit && grep -q '"nvidia"' "$daemon_json
   gm_done "toolkit $(nvidia-ctk --version 2>/dev/null | sed -n 's/.*version \([0-9][^ ]*\).*/\1/p' | head -n1)"
 fi
 if ! gm_deb_installed nvidia-container-toolkit; then
+  gm_need curl gpg
   keyring=/usr/share/keyrings/nvidia-container-toolkit-keyring.gpg
   curl -fsSL https://nvidia.github.io/libnvidia-container/gpgkey | gpg --dearmor |
     gm_write "$keyring" 0644

@@ -20,13 +20,7 @@ if gm_nouveau_loaded; then
   printf 'blacklist nouveau\noptions nouveau modeset=0\n' |
     gm_write /etc/modprobe.d/gpumachine-blacklist-nouveau.conf 0644
 fi
-# NVIDIA's packages depend on contrib.
-for f in "$R/etc/apt/sources.list.d/debian.sources" "$R/etc/apt/sources.list"; do
-  if [ -f "$f" ] && ! grep -q contrib "$f"; then
-    $SUDO sed -i -e 's/^Components: main$/Components: main contrib/' \
-      -e 's/^\(deb .* main\)$/\1 contrib/' "$f"
-  fi
-done
+gm_debian_contrib # NVIDIA's packages depend on contrib
 gm_cuda_keyring debian12
 gm_apt_install "linux-headers-$kernel" "nvidia-driver-pinning-$GM_BRANCH"
 gm_apt_install "$pkg"
