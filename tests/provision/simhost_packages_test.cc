@@ -141,6 +141,15 @@ TEST_F(ProvisionSimHost, UbuntuHweAndLtsKernelsGetTheirSeriesModulesMeta) {
   }
 }
 
+// #13: nvidia-persistenced is enabled only where a package installed its unit.
+TEST_F(ProvisionSimHost, PersistencedIsEnabledOnlyWhereItExists) {
+  init({"--os", "ubuntu-24.04", "--gpu", "t4", "--no-persistenced"});
+  ProvisionResult r = run();
+  EXPECT_EQ(outcome(r, StepId::driver), StepOutcome::applied);
+  EXPECT_THAT(commands(), Not(HasSubstr("systemctl enable nvidia-persistenced")));
+  EXPECT_THAT(m_output, HasSubstr("no nvidia-persistenced service on this host"));
+}
+
 // #13: the toolkit step restarts Docker (stopping its containers) only when the nvidia runtime
 // changed Docker's configuration.
 TEST_F(ProvisionSimHost, ToolkitLeavesARunningDockerAloneWhenItsConfigurationIsUnchanged) {
