@@ -53,7 +53,8 @@ struct CreateOptions {
 const std::set<std::string> k_general_keys = {"driver",       "wait",          "no-provision",
                                               "no-probe",     "driver-branch", "driver-flavour",
                                               "verify-image", "autostop",      "autostop-action",
-                                              "max-lifetime", "no-gsp",        "allow-poweroff"};
+                                              "max-lifetime", "no-gsp",        "allow-poweroff",
+                                              "docker-mirror", "cuda-mirror",   "toolkit-mirror"};
 
 /// Flag names (and aliases) of every driver, each mapped to its canonical name and driver.
 struct FlagIndex {
@@ -150,6 +151,9 @@ CreateOptions with_file_defaults(const CreateOptions& cli, const Options& file,
   text("max-lifetime", out.max_lifetime);
   text("driver-flavour", out.provision.driver_flavour);
   text("verify-image", out.provision.verify_image);
+  text("docker-mirror", out.provision.mirrors.docker);
+  text("cuda-mirror", out.provision.mirrors.cuda);
+  text("toolkit-mirror", out.provision.mirrors.toolkit);
   flag("no-provision", out.no_provision);
   flag("no-probe", out.no_probe);
   flag("no-gsp", out.provision.no_gsp);

@@ -101,6 +101,8 @@ provision::Overrides ProvisionFlags::overrides() const {
   }
   o.verify_image = verify_image;
   o.no_gsp = no_gsp;
+  o.mirrors = provision::checked_mirrors(mirrors);
+  provision::validate_overrides(o);
   return o;
 }
 
@@ -113,6 +115,13 @@ void ProvisionFlags::add_to(CLI::App& sub) {
   sub.add_flag("--no-gsp", no_gsp,
                "proprietary modules with GSP firmware off (workaround for GSP hangs on g4dn, g5, "
                "g5g; never a default)");
+  auto mirror = [&](const char* flag, std::string& field, std::string_view upstream) {
+    sub.add_option(flag, field, "repository mirror: a base URL that stands for " +
+                                    std::string(upstream) + " (Artifactory, Nexus)");
+  };
+  mirror("--docker-mirror", mirrors.docker, provision::k_docker_upstream);
+  mirror("--cuda-mirror", mirrors.cuda, provision::k_cuda_upstream);
+  mirror("--toolkit-mirror", mirrors.toolkit, provision::k_toolkit_upstream);
 }
 
 void setup_provision(CLI::App& app, Dispatch& dispatch) {

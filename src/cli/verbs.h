@@ -40,9 +40,12 @@ struct ProvisionFlags {
   std::string driver_flavour;
   std::string verify_image;
   bool no_gsp = false;
-  /// Registers --driver-branch, --driver-flavour, --verify-image, --no-gsp on sub.
+  provision::Mirrors mirrors;
+  /// Registers --driver-branch, --driver-flavour, --verify-image, --no-gsp and the
+  /// --docker-mirror, --cuda-mirror, --toolkit-mirror repository bases on sub.
   void add_to(CLI::App& sub);
-  /// Validated overrides; throws UsageError for a bad flavour.
+  /// Validated overrides (provision::validate_overrides); throws UsageError for a bad flavour,
+  /// a choice no branch allows or a mirror URL the scripts cannot use.
   provision::Overrides overrides() const;
 };
 

@@ -31,9 +31,6 @@ void refuse_test_machine(ssh::RemoteShell& shell, const MachineRecord& record) {
 
 provision::Overrides remembered_overrides(const MachineRecord& record,
                                           const provision::Overrides& given) {
-  if (!provision::driver_overrides_to_json(given).empty()) {
-    return given;
-  }
   return provision::driver_overrides_from_json(
       record.driver_config.value("provision_overrides", nlohmann::json::object()), given);
 }

@@ -159,17 +159,53 @@ std::string_view to_string(OsFamily os) {
   return "unsupported";
 }
 
+namespace {
+// The releases with a recipe: os-release ID and VERSION_ID, in the order the hint names them.
+struct OsRecipe {
+  std::string_view id;
+  std::string_view version;
+  std::string_view name;
+  OsFamily family;
+};
+constexpr OsRecipe k_os_recipes[] = {
+    {"ubuntu", "22.04", "Ubuntu", OsFamily::ubuntu},
+    {"ubuntu", "24.04", "Ubuntu", OsFamily::ubuntu},
+    {"ubuntu", "26.04", "Ubuntu", OsFamily::ubuntu},
+    {"debian", "12", "Debian", OsFamily::debian},
+    {"debian", "13", "Debian", OsFamily::debian},
+    {"amzn", "2023", "Amazon Linux", OsFamily::al2023},
+};
+}  // namespace
+
 OsFamily Facts::os_family() const {
-  if (os_id == "ubuntu" && (os_version_id == "22.04" || os_version_id == "24.04")) {
-    return OsFamily::ubuntu;
-  }
-  if (os_id == "debian" && os_version_id == "12") {
-    return OsFamily::debian;
-  }
-  if (os_id == "amzn" && os_version_id == "2023") {
-    return OsFamily::al2023;
+  for (const OsRecipe& r : k_os_recipes) {
+    if (os_id == r.id && os_version_id == r.version) {
+      return r.family;
+    }
   }
   return OsFamily::unsupported;
+}
+
+std::string supported_systems() {
+  // "Ubuntu 22.04, 24.04 or 26.04, Debian 12 or 13, or Amazon Linux 2023"
+  std::vector<std::string> groups;
+  for (size_t i = 0; i < std::size(k_os_recipes);) {
+    size_t end = i;
+    while (end < std::size(k_os_recipes) && k_os_recipes[end].name == k_os_recipes[i].name) {
+      ++end;
+    }
+    std::string group(k_os_recipes[i].name);
+    for (size_t v = i; v < end; ++v) {
+      group += (v == i ? " " : v + 1 == end ? " or " : ", ") + std::string(k_os_recipes[v].version);
+    }
+    groups.push_back(std::move(group));
+    i = end;
+  }
+  std::string out;
+  for (size_t g = 0; g < groups.size(); ++g) {
+    out += (g == 0 ? "" : g + 1 == groups.size() ? ", or " : ", ") + groups[g];
+  }
+  return out;
 }
 
 GpuGeneration Facts::oldest_generation() const {

@@ -41,6 +41,9 @@ bool is_nvswitch(std::uint16_t device_id, std::uint32_t class_code);
 enum class OsFamily { ubuntu, debian, al2023, unsupported };
 /// "ubuntu", "debian", "al2023", "unsupported".
 std::string_view to_string(OsFamily os);
+/// The releases with a recipe, for hints: "Ubuntu 22.04, 24.04 or 26.04, Debian 12 or 13, or
+/// Amazon Linux 2023".
+std::string supported_systems();
 
 /// One NVIDIA PCI function (vendor 10de).
 struct PciDevice {

@@ -12,8 +12,6 @@ namespace gm::provision {
 namespace {
 
 constexpr std::string_view k_scripts = "provision/scripts/";
-constexpr std::string_view k_supported =
-    "use Ubuntu 22.04 or 24.04, Debian 12 or Amazon Linux 2023";
 
 int branch_of(std::string_view version) {
   int major = 0;
@@ -209,6 +207,7 @@ nlohmann::json driver_overrides_to_json(const Overrides& o) {
   if (o.no_gsp) {
     j["no_gsp"] = true;
   }
+  mirrors_to_json(o.mirrors, j);
   return j;
 }
 
@@ -217,19 +216,45 @@ Overrides driver_overrides_from_json(const nlohmann::json& j, Overrides base) {
   if (!j.is_object()) {
     return o;
   }
-  if (auto it = j.find("driver_branch"); it != j.end() && it->is_number_integer()) {
-    o.driver_branch = it->get<int>();
+  if (!o.driver_branch && !o.driver_flavour && !o.no_gsp) {
+    if (auto it = j.find("driver_branch"); it != j.end() && it->is_number_integer()) {
+      o.driver_branch = it->get<int>();
+    }
+    if (auto it = j.find("driver_flavour"); it != j.end() && it->is_string()) {
+      o.driver_flavour = parse_flavour(it->get<std::string>());
+    }
+    if (auto it = j.find("no_gsp"); it != j.end() && it->is_boolean()) {
+      o.no_gsp = it->get<bool>();
+    }
   }
-  if (auto it = j.find("driver_flavour"); it != j.end() && it->is_string()) {
-    o.driver_flavour = parse_flavour(it->get<std::string>());
-  }
-  if (auto it = j.find("no_gsp"); it != j.end() && it->is_boolean()) {
-    o.no_gsp = it->get<bool>();
+  if (o.mirrors.empty()) {
+    o.mirrors = mirrors_from_json(j);
   }
   return o;
 }
 
+void validate_overrides(const Overrides& o) {
+  checked_mirrors(o.mirrors);
+  if (!o.driver_branch || *o.driver_branch < k_first_open_only_branch) {
+    return;
+  }
+  const std::string branch = std::to_string(*o.driver_branch);
+  const std::string problem = "branch " + branch +
+                              " has no proprietary kernel modules (NVIDIA removed them from " +
+                              std::to_string(k_first_open_only_branch) + " on)";
+  if (o.no_gsp) {
+    throw UsageError("--no-gsp", problem + ", and only those can turn GSP off",
+                     "pass --driver-branch 595 (or 580) with --no-gsp, or drop --no-gsp");
+  }
+  if (o.driver_flavour == DriverFlavour::proprietary) {
+    throw UsageError("--driver-flavour proprietary", problem,
+                     "pass --driver-branch 595 (or 580) for proprietary modules, or drop "
+                     "--driver-flavour");
+  }
+}
+
 Plan plan_for(const Facts& f, const Overrides& o) {
+  validate_overrides(o);
   Plan plan;
   plan.os = f.os_family();
   plan.host_description =
@@ -241,12 +266,13 @@ Plan plan_for(const Facts& f, const Overrides& o) {
         "no provisioning recipe for " + (f.os_pretty_name.empty()
                                              ? "\"" + f.os_id + " " + f.os_version_id + "\""
                                              : f.os_pretty_name),
-        std::string(k_supported));
+        "use " + supported_systems());
   }
   plan.has_gpu = f.has_gpu();
   plan.env = {{"GM_OS_ID", f.os_id},
               {"GM_OS_VERSION", f.os_version_id},
               {"GM_HAS_GPU", plan.has_gpu ? "1" : "0"}};
+  add_mirror_env(o.mirrors, plan.env);
   if (!f.user.empty()) {
     plan.env["GM_USER"] = f.user;
   }

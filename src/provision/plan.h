@@ -4,6 +4,7 @@
 #pragma once
 
 #include "provision/facts.h"
+#include "provision/mirrors.h"
 
 #include <map>
 #include <optional>
@@ -21,7 +22,7 @@ std::string_view to_string(DriverFlavour flavour);
 std::optional<DriverFlavour> parse_flavour(std::string_view text);
 
 /// What the user may force (`--driver-branch`, `--driver-flavour`, `--verify-image`,
-/// `--no-gsp`).
+/// `--no-gsp`, the `--*-mirror` repositories).
 struct Overrides {
   std::optional<int> driver_branch;
   std::optional<DriverFlavour> driver_flavour;
@@ -32,12 +33,25 @@ struct Overrides {
   /// `--no-gsp`: proprietary modules loaded with GSP firmware off (NVreg_EnableGpuFirmware=0),
   /// the known workaround for GSP hangs on g4dn, g5 and g5g. Never a default.
   bool no_gsp = false;
+  /// Repository mirrors (enterprise Artifactory/Nexus, a test's loopback repository).
+  Mirrors mirrors;
 };
 
-/// The driver choices (branch, flavour, no_gsp) as JSON, for a record to carry them to later
-/// runs and the boot-time prelude; empty when none is made.
+/// The first branch without proprietary kernel modules (DIG 620 "Proprietary Kernel Modules
+/// Removed").
+inline constexpr int k_first_open_only_branch = 620;
+
+/// Checks what needs no host: proprietary modules or --no-gsp with a branch that has none, and
+/// the mirror URLs. Throws UsageError naming the flag. plan_for() checks it too.
+void validate_overrides(const Overrides& overrides);
+
+/// The choices a machine keeps (branch, flavour, no_gsp, mirrors) as JSON, for a record to carry
+/// them to later runs and the boot-time prelude; empty when none is made.
 nlohmann::json driver_overrides_to_json(const Overrides& overrides);
-/// \a base with the driver choices in \a doc (the inverse; what it does not know is ignored).
+/// \a base with the choices in \a doc for each group \a base leaves unset: the driver choices
+/// (branch, flavour, no_gsp) as one group, the mirrors as another. So a run that names a branch
+/// keeps the machine's mirrors, and one that names a mirror keeps its branch. What \a doc holds
+/// that this does not know is ignored.
 Overrides driver_overrides_from_json(const nlohmann::json& doc, Overrides base = {});
 
 /// A small image with no CUDA version requirement: the toolkit injects nvidia-smi, so it works on

@@ -282,6 +282,38 @@ TEST(PlanOverrides, NoGspMeansProprietaryAndIsRefusedWhereItCannotWork) {
                UsageError);
 }
 
+TEST(PlanOverrides, Branch620AndNewerHaveNoProprietaryModules) {
+  // R620 removed the proprietary kernel modules: refused offline, before any host is touched.
+  Overrides o;
+  o.driver_branch = 620;
+  o.driver_flavour = DriverFlavour::proprietary;
+  try {
+    validate_overrides(o);
+    FAIL();
+  } catch (const UsageError& e) {
+    EXPECT_EQ(e.subject(), "--driver-flavour proprietary");
+    EXPECT_NE(e.problem().find("620"), std::string::npos) << e.problem();
+    EXPECT_NE(e.hint().find("--driver-branch 595"), std::string::npos) << e.hint();
+  }
+  EXPECT_THROW(plan_for(host("0x1eb8"), o), UsageError);
+  Overrides gsp;
+  gsp.driver_branch = 625;
+  gsp.no_gsp = true;
+  try {
+    validate_overrides(gsp);
+    FAIL();
+  } catch (const UsageError& e) {
+    EXPECT_EQ(e.subject(), "--no-gsp");
+  }
+  EXPECT_THROW(plan_for(host("0x1eb8"), gsp), UsageError);
+  Overrides open;
+  open.driver_branch = 620;
+  EXPECT_NO_THROW(validate_overrides(open));
+  EXPECT_EQ(plan_for(host("0x1eb8"), open).flavour, DriverFlavour::open);
+  gsp.driver_branch = 595;
+  EXPECT_NO_THROW(validate_overrides(gsp));
+}
+
 TEST(PlanOverrides, DriverChoicesRoundTripThroughJson) {
   Overrides o;
   o.driver_branch = 580;
@@ -304,7 +336,21 @@ TEST(PlanHosts, UnsupportedOsIsAClearError) {
     plan_for(host("0x1eb8", "centos", "7"), {});
     FAIL();
   } catch (const UnsupportedError& e) {
-    EXPECT_NE(e.hint().find("Ubuntu 22.04 or 24.04"), std::string::npos);
+    EXPECT_NE(e.hint().find("Ubuntu 22.04, 24.04 or 26.04"), std::string::npos) << e.hint();
+  }
+}
+
+TEST(PlanHosts, Debian13AndUbuntu2604HaveRecipes) {
+  // NVIDIA's tables list both (nvidia-facts-2026-12.md); the scripts take the version from facts.
+  EXPECT_EQ(plan_for(host("0x1eb8", "debian", "13"), {}).os, OsFamily::debian);
+  EXPECT_EQ(plan_for(host("0x1eb8", "ubuntu", "26.04"), {}).os, OsFamily::ubuntu);
+  EXPECT_THROW(plan_for(host("0x1eb8", "debian", "11"), {}), UnsupportedError);
+  try {
+    plan_for(host("0x1eb8", "ubuntu", "20.04"), {});
+    FAIL();
+  } catch (const UnsupportedError& e) {
+    EXPECT_NE(e.hint().find("Debian 12 or 13"), std::string::npos) << e.hint();
+    EXPECT_NE(e.hint().find("26.04"), std::string::npos) << e.hint();
   }
 }
 

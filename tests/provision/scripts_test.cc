@@ -106,5 +106,34 @@ TEST(ProvisionScripts, CloudInitPreludeStartsInstallsAndIsClean) {
   EXPECT_NE(docker_only.find("GM_STEP=docker\n"), std::string::npos);
 }
 
+// #13: a step keeps running, and its output keeps reaching the host's log, after the SSH
+// connection that reads its output is gone (here: the reader of its stdout exits after the first
+// line, as sshd's end of the pipe does when the connection drops).
+TEST(ProvisionScripts, HostLogKeepsGoingWhenTheReaderGoes) {
+  char tmpl[] = "/tmp/gm-droplog-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::filesystem::path dir = tmpl;
+  const std::string step = "{\nGM_SYSROOT=" + shell_quote((dir / "root").string()) +
+                           "\nGM_STEP=drop\n" + std::string(util::asset("provision/scripts/lib.sh")) +
+                           "\necho first\n"
+                           "until [ -e \"$GM_SYSROOT/../reader-gone\" ]; do sleep 0.1; done\n"
+                           "echo second\necho third\ntouch \"$GM_SYSROOT/../finished\"\n} </dev/null\n";
+  std::ofstream(dir / "step.sh") << step;
+  const std::string d = shell_quote(dir.string());
+  const std::string cmd = "cd " + d + " && mkfifo out && { bash step.sh >out 2>&1 & pid=$!; "
+                          "head -n 1 <out >first; touch reader-gone; wait $pid; echo $? >rc; }";
+  ASSERT_EQ(std::system(("bash -c " + shell_quote(cmd)).c_str()), 0);
+  auto text = [&](const char* name) {
+    std::ifstream in(dir / name);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  EXPECT_EQ(text("first").rfind("=== ", 0), 0u) << text("first");
+  EXPECT_TRUE(std::filesystem::exists(dir / "finished"));
+  EXPECT_EQ(text("rc"), "0\n");
+  const std::string log = text("root/var/log/gpumachine/provision.log");
+  EXPECT_NE(log.find("second\nthird\n"), std::string::npos) << log;
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace gm::provision

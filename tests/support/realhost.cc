@@ -309,29 +309,37 @@ LoopbackAptRepo::LoopbackAptRepo(std::string suite,
     argv.push_back(component + "=" + debdir.string());
   }
   run_checked(argv);
-  m_port = free_port("127.0.0.1");
+  m_server = std::make_unique<LoopbackHttpServer>(m_dir / "repo", m_dir / "http.log");
+}
+
+LoopbackAptRepo::~LoopbackAptRepo() = default;
+
+std::string LoopbackAptRepo::url() const {
+  return m_server->url();
+}
+
+LoopbackHttpServer::LoopbackHttpServer(const fs::path& dir, const fs::path& log)
+    : m_port(free_port("127.0.0.1")) {
   SpawnOptions spawn;
-  spawn.stdout_path = m_dir / "http.log";
-  spawn.stderr_path = m_dir / "http.log";
+  spawn.stdout_path = log;
+  spawn.stderr_path = log;
   m_server = std::make_unique<Process>(
       std::vector<std::string>{"/usr/bin/python3", "-m", "http.server", std::to_string(m_port),
-                               "--bind", "127.0.0.1", "--directory", (m_dir / "repo").string()},
+                               "--bind", "127.0.0.1", "--directory", dir.string()},
       spawn);
   for (int i = 0; i < 100 && !port_accepts("127.0.0.1", m_port); ++i) {
     if (!m_server->is_running()) {
-      throw std::runtime_error("LoopbackAptRepo: http.server exited: " + read_text(m_dir / "http.log"));
+      throw std::runtime_error("LoopbackHttpServer: http.server exited: " + read_text(log));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
 }
 
-LoopbackAptRepo::~LoopbackAptRepo() {
-  if (m_server) {
-    m_server->stop();
-  }
+LoopbackHttpServer::~LoopbackHttpServer() {
+  m_server->stop();
 }
 
-std::string LoopbackAptRepo::url() const {
+std::string LoopbackHttpServer::url() const {
   return "http://127.0.0.1:" + std::to_string(m_port);
 }
 

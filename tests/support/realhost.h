@@ -113,6 +113,22 @@ struct StandinDeb {
 /// Builds the .deb into dir and returns its path.
 std::filesystem::path build_standin_deb(const StandinDeb& deb, const std::filesystem::path& dir);
 
+/// A directory served over HTTP on 127.0.0.1 (python3 -m http.server, ended by pid).
+class LoopbackHttpServer {
+ public:
+  /// Serves dir; returns once the port accepts. log receives the server's output.
+  LoopbackHttpServer(const std::filesystem::path& dir, const std::filesystem::path& log);
+  ~LoopbackHttpServer();
+  LoopbackHttpServer(const LoopbackHttpServer&) = delete;
+  LoopbackHttpServer& operator=(const LoopbackHttpServer&) = delete;
+  /// http://127.0.0.1:PORT
+  std::string url() const;
+
+ private:
+  int m_port = 0;
+  std::unique_ptr<Process> m_server;
+};
+
 /// A signed apt repository served on 127.0.0.1 (python3 -m http.server, ended by pid).
 class LoopbackAptRepo {
  public:
@@ -136,8 +152,7 @@ class LoopbackAptRepo {
  private:
   std::string m_suite;
   TempDir m_dir{"gm-aptrepo"};
-  int m_port = 0;
-  std::unique_ptr<Process> m_server;
+  std::unique_ptr<LoopbackHttpServer> m_server;
 };
 
 }  // namespace gm::testing

@@ -37,6 +37,14 @@ gm_fail() {
   exit 1
 }
 gm_have() { command -v "$1" >/dev/null 2>&1; }
+# Enables a unit where a package installed it (nvidia-persistenced is not in every package set).
+gm_enable_if_present() {
+  if systemctl cat "$1.service" >/dev/null 2>&1; then
+    $SUDO systemctl enable "$1"
+  else
+    gm_note "no $1 service on this host; nothing to enable"
+  fi
+}
 
 # --- files under the (possibly simulated) root ---
 # gm_write PATH MODE: stdin becomes the content of $R/PATH.
@@ -56,7 +64,7 @@ gm_apt() {
   gm_apt_run "$@"
 }
 gm_apt_run() {
-  $SUDO env DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=a apt-get -y -q \
+  $SUDO env DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=l apt-get -y -q \
     -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
     -o DPkg::Lock::Timeout="$GM_LOCK_TIMEOUT" "$@"
 }
@@ -146,20 +154,80 @@ gm_debian_contrib() {
 gm_rpm_installed() { rpm -q "$1" >/dev/null 2>&1; }
 gm_dnf() { $SUDO dnf -y -q "$@"; }
 
-# NVIDIA's CUDA repository via cuda-keyring (Debian and the Ubuntu DKMS fallback).
-# gm_cuda_keyring DISTRO (ubuntu2204, ubuntu2404, debian12)
+# NVIDIA's CUDA repository via cuda-keyring (Debian and the Ubuntu DKMS fallback), fetched from
+# $GM_CUDA_REPO (NVIDIA's or a mirror, which then stands in for NVIDIA's in the keyring's sources).
+# The package lists are refreshed on every call, so a run after one that failed between the
+# keyring and the update still finds the repository's packages.
+# gm_cuda_keyring DISTRO (ubuntu2204, ubuntu2404, debian12, debian13)
 gm_cuda_keyring() {
-  local arch tmp
-  if gm_deb_installed cuda-keyring; then return 0; fi
-  gm_need curl
+  local arch tmp f
   arch=$(uname -m)
   if [ "$arch" = aarch64 ]; then arch=sbsa; fi
-  tmp=$(mktemp -d)
-  curl -fsSL -o "$tmp/cuda-keyring.deb" \
-    "https://developer.download.nvidia.com/compute/cuda/repos/$1/$arch/cuda-keyring_1.1-1_all.deb"
-  $SUDO dpkg -i "$tmp/cuda-keyring.deb"
-  rm -rf "$tmp"
+  if ! gm_deb_installed cuda-keyring; then
+    gm_need curl
+    tmp=$(mktemp -d)
+    curl -fsSL -o "$tmp/cuda-keyring.deb" "$GM_CUDA_REPO/$1/$arch/cuda-keyring_1.1-1_all.deb"
+    $SUDO dpkg -i "$tmp/cuda-keyring.deb"
+    rm -rf "$tmp"
+  fi
+  for f in "$R"/etc/apt/sources.list.d/cuda-*.list; do
+    if [ -f "$f" ]; then $SUDO sed -i "s|$GM_CUDA_UPSTREAM|$GM_CUDA_REPO|g" "$f"; fi
+  done
   gm_apt update
+}
+# The kernel meta-package the running kernel follows, without "linux-image-": "aws", "generic",
+# "generic-hwe-22.04", "aws-lts-22.04" (Ubuntu), "cloud-amd64" (Debian). Its linux-headers-<it>
+# (and Ubuntu's linux-modules-nvidia-...-<it>) bring every later kernel's packages along.
+gm_kernel_meta() {
+  local flavour p
+  flavour=$(uname -r | sed -E 's/^[0-9]+\.[0-9]+(\.[0-9]+)?(-[0-9]+|\+deb[0-9]+)?-//')
+  # shellcheck disable=SC2016 # ${Status} is dpkg-query's format, not ours.
+  for p in $(dpkg-query -W -f='${Status} ${Package}\n' "linux-image-$flavour-*" 2>/dev/null |
+    awk '$3 == "installed" { print $4 }'); do
+    case "${p#linux-image-}" in
+      "$flavour"-hwe-* | "$flavour"-lts-*)
+        echo "${p#linux-image-}"
+        return 0 ;;
+    esac
+  done
+  echo "$flavour"
+}
+# GM_HEADERS=(...): the packages DKMS needs to build for this kernel and every later one, the
+# headers meta-package and the running kernel's headers. Where those are gone from the archive
+# (Debian keeps only the current ABI), the kernel the meta-package follows joins them and the host
+# is marked for the reboot into it.
+gm_dkms_headers() {
+  local kernel meta
+  kernel=$(uname -r)
+  meta=$(gm_kernel_meta)
+  GM_HEADERS=()
+  if gm_apt_available "linux-headers-$kernel"; then
+    if gm_apt_available "linux-headers-$meta"; then GM_HEADERS+=("linux-headers-$meta"); fi
+    GM_HEADERS+=("linux-headers-$kernel")
+  elif gm_apt_available "linux-headers-$meta" && gm_apt_available "linux-image-$meta"; then
+    gm_note "the headers of the running kernel $kernel are no longer in the archive: installing the current kernel (linux-image-$meta) and rebooting into it"
+    GM_HEADERS+=("linux-headers-$meta" "linux-image-$meta")
+    echo "*** System restart required ***" | gm_write /var/run/reboot-required 0644
+  else
+    gm_fail "no kernel headers for $kernel in the configured repositories" \
+      "upgrade the kernel (apt-get install linux-image-$meta), reboot, then provision again"
+  fi
+}
+
+# Wires the nvidia runtime into Docker's daemon.json (the file at $1) and restarts Docker only
+# when that changed the file or the running daemon lacks the runtime: a restart stops every
+# running container.
+gm_docker_runtime_configure() {
+  local before
+  before=$(cat "$1" 2>/dev/null || true)
+  $SUDO nvidia-ctk runtime configure --runtime=docker --config="$1"
+  if [ "$before" != "$(cat "$1" 2>/dev/null || true)" ]; then
+    gm_note "restarting docker: the nvidia runtime changed its configuration (running containers stop)"
+    $SUDO systemctl restart docker
+  elif ! $SUDO docker info 2>/dev/null | grep -q 'Runtimes:.*nvidia'; then
+    gm_note "restarting docker: it runs without the nvidia runtime its configuration names"
+    $SUDO systemctl restart docker
+  fi
 }
 
 # --- driver state ---
@@ -243,5 +311,7 @@ gm_reboot_pending() {
 
 # --- every step's output also goes to the host's log ---
 $SUDO mkdir -p "$(dirname "$R$GM_LOG_FILE")"
-exec > >($SUDO tee -a "$R$GM_LOG_FILE") 2>&1
+# tee -p: when the SSH connection drops, tee keeps writing the log (and the step keeps running)
+# instead of dying of SIGPIPE and taking the step with it.
+exec > >($SUDO tee -a -p "$R$GM_LOG_FILE") 2>&1
 echo "=== $(date -u +%Y-%m-%dT%H:%M:%SZ) step $GM_STEP ==="

@@ -2,7 +2,7 @@
 # A signed apt repository on loopback for the real test host, and stand-in packages to fill it.
 # Runs on the test machine (gpg is fine here; it is not inside the real host).
 #
-#   apt-repo.sh deb OUTDIR NAME VERSION [--depends D] [--provides P] [--conflicts C]
+#   apt-repo.sh deb OUTDIR NAME VERSION [--depends D] [--recommends R] [--provides P] [--conflicts C]
 #                 [--arch A] [--file SRC=DEST]... [--fail-postinst]
 #       A stand-in .deb (OUTDIR/NAME_VERSION_A.deb; A defaults to "all") whose maintainer scripts
 #       only record what they were asked to do: each appends "NAME SCRIPT ARGS..." to
@@ -23,12 +23,13 @@ die() {
 
 standin_deb() {
   [ $# -ge 3 ] || die "usage: deb OUTDIR NAME VERSION [options]"
-  local out=$1 name=$2 version=$3 arch=all depends="" provides="" conflicts="" fail=0
+  local out=$1 name=$2 version=$3 arch=all depends="" recommends="" provides="" conflicts="" fail=0
   local files=()
   shift 3
   while [ $# -gt 0 ]; do
     case "$1" in
       --depends) depends=$2; shift 2 ;;
+      --recommends) recommends=$2; shift 2 ;;
       --provides) provides=$2; shift 2 ;;
       --conflicts) conflicts=$2; shift 2 ;;
       --arch) arch=$2; shift 2 ;;
@@ -46,6 +47,7 @@ standin_deb() {
     echo "Architecture: $arch"
     echo "Maintainer: gpumachine tests <tests@localhost>"
     [ -z "$depends" ] || echo "Depends: $depends"
+    [ -z "$recommends" ] || echo "Recommends: $recommends"
     [ -z "$provides" ] || echo "Provides: $provides"
     [ -z "$conflicts" ] || echo "Conflicts: $conflicts"
     echo "Description: stand-in for $name in gpumachine's tests"
