@@ -39,7 +39,7 @@ int run_autostop(Context& ctx, const AutostopOptions& opts) {
   std::unique_ptr<ssh::Session> session = machine::connect(record);
   cost::apply_on_host(*session, settings, "machine '" + record.name + "'");
   cost::store_autostop(record, settings);
-  ctx.store().save(record);
+  ctx.store().save(lock, record);
   if (ctx.json()) {
     ctx.out().print_json(
         {{"name", record.name},

@@ -17,6 +17,8 @@ struct ProbeVerbOptions {
 };
 
 int run_probe_verb(Context& ctx, const ProbeVerbOptions& opts) {
+  // The probe's findings go into the record: held from the read to the last save.
+  store::MachineLock lock = ctx.store().lock(opts.name, "probe");
   MachineRecord record = ctx.store().load(opts.name);
   probe::ProbeOptions options;
   options.container = opts.container;
@@ -28,7 +30,7 @@ int run_probe_verb(Context& ctx, const ProbeVerbOptions& opts) {
   } else {
     options.expected_gpus = machine::expected_gpus(record);
   }
-  machine::MachineHost host(ctx.store());
+  machine::MachineHost host(ctx.store(), lock);
   probe::ProbeResult result = machine::probe_machine(record, host, options);
   if (ctx.json()) {
     nlohmann::json doc = probe::to_json(result);

@@ -58,7 +58,7 @@ int run_provision(Context& ctx, const ProvisionVerbOptions& opts) {
   }
   store::MachineLock lock = ctx.store().lock(opts.name, "provision");
   MachineRecord record = ctx.store().load(opts.name);
-  machine::MachineHost host(ctx.store());
+  machine::MachineHost host(ctx.store(), lock);
   provision::ProvisionResult result = machine::provision_machine(record, host, overrides);
   if (ctx.json()) {
     ctx.out().print_json({{"name", record.name},
