@@ -29,7 +29,7 @@ int run_autostop(Context& ctx, const AutostopOptions& opts) {
     throw UsageError("autostop off", "takes no --action or --max-lifetime");
   }
   store::MachineLock lock = ctx.store().lock(opts.name, "autostop");
-  MachineRecord record = ctx.store().load(opts.name);
+  MachineRecord record = machine::load_for_ssh(ctx.store(), opts.name, "autostop", &lock);
   if (record.driver == "generic" && settings && !opts.allow_poweroff) {
     throw UnsupportedError("machine '" + record.name + "'",
                            "is a generic machine: autostop powers the host off, and nothing can "

@@ -3,6 +3,7 @@
 // NVIDIA driver or GPU on the host.
 #include "cli/verbs.h"
 
+#include "machine/connect.h"
 #include "machine/setup.h"
 
 namespace gm::cli {
@@ -19,7 +20,7 @@ struct ProbeVerbOptions {
 int run_probe_verb(Context& ctx, const ProbeVerbOptions& opts) {
   // The probe's findings go into the record: held from the read to the last save.
   store::MachineLock lock = ctx.store().lock(opts.name, "probe");
-  MachineRecord record = ctx.store().load(opts.name);
+  MachineRecord record = machine::load_for_ssh(ctx.store(), opts.name, "probe", &lock);
   probe::ProbeOptions options;
   options.container = opts.container;
   if (!opts.image.empty()) {

@@ -31,7 +31,8 @@ std::unique_ptr<ssh::Session> connect(const MachineRecord& record,
   return ssh::Session::connect(options);
 }
 
-MachineState refresh_state(store::Store& store, MachineRecord& record, std::string_view verb) {
+MachineState refresh_state(store::Store& store, MachineRecord& record, std::string_view verb,
+                           const store::MachineLock* held) {
   const std::string host_before = record.ssh.host;
   MachineState state;
   {
@@ -44,7 +45,10 @@ MachineState refresh_state(store::Store& store, MachineRecord& record, std::stri
   }
   record.last_state = state_text;
   try {
-    store::MachineLock lock = store.lock(record.name, verb, std::chrono::milliseconds(0));
+    store::MachineLock taken;
+    if (held == nullptr) {
+      taken = store.lock(record.name, verb, std::chrono::milliseconds(0));
+    }
     if (!store.has_record(record.name)) {
       return state;  // removed meanwhile
     }
@@ -53,7 +57,7 @@ MachineState refresh_state(store::Store& store, MachineRecord& record, std::stri
     if (record.ssh.host != host_before) {
       fresh.ssh.host = record.ssh.host;
     }
-    store.save(lock, fresh);
+    store.save(held != nullptr ? *held : taken, fresh);
   } catch (const LockedError&) {
     util::debug(subject_of(record.name) + ": another command holds its lock; the state " +
                 state_text + " is not saved");
@@ -61,12 +65,13 @@ MachineState refresh_state(store::Store& store, MachineRecord& record, std::stri
   return state;
 }
 
-MachineRecord load_for_ssh(store::Store& store, std::string_view name, std::string_view verb) {
+MachineRecord load_for_ssh(store::Store& store, std::string_view name, std::string_view verb,
+                           const store::MachineLock* held) {
   MachineRecord record = store.load(name);
   if (!find_driver(record.driver).make()->capabilities().power) {
     return record;  // nothing but the user changes its address
   }
-  MachineState state = refresh_state(store, record, verb);
+  MachineState state = refresh_state(store, record, verb, held);
   if (state == MachineState::stopped || state == MachineState::stopping) {
     throw Error(subject_of(name), "is " + std::string(to_string(state)), {},
                 "start it: `gpumachine start " + std::string(name) + "`");

@@ -22,12 +22,15 @@ std::unique_ptr<ssh::Session> connect(const MachineRecord& record,
 /// or the address after a stop and start behind gpumachine's back, e.g. by the autostop agent),
 /// records it under the machine's lock: re-read, changed and saved only when no other command
 /// holds the lock (that command's record wins) and the machine still exists (a machine `rm`
-/// removed meanwhile is never brought back). `verb` names this command to a waiting one.
-MachineState refresh_state(store::Store& store, MachineRecord& record, std::string_view verb);
+/// removed meanwhile is never brought back). `verb` names this command to a waiting one. A caller
+/// that holds the lock passes it as `held`, and the change is saved through it.
+MachineState refresh_state(store::Store& store, MachineRecord& record, std::string_view verb,
+                           const store::MachineLock* held = nullptr);
 
 /// The record of a machine to connect to. A machine that can be stopped (capabilities().power)
 /// is asked for its state and address first (refresh_state); a stopped one is an error naming
-/// `gpumachine start NAME`, a terminated one `gpumachine rm NAME`.
-MachineRecord load_for_ssh(store::Store& store, std::string_view name, std::string_view verb);
+/// `gpumachine start NAME`, a terminated one `gpumachine rm NAME`. `held`: as for refresh_state.
+MachineRecord load_for_ssh(store::Store& store, std::string_view name, std::string_view verb,
+                           const store::MachineLock* held = nullptr);
 
 }  // namespace gm::machine

@@ -48,7 +48,9 @@ TEST(Ec2Stopped, SshVerbsSayStartAndFollowANewAddress) {
   wait_for_state(emu, id, "stopped");
   for (const std::vector<std::string>& verb :
        {std::vector<std::string>{"ssh", "nap", "--", "true"},
-        std::vector<std::string>{"forward", "nap", "0:127.0.0.1:9"}}) {
+        std::vector<std::string>{"forward", "nap", "0:127.0.0.1:9"},
+        std::vector<std::string>{"probe", "nap"}, std::vector<std::string>{"provision", "nap"},
+        std::vector<std::string>{"autostop", "nap", "30m"}}) {
     r = emu.gm(verb);
     EXPECT_NE(r.status, 0) << describe(r);
     EXPECT_NE(r.err.find("gpumachine start nap"), std::string::npos) << describe(r);
