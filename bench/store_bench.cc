@@ -40,7 +40,7 @@ class PopulatedHome {
                  {"gpus", {{{"model", "NVIDIA A10G"}, {"memory_mib", 23028}}}}};
       r.timings = {{"launch", 31.5}, {"ssh", 12.0}, {"provision", 240.2}};
       r.last_state = "running";
-      store.save(r);
+      store.save(store.lock(r.name, "bench"), r);
     }
   }
   ~PopulatedHome() {
@@ -83,8 +83,9 @@ void BM_StoreSave(benchmark::State& state) {
   // One save among 200 machines: the record, then ssh_config regenerated from all of them.
   gm::store::Store store(populated().home());
   gm::MachineRecord r = store.load("gpu-7");
+  gm::store::MachineLock lock = store.lock("gpu-7", "bench");
   for (auto _ : state) {
-    store.save(r);
+    store.save(lock, r);
   }
 }
 BENCHMARK(BM_StoreSave)->Unit(benchmark::kMillisecond);

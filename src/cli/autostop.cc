@@ -32,7 +32,7 @@ int run_autostop(Context& ctx, const AutostopOptions& opts) {
     throw UsageError("autostop off", "takes no --action or --max-lifetime");
   }
   store::MachineLock lock = ctx.store().lock(opts.name, "autostop");
-  MachineRecord record = ctx.store().load(opts.name);
+  MachineRecord record = machine::load_for_ssh(ctx.store(), opts.name, "autostop", &lock);
   std::unique_ptr<Driver> driver = find_driver(record.driver).make();
   if (settings) {
     cost::check_poweroff_allowed(record, driver->capabilities().power, opts.allow_poweroff);
@@ -46,14 +46,14 @@ int run_autostop(Context& ctx, const AutostopOptions& opts) {
   std::unique_ptr<ssh::Session> session = machine::connect(record);
   if (settings && driver->capabilities().shutdown_behavior) {
     // The provider first: the host's power-off must become what was asked before it can fire.
-    machine::MachineHost host(ctx.store());
+    machine::MachineHost host(ctx.store(), lock);
     driver->set_shutdown_behavior(record, host, cost::to_string(settings->action));
     host.finish();
   }
   cost::apply_on_host(*session, settings, "machine '" + record.name + "'");
   cost::store_autostop(record, settings);
   cost::set_agent_on_host(record, true);
-  ctx.store().save(record);
+  ctx.store().save(lock, record);
   if (ctx.json()) {
     ctx.out().print_json(
         {{"name", record.name},

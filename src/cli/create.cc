@@ -56,15 +56,20 @@ const std::set<std::string> k_general_keys = {"driver",       "wait",          "
                                               "max-lifetime", "no-gsp",        "allow-poweroff",
                                               "docker-mirror", "cuda-mirror",   "toolkit-mirror"};
 
+/// The general keys that are switches (the rest take a value).
+const std::set<std::string> k_general_switches = {"no-provision", "no-probe", "no-gsp"};
+
 /// Flag names (and aliases) of every driver, each mapped to its canonical name and driver.
 struct FlagIndex {
   std::map<std::string, std::pair<std::string, std::string>>
       by_name;  // name -> {canonical, driver}
-  std::set<std::string> keys() const {
-    std::set<std::string> out(k_general_keys.begin(), k_general_keys.end());
+  std::set<std::string> switches;  // names and aliases of driver switches
+  MachineFileKeys keys() const {
+    MachineFileKeys out{k_general_keys, k_general_switches};
     for (const auto& [name, _] : by_name) {
-      out.insert(name);
+      out.known.insert(name);
     }
+    out.switches.insert(switches.begin(), switches.end());
     return out;
   }
 };
@@ -76,6 +81,10 @@ FlagIndex flag_index() {
       index.by_name[spec.name] = {spec.name, info.name};
       for (const std::string& alias : spec.aliases) {
         index.by_name[alias] = {spec.name, info.name};
+      }
+      if (spec.is_switch) {
+        index.switches.insert(spec.name);
+        index.switches.insert(spec.aliases.begin(), spec.aliases.end());
       }
     }
   }
@@ -173,13 +182,13 @@ std::pair<MachineRecord, std::unique_ptr<Driver>> configure_new(Context& ctx,
                                                                 const CreateOptions& opts,
                                                                 const Options& defaults,
                                                                 const Options& file);
-int finish_create(Context& ctx, const CreateOptions& opts, MachineRecord& record, Driver& driver,
-                  bool resumed);
+int finish_create(Context& ctx, const store::MachineLock& lock, const CreateOptions& opts,
+                  MachineRecord& record, Driver& driver, bool resumed);
 
 int run_create(Context& ctx, const CreateOptions& cli) {
   // Everything that can be checked offline is checked before any connection.
   store::validate_name(cli.name);
-  std::set<std::string> keys = flag_index().keys();
+  MachineFileKeys keys = flag_index().keys();
   std::filesystem::path config_path = ctx.store().home() / "config.yaml";
   Options defaults, file;
   if (std::filesystem::exists(config_path)) {
@@ -198,12 +207,13 @@ int run_create(Context& ctx, const CreateOptions& cli) {
   }
   MachineRecord record;
   std::unique_ptr<Driver> driver;
-  if (!ctx.store().exists(opts.name)) {
+  // A directory without a record (a kill before the first save) is replaced by the first save.
+  if (!ctx.store().has_record(opts.name)) {
     std::tie(record, driver) = configure_new(ctx, opts, defaults, file);
   }
   store::MachineLock lock = ctx.store().lock(opts.name, "create");
   bool resumed = false;
-  if (ctx.store().exists(opts.name)) {
+  if (ctx.store().has_record(opts.name)) {
     MachineRecord existing = ctx.store().load(opts.name);
     // Drivers that can resume mark an unfinished create in their config (ec2: a create that
     // was interrupted or killed); anything else is a finished machine.
@@ -216,8 +226,10 @@ int run_create(Context& ctx, const CreateOptions& cli) {
     record = std::move(existing);
     driver = find_driver(record.driver).make();
     resumed = true;
+  } else if (!driver) {
+    std::tie(record, driver) = configure_new(ctx, opts, defaults, file);  // removed meanwhile
   }
-  return finish_create(ctx, opts, record, *driver, resumed);
+  return finish_create(ctx, lock, opts, record, *driver, resumed);
 }
 
 std::pair<MachineRecord, std::unique_ptr<Driver>> configure_new(Context& ctx,
@@ -333,9 +345,9 @@ int provision_and_probe(const CreateOptions& opts, MachineRecord& record,
   return status;
 }
 
-int finish_create(Context& ctx, const CreateOptions& opts, MachineRecord& record, Driver& driver,
-                  bool resumed) {
-  machine::MachineHost host(ctx.store());
+int finish_create(Context& ctx, const store::MachineLock& lock, const CreateOptions& opts,
+                  MachineRecord& record, Driver& driver, bool resumed) {
+  machine::MachineHost host(ctx.store(), lock);
   host.set_wait_target(opts.wait == "running" ? "running" : "ssh");
   try {
     driver.create(record, host);
@@ -346,7 +358,7 @@ int finish_create(Context& ctx, const CreateOptions& opts, MachineRecord& record
     // rolled everything back itself.
     bool kept = !((!host.saved() && !resumed) || record.driver_config.value("rolled_back", false));
     if (!kept) {
-      ctx.store().remove(opts.name);
+      ctx.store().remove(lock, opts.name);
     }
     rethrow_for_machine(e, record,
                         kept ? "resume with `gpumachine create " + record.name +
@@ -355,7 +367,7 @@ int finish_create(Context& ctx, const CreateOptions& opts, MachineRecord& record
                                    "` again to start over");
   }
   host.finish();
-  ctx.store().save(record);  // the machine exists: keep it even if provisioning fails
+  ctx.store().save(lock, record);  // the machine exists: keep it even if provisioning fails
   // Autostop holds from the moment SSH answers, whatever provisioning then does.
   machine::install_autostop(record, host);
 
@@ -377,7 +389,7 @@ int finish_create(Context& ctx, const CreateOptions& opts, MachineRecord& record
     total += seconds;
   }
   record.timings = timings;
-  ctx.store().save(record);
+  ctx.store().save(lock, record);
 
   if (ctx.json()) {
     nlohmann::json doc = machine_summary(record);

@@ -96,7 +96,7 @@ int run_forward(Context& ctx, const ForwardOptions& opts) {
   for (const std::string& text : opts.specs) {
     specs.push_back(ssh::parse_forward_spec(text));
   }
-  MachineRecord record = ctx.store().load(opts.name);
+  MachineRecord record = machine::load_for_ssh(ctx.store(), opts.name, "forward");
   // Listen first: a taken port is a usage error before any connection is made.
   ssh::Forwarder forwarder(std::move(specs), tunnel_options(ctx, opts.name));
   std::unique_ptr<ssh::Session> session = machine::connect(record);

@@ -31,8 +31,71 @@ std::string uptime_text(const MachineRecord& record) {
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() - *t));
 }
 
+/// What ls shows of one machine: its table cells and its JSON row.
+struct Row {
+  std::vector<std::string> cells;
+  nlohmann::json json;
+  std::string error;  ///< why the state is "error"; shown under the table
+};
+
+Row error_row(const std::string& name, const std::string& error) {
+  return {{name, "-", "-", "-", "-", "error", "-", "-", "-", "-", "-"},
+          {{"name", name}, {"state", "error"}, {"error", error}},
+          error};
+}
+
+/// Throws nlohmann::json::exception when a field the row shows has the wrong JSON type.
+Row describe(const MachineRecord& r, std::chrono::system_clock::time_point now,
+             const std::filesystem::path& home) {
+  Row row;
+  row.json = machine_summary(r);
+  std::string uptime = uptime_text(r);
+  row.json["uptime"] = uptime == "-" ? nlohmann::json(nullptr) : nlohmann::json(uptime);
+  if (r.facts.contains("ls_error")) {
+    row.error = r.facts.at("ls_error").get<std::string>();
+    row.json["error"] = row.error;
+  }
+  cost::CostView costs = cost::cost_view(r, now, home);
+  cost::add_cost_fields(row.json, costs);
+  std::string autostop = cost::autostop_text(r);
+  row.json["autostop"] = autostop == "-" ? nlohmann::json(nullptr) : nlohmann::json(autostop);
+  auto cfg = [&](const char* key) {
+    return r.driver_config.contains(key) ? r.driver_config.at(key).get<std::string>() : "-";
+  };
+  row.cells = {r.name,
+               r.driver,
+               cfg("region"),
+               cfg("instance_type"),
+               gpu_summary(r),
+               r.last_state.empty() ? "unknown" : r.last_state,
+               r.ssh.host.empty() ? "-" : r.ssh.host,
+               uptime,
+               costs.price_text,
+               costs.cost_text,
+               autostop};
+  return row;
+}
+
+/// The row of an entry. A record with a field of the wrong JSON type becomes an error entry, like
+/// a corrupt one, so that one bad record never breaks the listing nor its driver's batch.
+Row row_of(store::Entry& e, std::chrono::system_clock::time_point now, const store::Store& store) {
+  if (e.record) {
+    try {
+      return describe(*e.record, now, store.home());
+    } catch (const nlohmann::json::exception& ex) {
+      e.error = "corrupt record " + store.record_path(e.name).string() + ": " + ex.what();
+      e.record.reset();
+    }
+  }
+  return error_row(e.name, e.error);
+}
+
 int run_ls(Context& ctx, const LsOptions& opts) {
   std::vector<store::Entry> entries = ctx.store().list();
+  const auto now = std::chrono::system_clock::now();
+  for (store::Entry& e : entries) {
+    row_of(e, now, ctx.store());  // weeds out records the drivers' batches could not read either
+  }
   if (!opts.cached) {
     std::map<std::string, std::vector<MachineRecord*>> by_driver;
     for (store::Entry& e : entries) {
@@ -47,7 +110,7 @@ int run_ls(Context& ctx, const LsOptions& opts) {
         if (info.list_states) {
           info.list_states(records, timeout);
         }
-      } catch (const Error& e) {
+      } catch (const std::exception& e) {  // gm::Error, or a record field of the wrong type
         for (MachineRecord* r : records) {
           r->last_state = "error";
           r->facts["ls_error"] = e.what();
@@ -55,48 +118,32 @@ int run_ls(Context& ctx, const LsOptions& opts) {
       }
     }
   }
-  const auto now = std::chrono::system_clock::now();
+  std::vector<Row> rows;
+  for (store::Entry& e : entries) {
+    rows.push_back(row_of(e, now, ctx.store()));
+  }
   if (ctx.json()) {
-    nlohmann::json rows = nlohmann::json::array();
-    for (const store::Entry& e : entries) {
-      if (!e.record) {
-        rows.push_back({{"name", e.name}, {"state", "error"}, {"error", e.error}});
-        continue;
-      }
-      nlohmann::json row = machine_summary(*e.record);
-      std::string uptime = uptime_text(*e.record);
-      row["uptime"] = uptime == "-" ? nlohmann::json(nullptr) : nlohmann::json(uptime);
-      if (e.record->facts.contains("ls_error")) {
-        row["error"] = e.record->facts["ls_error"];
-      }
-      cost::add_cost_fields(row, cost::cost_view(*e.record, now, ctx.store().home()));
-      std::string autostop = cost::autostop_text(*e.record);
-      row["autostop"] = autostop == "-" ? nlohmann::json(nullptr) : nlohmann::json(autostop);
-      rows.push_back(row);
+    nlohmann::json out = nlohmann::json::array();
+    for (Row& row : rows) {
+      out.push_back(std::move(row.json));
     }
-    ctx.out().print_json(rows);
+    ctx.out().print_json(out);
     return 0;
   }
-  std::vector<std::vector<std::string>> rows;
-  for (const store::Entry& e : entries) {
-    if (!e.record) {
-      rows.push_back({e.name, "-", "-", "-", "-", "error: " + e.error, "-", "-", "-", "-", "-"});
-      continue;
-    }
-    const MachineRecord& r = *e.record;
-    auto cfg = [&](const char* key) {
-      return r.driver_config.contains(key) ? r.driver_config[key].get<std::string>() : "-";
-    };
-    cost::CostView costs = cost::cost_view(r, now, ctx.store().home());
-    rows.push_back({r.name, r.driver, cfg("region"), cfg("instance_type"), gpu_summary(r),
-                    r.last_state.empty() ? "unknown" : r.last_state,
-                    r.ssh.host.empty() ? "-" : r.ssh.host, uptime_text(r), costs.price_text,
-                    costs.cost_text, cost::autostop_text(r)});
+  std::vector<std::vector<std::string>> cells;
+  for (const Row& row : rows) {
+    cells.push_back(row.cells);
   }
   // COST is an estimate (running time of this launch x $/H), hence its "~".
   ctx.out().print_table({"NAME", "DRIVER", "REGION", "TYPE", "GPU", "STATE", "IP", "UPTIME", "$/H",
                          "COST", "AUTOSTOP"},
-                        rows);
+                        cells);
+  // Reasons are long; under the table they leave the columns readable.
+  for (const Row& row : rows) {
+    if (!row.error.empty()) {
+      ctx.out().print_line(row.cells[0] + ": " + row.error);
+    }
+  }
   return 0;
 }
 

@@ -7,7 +7,37 @@
 
 namespace gm::cli {
 
-Options load_machine_file(const std::filesystem::path& path, const std::set<std::string>& known) {
+namespace {
+
+/// The text of a scalar, or UsageError naming where it sits.
+std::string scalar(const YAML::Node& node, const std::string& subject, const std::string& what) {
+  if (!node.IsScalar()) {
+    throw UsageError(subject, what + " must be a plain value, not a list or a mapping",
+                     "e.g. `ec2-instance-type: g5.xlarge`, `ec2-tag: {team: ml}`");
+  }
+  return node.Scalar();
+}
+
+/// "true" or "false" for a YAML boolean (yaml-cpp's reading of YAML 1.1), else UsageError.
+std::string switch_value(const YAML::Node& value, const std::string& subject) {
+  bool on = false;
+  if (!value.IsScalar() || !YAML::convert<bool>::decode(value, on)) {
+    std::string found = value.IsScalar() ? "'" + value.Scalar() + "'"
+                                         : (value.IsSequence() ? "a list" : "a mapping");
+    throw UsageError(subject, "is a switch: its value must be true or false, not " + found,
+                     "write `true` or `false` (yes/no and on/off are read the same way)");
+  }
+  return on ? "true" : "false";
+}
+
+}  // namespace
+
+Options load_machine_file(const std::filesystem::path& path, const MachineFileKeys& keys) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    throw UsageError(path.string(), "cannot read the machine file: it is a directory",
+                     "give the path of a YAML file, e.g. -f examples/gpu-jupyter.yaml");
+  }
   YAML::Node root;
   try {
     root = YAML::LoadFile(path.string());
@@ -25,36 +55,40 @@ Options load_machine_file(const std::filesystem::path& path, const std::set<std:
     throw UsageError(path.string(), "must be a mapping of option names to values",
                      "e.g. `driver: ec2` and `ec2-instance-type: g5.xlarge`, one per line");
   }
-  std::vector<std::string> candidates(known.begin(), known.end());
+  std::vector<std::string> candidates(keys.known.begin(), keys.known.end());
   for (const auto& item : root) {
-    std::string key = item.first.as<std::string>();
+    if (!item.first.IsScalar()) {
+      throw UsageError(path.string(), "keys must be option names, not lists or mappings",
+                       "e.g. `ec2-instance-type: g5.xlarge`");
+    }
+    std::string key = item.first.Scalar();
     if (key.starts_with("--")) {
       key = key.substr(2);
     }
-    if (!known.contains(key)) {
-      throw UsageError(path.string() + ": key '" + key + "'",
-                       "unknown option" + util::did_you_mean(key, candidates),
+    std::string subject = path.string() + ": key '" + key + "'";
+    if (!keys.known.contains(key)) {
+      throw UsageError(subject, "unknown option" + util::did_you_mean(key, candidates),
                        "keys are create flags without the leading dashes; see `gpumachine "
                        "create --help`");
     }
     const YAML::Node& value = item.second;
     std::vector<std::string> values;
-    if (value.IsScalar()) {
-      values.push_back(value.as<std::string>());
+    if (value.IsNull() || !value.IsDefined()) {
+      throw UsageError(subject, "has no value");
+    } else if (keys.switches.contains(key)) {
+      values.push_back(switch_value(value, subject));
+    } else if (value.IsScalar()) {
+      values.push_back(value.Scalar());
     } else if (value.IsSequence()) {
       for (const auto& v : value) {
-        if (!v.IsScalar()) {
-          throw UsageError(path.string() + ": key '" + key + "'", "list items must be scalars");
-        }
-        values.push_back(v.as<std::string>());
-      }
-    } else if (value.IsMap()) {
-      // `ec2-tag: {team: ml}` reads naturally; it means --ec2-tag team=ml.
-      for (const auto& kv : value) {
-        values.push_back(kv.first.as<std::string>() + "=" + kv.second.as<std::string>());
+        values.push_back(scalar(v, subject, "each list item"));
       }
     } else {
-      throw UsageError(path.string() + ": key '" + key + "'", "has no value");
+      // `ec2-tag: {team: ml}` reads naturally; it means --ec2-tag team=ml.
+      for (const auto& kv : value) {
+        values.push_back(scalar(kv.first, subject, "each mapping key") + "=" +
+                         scalar(kv.second, subject, "each mapping value"));
+      }
     }
     options[key] = values;
   }

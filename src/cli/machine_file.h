@@ -11,10 +11,18 @@
 
 namespace gm::cli {
 
-/// Reads a YAML mapping of option name -> scalar or list of scalars (booleans become "true" /
-/// "false"). Throws UsageError naming the file and the key for unknown keys (with "did you
-/// mean") and for values that are not scalars or lists of scalars.
-Options load_machine_file(const std::filesystem::path& path, const std::set<std::string>& known);
+/// The keys a machine file may hold; a switch's value must be a YAML boolean.
+struct MachineFileKeys {
+  std::set<std::string> known;
+  std::set<std::string> switches;  ///< a subset of known
+};
+
+/// Reads a YAML mapping of option name -> scalar, list of scalars, or mapping of scalars (read as
+/// KEY=VALUE items). A switch's value is a YAML 1.1 boolean as yaml-cpp reads it (true/false,
+/// yes/no, on/off, y/n in lower, Title or UPPER case) and becomes "true" or "false". Throws
+/// UsageError naming the file (and the key) for an unreadable file or a directory, unknown keys
+/// (with "did you mean"), any other switch value, and values nested deeper than that.
+Options load_machine_file(const std::filesystem::path& path, const MachineFileKeys& keys);
 
 /// Overlays `top` on `base`: a key present in top replaces the key in base.
 Options overlay(Options base, const Options& top);

@@ -18,7 +18,9 @@ Format parse_format(const std::string& text) {
 }
 
 void Output::print_json(const nlohmann::json& doc) {
-  std::string text = doc.dump(2);
+  // Names and paths come from the file system, which need not be UTF-8: never fail on them
+  // (invalid bytes become U+FFFD).
+  std::string text = doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
   std::fwrite(text.data(), 1, text.size(), stdout);
   std::fputc('\n', stdout);
   std::fflush(stdout);

@@ -28,11 +28,11 @@ void setup_power_verb(CLI::App& app, Dispatch& dispatch, const PowerVerb& verb) 
       store::MachineLock lock = ctx.store().lock(opts->name, verb.name);
       MachineRecord record = ctx.store().load(opts->name);
       std::unique_ptr<Driver> driver = find_driver(record.driver).make();
-      machine::MachineHost host(ctx.store());
+      machine::MachineHost host(ctx.store(), lock);
       host.set_wait_target(opts->wait);
       ((*driver).*verb.action)(record, host);
       host.finish();
-      ctx.store().save(record);
+      ctx.store().save(lock, record);
       if (ctx.json()) {
         ctx.out().print_json(machine_summary(record));
       } else {

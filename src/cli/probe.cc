@@ -3,6 +3,7 @@
 // NVIDIA driver or GPU on the host.
 #include "cli/verbs.h"
 
+#include "machine/connect.h"
 #include "machine/setup.h"
 
 namespace gm::cli {
@@ -17,7 +18,9 @@ struct ProbeVerbOptions {
 };
 
 int run_probe_verb(Context& ctx, const ProbeVerbOptions& opts) {
-  MachineRecord record = ctx.store().load(opts.name);
+  // The probe's findings go into the record: held from the read to the last save.
+  store::MachineLock lock = ctx.store().lock(opts.name, "probe");
+  MachineRecord record = machine::load_for_ssh(ctx.store(), opts.name, "probe", &lock);
   probe::ProbeOptions options;
   options.container = opts.container;
   if (!opts.image.empty()) {
@@ -28,7 +31,7 @@ int run_probe_verb(Context& ctx, const ProbeVerbOptions& opts) {
   } else {
     options.expected_gpus = machine::expected_gpus(record);
   }
-  machine::MachineHost host(ctx.store());
+  machine::MachineHost host(ctx.store(), lock);
   probe::ProbeResult result = machine::probe_machine(record, host, options);
   if (ctx.json()) {
     nlohmann::json doc = probe::to_json(result);

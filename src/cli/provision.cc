@@ -34,7 +34,7 @@ nlohmann::json steps_json(const provision::ProvisionResult& result) {
 int run_provision(Context& ctx, const ProvisionVerbOptions& opts) {
   provision::Overrides overrides = opts.flags.overrides();
   if (opts.dry_run) {
-    MachineRecord record = ctx.store().load(opts.name);
+    MachineRecord record = machine::load_for_ssh(ctx.store(), opts.name, "provision");
     std::unique_ptr<ssh::Session> session = machine::connect(record);
     provision::Plan plan = provision::plan_for(provision::gather_facts(*session),
                                                machine::remembered_overrides(record, overrides));
@@ -57,8 +57,8 @@ int run_provision(Context& ctx, const ProvisionVerbOptions& opts) {
     return 0;
   }
   store::MachineLock lock = ctx.store().lock(opts.name, "provision");
-  MachineRecord record = ctx.store().load(opts.name);
-  machine::MachineHost host(ctx.store());
+  MachineRecord record = machine::load_for_ssh(ctx.store(), opts.name, "provision", &lock);
+  machine::MachineHost host(ctx.store(), lock);
   provision::ProvisionResult result = machine::provision_machine(record, host, overrides);
   if (ctx.json()) {
     ctx.out().print_json({{"name", record.name},

@@ -173,7 +173,7 @@ int run_remote_app(Context& ctx, const RemoteAppOptions& o) {
     throw UsageError("tensorboard " + o.name, "--logdir is required",
                      "gpumachine tensorboard " + o.name + " --logdir runs");
   }
-  MachineRecord record = ctx.store().load(o.name);
+  MachineRecord record = machine::load_for_ssh(ctx.store(), o.name, o.kind);
   std::string mode = o.host ? "host" : "container";
   std::string image = o.image.empty() ? default_image(o.kind) : o.image;
   if (o.stop) {

@@ -1,5 +1,6 @@
 // `gpumachine rm NAME...`: remove every provider resource the machine owns, then its record.
 // Idempotent; --force deletes the record even when the provider cleanup fails.
+#include "cli/tunnel.h"
 #include "cli/verbs.h"
 
 #include "gm/driver.h"
@@ -24,7 +25,8 @@ nlohmann::json remove_one(Context& ctx, const std::string& name, bool force) {
   } catch (const NotFoundError&) {
     throw;
   } catch (const Error& e) {
-    if (!force) {
+    // A directory without a record never got as far as the cloud: it goes without --force.
+    if (!force && ctx.store().has_record(name)) {
       throw Error("machine '" + name + "'", "cannot read its record", e.what(),
                   "`gpumachine rm --force " + name + "` deletes the local record anyway");
     }
@@ -32,11 +34,10 @@ nlohmann::json remove_one(Context& ctx, const std::string& name, bool force) {
   std::vector<std::string> done;
   std::vector<std::string> left;
   if (record) {
-    std::unique_ptr<Driver> driver = find_driver(record->driver).make();
-    machine::MachineHost host(ctx.store());
+    machine::MachineHost host(ctx.store(), lock);
     try {
-      done = driver->remove(*record, host);
-    } catch (const Error& e) {
+      done = find_driver(record->driver).make()->remove(*record, host);
+    } catch (const std::exception& e) {  // also a record field of the wrong type
       host.finish();
       if (!force) {
         throw;
@@ -51,7 +52,14 @@ nlohmann::json remove_one(Context& ctx, const std::string& name, bool force) {
       }
     }
   }
-  ctx.store().remove(name);
+  // Background forwards (forward, jupyter, tensorboard) die with the machine: their records live
+  // in its directory, so nothing could find or stop them afterwards.
+  for (const TunnelRecord& t : list_tunnels(ctx.store(), name)) {
+    if (stop_tunnel(t)) {
+      done.push_back("stopped the background " + t.kind + " (pid " + std::to_string(t.pid) + ")");
+    }
+  }
+  ctx.store().remove(lock, name);
   done.push_back("deleted the record of '" + name + "'");
   return {{"name", name}, {"removed", true}, {"actions", done}, {"left_behind", left}};
 }

@@ -47,7 +47,7 @@ int run_scp(Context& ctx, const ScpOptions& opts) {
         "exactly one side is NAME:path, e.g. gpumachine scp data.bin gpu1:/tmp/");
   }
   const std::string& name = src.machine.empty() ? dst.machine : src.machine;
-  MachineRecord record = ctx.store().load(name);
+  MachineRecord record = machine::load_for_ssh(ctx.store(), name, "scp");
   std::unique_ptr<ssh::Session> session = machine::connect(record);
   if (dst.machine.empty()) {
     std::filesystem::path local = dst.path;

@@ -28,7 +28,7 @@ void write_all(FILE* stream, std::string_view chunk) {
 }
 
 int run_ssh(Context& ctx, const SshOptions& opts) {
-  MachineRecord record = ctx.store().load(opts.name);
+  MachineRecord record = machine::load_for_ssh(ctx.store(), opts.name, "ssh");
   if (opts.command.empty()) {
     return ssh::interactive_session(record.ssh, ctx.store().known_hosts_path(opts.name));
   }

@@ -19,7 +19,7 @@ int run_ssh_allow(Context& ctx, const SshAllowOptions& opts) {
   store::MachineLock lock = ctx.store().lock(opts.name, "ssh-allow");
   MachineRecord record = ctx.store().load(opts.name);
   std::unique_ptr<Driver> driver = find_driver(record.driver).make();
-  machine::MachineHost host(ctx.store());
+  machine::MachineHost host(ctx.store(), lock);
   std::string old = driver->allow_ssh_from(record, host, opts.cidr);
   host.finish();
   std::string now = record.driver_config.value("ssh_cidr", "");

@@ -1,12 +1,12 @@
 // `gpumachine status NAME`: the machine's state, asked of its driver (for generic: reachable
-// over SSH with the pinned host key, or not).
+// over SSH with the pinned host key, or not); a change is saved when no other command holds the
+// machine's lock.
 #include "cli/verbs.h"
 
 #include "cost/autostop.h"
 #include "gm/driver.h"
 #include "gm/error.h"
 #include "machine/connect.h"
-#include "machine/machine_host.h"
 
 namespace gm::cli {
 
@@ -17,14 +17,8 @@ void setup_status(CLI::App& app, Dispatch& dispatch) {
   sub->callback([&dispatch, name] {
     dispatch.run = [name](Context& ctx) {
       MachineRecord record = ctx.store().load(*name);
-      std::unique_ptr<Driver> driver = find_driver(record.driver).make();
-      machine::MachineHost host(ctx.store());
-      MachineState state = driver->state(record, host);
-      host.finish();
-      if (record.last_state != to_string(state)) {
-        record.last_state = std::string(to_string(state));
-        ctx.store().save(record);
-      }
+      // Saved only under the lock, never over a busy command's record or a removed machine.
+      MachineState state = machine::refresh_state(ctx.store(), record, "status");
       nlohmann::json doc = {{"name", record.name}, {"state", to_string(state)}};
       std::string autostop_line;
       if (state == MachineState::running && cost::autostop_from_record(record)) {

@@ -186,8 +186,10 @@ void notice(const std::string& name, const std::string& line) {
 ssh::ForwarderOptions tunnel_options(Context& ctx, const std::string& name) {
   ssh::ForwarderOptions options;
   store::Store* store = &ctx.store();
-  // Re-read the record on every reconnect: a stopped and started instance has a new address.
-  options.reconnect = [store, name] { return machine::connect(store->load(name)); };
+  // Ask again on every reconnect: a stopped and started instance has a new address.
+  options.reconnect = [store, name] {
+    return machine::connect(machine::load_for_ssh(*store, name, "forward"));
+  };
   options.notice = [name](const std::string& line) { notice(name, line); };
   options.stop_requested = [] { return util::interrupt_requested(); };
   return options;

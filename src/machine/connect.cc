@@ -2,22 +2,34 @@
 
 #include "gm/driver.h"
 #include "gm/error.h"
+#include "machine/machine_host.h"
+#include "util/log.h"
 
 #include <thread>
 
 namespace gm::machine {
 
+namespace {
+std::string subject_of(std::string_view name) {
+  return "machine '" + std::string(name) + "'";
+}
+}  // namespace
+
 std::unique_ptr<ssh::Session> connect(const MachineRecord& record,
                                       std::chrono::milliseconds retry_for) {
   if (record.ssh.host.empty()) {
-    throw Error("machine '" + record.name + "'", "has no address yet", {},
-                "run `gpumachine create " + record.name + "` to finish creating it");
+    if (record.driver_config.value("create_incomplete", false)) {
+      throw Error(subject_of(record.name), "has no address yet", {},
+                  "run `gpumachine create " + record.name + "` to finish creating it");
+    }
+    throw Error(subject_of(record.name), "has no address: it is stopped", {},
+                "start it: `gpumachine start " + record.name + "`");
   }
   ssh::ConnectOptions options;
   options.target = record.ssh;
   options.host_key_policy = ssh::HostKeyPolicy::pinned;
   options.retry_for = retry_for;
-  options.subject = "machine '" + record.name + "'";
+  options.subject = subject_of(record.name);
   try {
     return ssh::Session::connect(options);
   } catch (const SshError& e) {
@@ -73,6 +85,58 @@ std::unique_ptr<ssh::Session> wait_for_new_boot(const MachineRecord& record, Dri
                   std::to_string(std::chrono::duration_cast<std::chrono::minutes>(limit).count()) +
                   " minutes",
               {}, "check the host's console; `gpumachine status " + record.name + "` asks again");
+}
+
+MachineState refresh_state(store::Store& store, MachineRecord& record, std::string_view verb,
+                           const store::MachineLock* held) {
+  const std::string host_before = record.ssh.host;
+  MachineState state;
+  {
+    MachineHost host(store);  // read only: a driver's state() saves nothing
+    state = find_driver(record.driver).make()->state(record, host);
+  }
+  std::string state_text(to_string(state));
+  if (record.last_state == state_text && record.ssh.host == host_before) {
+    return state;
+  }
+  record.last_state = state_text;
+  try {
+    store::MachineLock taken;
+    if (held == nullptr) {
+      taken = store.lock(record.name, verb, std::chrono::milliseconds(0));
+    }
+    if (!store.has_record(record.name)) {
+      return state;  // removed meanwhile
+    }
+    MachineRecord fresh = store.load(record.name);
+    fresh.last_state = record.last_state;
+    if (record.ssh.host != host_before) {
+      fresh.ssh.host = record.ssh.host;
+    }
+    store.save(held != nullptr ? *held : taken, fresh);
+  } catch (const LockedError&) {
+    util::debug(subject_of(record.name) + ": another command holds its lock; the state " +
+                state_text + " is not saved");
+  }
+  return state;
+}
+
+MachineRecord load_for_ssh(store::Store& store, std::string_view name, std::string_view verb,
+                           const store::MachineLock* held) {
+  MachineRecord record = store.load(name);
+  if (!find_driver(record.driver).make()->capabilities().power) {
+    return record;  // nothing but the user changes its address
+  }
+  MachineState state = refresh_state(store, record, verb, held);
+  if (state == MachineState::stopped || state == MachineState::stopping) {
+    throw Error(subject_of(name), "is " + std::string(to_string(state)), {},
+                "start it: `gpumachine start " + std::string(name) + "`");
+  }
+  if (state == MachineState::terminated) {
+    throw Error(subject_of(name), "is terminated", {},
+                "`gpumachine rm " + std::string(name) + "` removes its record");
+  }
+  return record;
 }
 
 }  // namespace gm::machine

@@ -1,18 +1,22 @@
-// Opening SSH sessions to stored machines: always against the pinned host key.
+// Opening SSH sessions to stored machines: always against the pinned host key, and to the
+// address the provider has now.
 #pragma once
 
 #include "gm/driver.h"
 #include "gm/error.h"
 #include "gm/machine.h"
 #include "ssh/session.h"
+#include "store/store.h"
 
 #include <chrono>
 #include <memory>
+#include <string_view>
 
 namespace gm::machine {
 
 /// An authenticated session to the machine, its host key verified against the record's pin.
-/// retry_for keeps retrying refused connections (a host that is booting).
+/// retry_for keeps retrying refused connections (a host that is booting). A record without an
+/// address is an error naming the fix: `create` for an unfinished create, else `start`.
 std::unique_ptr<ssh::Session> connect(const MachineRecord& record,
                                       std::chrono::milliseconds retry_for = {});
 
@@ -31,5 +35,19 @@ bool is_unreachable(const SshError& e);
 std::unique_ptr<ssh::Session> wait_for_new_boot(const MachineRecord& record, DriverHost& host,
                                                 const std::string& old_boot,
                                                 std::chrono::milliseconds limit);
+/// Asks the machine's driver for its state. When the answer differs from the record (the state,
+/// or the address after a stop and start behind gpumachine's back, e.g. by the autostop agent),
+/// records it under the machine's lock: re-read, changed and saved only when no other command
+/// holds the lock (that command's record wins) and the machine still exists (a machine `rm`
+/// removed meanwhile is never brought back). `verb` names this command to a waiting one. A caller
+/// that holds the lock passes it as `held`, and the change is saved through it.
+MachineState refresh_state(store::Store& store, MachineRecord& record, std::string_view verb,
+                           const store::MachineLock* held = nullptr);
+
+/// The record of a machine to connect to. A machine that can be stopped (capabilities().power)
+/// is asked for its state and address first (refresh_state); a stopped one is an error naming
+/// `gpumachine start NAME`, a terminated one `gpumachine rm NAME`. `held`: as for refresh_state.
+MachineRecord load_for_ssh(store::Store& store, std::string_view name, std::string_view verb,
+                           const store::MachineLock* held = nullptr);
 
 }  // namespace gm::machine

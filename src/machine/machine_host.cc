@@ -16,6 +16,11 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 }
 }  // namespace
 
+MachineHost::MachineHost(store::Store& store, const store::MachineLock& lock)
+    : MachineHost(store) {
+  m_lock = &lock;
+}
+
 MachineHost::MachineHost(store::Store& store)
     : m_store(store),
       m_live(::isatty(STDERR_FILENO) == 1 &&
@@ -39,7 +44,8 @@ MachineHost::~MachineHost() {
 
 void MachineHost::save(const MachineRecord& record) {
   MachineRecord copy = record;
-  m_store.save(copy);
+  const store::MachineLock none;  // the store refuses it: a read-only host must not save
+  m_store.save(m_lock != nullptr ? *m_lock : none, copy);
   m_saved = true;
 }
 

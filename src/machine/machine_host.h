@@ -18,6 +18,10 @@ namespace gm::machine {
 
 class MachineHost final : public DriverHost {
  public:
+  /// For driver calls that change the record (create, start, rm, provision, ...): saves go
+  /// through `lock`, which the caller holds for as long as this host lives.
+  MachineHost(store::Store& store, const store::MachineLock& lock);
+  /// For calls that only read (state): a save is refused, as a bug.
   explicit MachineHost(store::Store& store);
   ~MachineHost() override;
   MachineHost(const MachineHost&) = delete;
@@ -44,6 +48,7 @@ class MachineHost final : public DriverHost {
   void repaint_loop();
 
   store::Store& m_store;
+  const store::MachineLock* m_lock = nullptr;
   std::string m_wait_target = "ssh";
   bool m_saved = false;
   bool m_live = false;  ///< stderr is a terminal and not -q: repaint a live line

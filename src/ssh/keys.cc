@@ -111,10 +111,20 @@ KeyPair generate_ed25519(std::string_view comment) {
 }
 
 void write_key_pair(const std::filesystem::path& private_path, const KeyPair& pair) {
-  util::write_file_atomic(private_path, pair.private_openssh, 0600);
   std::filesystem::path public_path = private_path;
   public_path += ".pub";
   util::write_file_atomic(public_path, pair.public_openssh + "\n", 0644);
+  util::write_file_atomic(private_path, pair.private_openssh, 0600);
+}
+
+bool ensure_key_pair(const std::filesystem::path& private_path, std::string_view comment) {
+  std::filesystem::path public_path = private_path;
+  public_path += ".pub";
+  if (std::filesystem::exists(private_path) && std::filesystem::exists(public_path)) {
+    return false;
+  }
+  write_key_pair(private_path, generate_ed25519(comment));
+  return true;
 }
 
 }  // namespace gm::ssh

@@ -16,7 +16,12 @@ struct KeyPair {
 /// A fresh ed25519 key pair.
 KeyPair generate_ed25519(std::string_view comment);
 
-/// Writes <path> (0600) and <path>.pub (0644) atomically.
+/// Writes <path>.pub (0644), then <path> (0600), each atomically: the private key is there only
+/// once the pair is whole.
 void write_key_pair(const std::filesystem::path& private_path, const KeyPair& pair);
+
+/// Makes a fresh pair at <path> unless both files are there; a half-written pair (a kill between
+/// the two files) is made again. Returns true when it made one.
+bool ensure_key_pair(const std::filesystem::path& private_path, std::string_view comment);
 
 }  // namespace gm::ssh

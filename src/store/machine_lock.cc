@@ -48,7 +48,10 @@ std::string describe_holder(const std::string& holder) {
 
 }  // namespace
 
-MachineLock::MachineLock(MachineLock&& other) noexcept : m_fd(std::exchange(other.m_fd, -1)) {}
+MachineLock::MachineLock(MachineLock&& other) noexcept
+    : m_fd(std::exchange(other.m_fd, -1)),
+      m_home(std::move(other.m_home)),
+      m_name(std::move(other.m_name)) {}
 
 MachineLock& MachineLock::operator=(MachineLock&& other) noexcept {
   if (this != &other) {
@@ -56,8 +59,14 @@ MachineLock& MachineLock::operator=(MachineLock&& other) noexcept {
       ::close(m_fd);
     }
     m_fd = std::exchange(other.m_fd, -1);
+    m_home = std::move(other.m_home);
+    m_name = std::move(other.m_name);
   }
   return *this;
+}
+
+bool MachineLock::holds(const std::filesystem::path& home, std::string_view name) const {
+  return m_fd >= 0 && m_home == home && m_name == name;
 }
 
 MachineLock::~MachineLock() {
@@ -78,7 +87,7 @@ MachineLock Store::lock(std::string_view name, std::string_view verb,
   if (fd < 0) {
     throw Error(path.string(), "cannot open lock file", std::strerror(errno));
   }
-  MachineLock lock(fd);  // Owns fd from here on, also when we throw.
+  MachineLock lock(fd, m_home, std::string(name));  // Owns fd from here on, also when we throw.
   auto deadline = std::chrono::steady_clock::now() + wait;
   for (;;) {
     if (::flock(fd, LOCK_EX | LOCK_NB) == 0) {

@@ -43,6 +43,13 @@ std::string machine_subject(std::string_view name) {
   return "machine '" + std::string(name) + "'";
 }
 
+// Why a machine directory can lack a record, and the fix.
+constexpr const char* k_no_record_cause =
+    "a create was killed before saving it; nothing was created in a cloud";
+std::string no_record_hint(std::string_view name) {
+  return "`gpumachine rm " + std::string(name) + "` removes the directory";
+}
+
 bool is_name_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
 }
@@ -119,6 +126,16 @@ MachineRecord parse_record(std::string_view name, const std::filesystem::path& p
     j.get_to(record);
   } catch (const nlohmann::json::exception& e) {
     throw Error(machine_subject(name), "corrupt record " + path.string(), e.what(), hint);
+  }
+  // Free-form, but every reader indexes them by key.
+  for (const auto& [field, value] : {std::pair<const char*, const nlohmann::json*>{
+                                         "driver_config", &record.driver_config},
+                                     {"facts", &record.facts},
+                                     {"timings", &record.timings}}) {
+    if (!value->is_object()) {
+      throw Error(machine_subject(name), "corrupt record " + path.string(),
+                  std::string(field) + " is " + value->type_name() + ", expected an object", hint);
+    }
   }
   if (record.name.empty()) {
     record.name = std::string(name);
@@ -221,6 +238,10 @@ bool Store::exists(std::string_view name) const {
   return ::stat(machine_dir(name).c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+bool Store::has_record(std::string_view name) const {
+  return ::access(record_path(name).c_str(), F_OK) == 0;
+}
+
 MachineRecord Store::load(std::string_view name) const {
   std::filesystem::path path = record_path(name);
   std::string text;
@@ -229,6 +250,10 @@ MachineRecord Store::load(std::string_view name) const {
     if (err == ENOENT && !exists(name)) {
       throw NotFoundError(machine_subject(name), "not found" + util::did_you_mean(name, names()),
                           "run \"gpumachine ls\" to list machines");
+    }
+    if (err == ENOENT) {
+      throw Error(machine_subject(name), "no record in " + path.parent_path().string(),
+                  k_no_record_cause, no_record_hint(name));
     }
     throw Error(machine_subject(name), "cannot read " + path.string(), std::strerror(err),
                 "inspect or remove the directory " + path.parent_path().string());
@@ -278,7 +303,10 @@ std::vector<Entry> Store::list() const {
       if (err == ENOENT && ::fstatat(dirfd, de->d_name, &st, 0) != 0) {
         continue;  // Removed by another command since readdir() saw it.
       }
-      entry.error = "cannot read " + (machines / relative).string() + ": " + std::strerror(err);
+      entry.error = err == ENOENT ? std::string("no record: ") + k_no_record_cause + "; " +
+                                        no_record_hint(name)
+                                  : "cannot read " + (machines / relative).string() + ": " +
+                                        std::strerror(err);
     } else {
       try {
         entry.record = parse_record(name, machines / relative, text);
@@ -314,8 +342,9 @@ std::vector<std::string> Store::names() const {
   return result;
 }
 
-void Store::save(MachineRecord& record) {
+void Store::save(const MachineLock& lock, MachineRecord& record) {
   validate_name(record.name);
+  check_locked(lock, record.name, "save the record");
   check_ssh_field(record.name, "host", record.ssh.host, false);
   check_ssh_field(record.name, "user", record.ssh.user, false);
   check_ssh_field(record.name, "host key", record.ssh.host_key, true);
@@ -338,15 +367,42 @@ void Store::save(MachineRecord& record) {
   // facts, timings) leave it alone, and then neither is rewritten nor every record re-read.
   std::optional<SshTarget> before = previous_ssh_target(record.name);
   bool ssh_changed = !before || *before != updated.ssh;
-  util::make_private_dir(dir);
-  if (!updated.ssh.host_key.empty() &&
-      (ssh_changed || !std::filesystem::exists(dir / k_known_hosts_file))) {
-    util::write_file_atomic(dir / k_known_hosts_file, pinned_known_hosts_line(updated.ssh), 0600);
+  bool is_new = !has_record(record.name);
+  // A new machine's files are written aside and the directory renamed into place with them.
+  std::filesystem::path target =
+      is_new ? dir.parent_path() / (".creating-" + record.name) : dir;
+  if (is_new) {
+    util::make_private_dir(dir.parent_path());
+    std::error_code ec;
+    std::filesystem::remove_all(target, ec);  // a kill's leftover
   }
-  util::write_file_atomic(dir / k_record_file, text, 0600);
+  util::make_private_dir(target);
+  if (!updated.ssh.host_key.empty() &&
+      (ssh_changed || !std::filesystem::exists(target / k_known_hosts_file))) {
+    util::write_file_atomic(target / k_known_hosts_file, pinned_known_hosts_line(updated.ssh),
+                            0600);
+  }
+  util::write_file_atomic(target / k_record_file, text, 0600);
+  if (is_new) {
+    delete_dir(record.name);  // a directory without a record holds nothing worth keeping
+    if (::rename(target.c_str(), dir.c_str()) != 0) {
+      throw Error(machine_subject(record.name), "cannot create " + dir.string(),
+                  std::strerror(errno));
+    }
+    util::sync_dir(dir.parent_path());
+  }
   record = std::move(updated);
   if (ssh_changed) {
     update_ssh_config();
+  }
+}
+
+void Store::check_locked(const MachineLock& lock, std::string_view name,
+                         std::string_view what) const {
+  if (!lock.holds(m_home, name)) {
+    throw Error(machine_subject(name), "refusing to " + std::string(what),
+                "the caller does not hold the machine's lock",
+                "this is a bug in gpumachine, please report it");
   }
 }
 
@@ -369,7 +425,14 @@ void Store::write_private_file(std::string_view name, std::string_view filename,
   util::write_file_atomic(dir / filename, content, 0600);
 }
 
-void Store::remove(std::string_view name) {
+void Store::remove(const MachineLock& lock, std::string_view name) {
+  validate_name(name);
+  check_locked(lock, name, "remove the machine");
+  delete_dir(name);
+  update_ssh_config();
+}
+
+void Store::delete_dir(std::string_view name) {
   std::filesystem::path dir = machine_dir(name);
   std::filesystem::path machines = dir.parent_path();
   // Renaming first makes removal atomic: a crash mid-way leaves a dot directory that list()
@@ -389,7 +452,6 @@ void Store::remove(std::string_view name) {
     throw Error(machine_subject(name), "cannot remove " + doomed.string(), ec.message(),
                 "remove the directory by hand");
   }
-  update_ssh_config();
 }
 
 std::string Store::home_id() const {

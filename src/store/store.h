@@ -18,17 +18,29 @@ namespace gm::store {
 /// (the message states the rule).
 void validate_name(std::string_view name);
 
-/// Holds a machine's lock (flock on <home>/locks/<name>.lock) until destroyed.
+class Store;
+
+/// Holds a machine's lock (flock on <home>/locks/<name>.lock) until destroyed. Only
+/// Store::lock() makes a held one, and the store's writers ask for it: whoever changes a
+/// machine's files holds its lock (a default-constructed or moved-from lock holds nothing).
 class MachineLock {
  public:
   MachineLock() = default;
-  explicit MachineLock(int fd) : m_fd(fd) {}
   MachineLock(MachineLock&& other) noexcept;
   MachineLock& operator=(MachineLock&& other) noexcept;
   ~MachineLock();
 
+  /// True when this holds the lock of machine `name` of the store at `home`.
+  bool holds(const std::filesystem::path& home, std::string_view name) const;
+
  private:
+  friend class Store;
+  MachineLock(int fd, std::filesystem::path home, std::string name)
+      : m_fd(fd), m_home(std::move(home)), m_name(std::move(name)) {}
+
   int m_fd = -1;
+  std::filesystem::path m_home;
+  std::string m_name;
 };
 
 /// One row of list(): a record, or the error that kept it from loading.
@@ -52,10 +64,14 @@ class Store {
   std::filesystem::path known_hosts_path(std::string_view name) const;  ///< pinned key file
   std::filesystem::path ssh_config_path() const;                        ///< <home>/ssh_config
 
-  /// True when the machine's directory exists (even if its record is corrupt).
+  /// True when the machine's directory exists (even if its record is corrupt or missing).
   bool exists(std::string_view name) const;
+  /// True when the machine's record file exists. A directory without one holds nothing in a
+  /// cloud (records are saved before anything is created): the remains of an old version's
+  /// interrupted create, which `rm` removes and `create` replaces.
+  bool has_record(std::string_view name) const;
   /// Throws NotFoundError ("did you mean" among existing names, hint `gpumachine ls`) or
-  /// Error naming the file when it is corrupt or has an unsupported schema_version.
+  /// Error naming the file when it is missing, corrupt or has an unsupported schema_version.
   MachineRecord load(std::string_view name) const;
   /// Every machine directory, sorted by name; a corrupt record is a row with its error. Reads each
   /// record once and writes nothing.
@@ -65,14 +81,16 @@ class Store {
 
   /// Writes machine.json atomically (setting updated_at, and created_at when empty); when the SSH
   /// target changed (or the record is new), also writes known_hosts from record.ssh.host_key and
-  /// refreshes ssh_config.
-  void save(MachineRecord& record);
+  /// refreshes ssh_config. A new machine's directory appears with its record in it (made aside,
+  /// then renamed), so no kill leaves a directory without a record. Throws unless `lock` holds
+  /// the machine's lock.
+  void save(const MachineLock& lock, MachineRecord& record);
   /// Writes a file in the machine's directory atomically with mode 0600.
   void write_private_file(std::string_view name, std::string_view filename,
                           std::string_view content);
   /// Deletes the machine's directory and refreshes ssh_config. Missing is fine. Leaves the lock
-  /// file, which the caller may hold.
-  void remove(std::string_view name);
+  /// file, which the caller holds (throws unless `lock` holds it).
+  void remove(const MachineLock& lock, std::string_view name);
 
   /// Takes the machine's lock, waiting up to `wait`; throws LockedError saying which command
   /// holds it (pid and verb are written into the lock file) when it stays taken.
@@ -90,6 +108,10 @@ class Store {
  private:
   /// The SSH target of the stored record, or nullopt when there is none (or it is unreadable).
   std::optional<SshTarget> previous_ssh_target(std::string_view name) const;
+  /// Throws Error (a bug in the caller) unless lock holds machine name's lock.
+  void check_locked(const MachineLock& lock, std::string_view name, std::string_view what) const;
+  /// Renames a machine's directory aside and deletes it.
+  void delete_dir(std::string_view name);
 
   std::filesystem::path m_home;
 };

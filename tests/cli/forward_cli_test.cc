@@ -289,6 +289,30 @@ TEST_F(ForwardCli, BackgroundListStopRoundTrip) {
   echo->stop();
 }
 
+// Its own machine: rm takes it away. A background forward must not outlive its machine, where
+// nothing (`forward --list`, `--stop`) could find it any more.
+TEST(ForwardRm, RmStopsTheMachinesBackgroundForwards) {
+  CliMachine machine("fwdrm");
+  CaptureResult r = machine.gm({"--format", "json", "forward", "fwdrm",
+                                "0:127.0.0.1:" + std::to_string(free_port()), "--background"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  nlohmann::json started = nlohmann::json::parse(r.out);
+  int pid = started.at("pid").get<int>();
+  int local = started.at("forwards").at(0).at("local_port").get<int>();
+  ASSERT_TRUE(process_alive(pid));
+
+  CaptureResult rm = machine.gm({"--format", "json", "rm", "fwdrm"});
+  EXPECT_EQ(rm.status, 0) << rm.err;
+  EXPECT_NE(rm.out.find("stopped the background forward (pid " + std::to_string(pid) + ")"),
+            std::string::npos)
+      << rm.out;
+  EXPECT_TRUE(eventually([&] { return !process_alive(pid); }));
+  EXPECT_FALSE(port_accepts("127.0.0.1", local));
+  if (process_alive(pid)) {
+    ::kill(pid, SIGKILL);  // what rm should have done
+  }
+}
+
 TEST_F(ForwardCli, BadSpecsAreUsageErrors) {
   for (std::string spec :
        {"abc", "0", "70000", "1:2", "8080:host:0", "8080::80", "a:b:c:d:e", "[::1:80:h:22"}) {

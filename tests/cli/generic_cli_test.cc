@@ -308,6 +308,34 @@ TEST(CliUsage, VersionAndEmptyLsInJson) {
   EXPECT_THAT(table.out, HasSubstr("NAME"));
 }
 
+// YAML booleans as YAML reads them: `no-provision: yes` once provisioned (here: was refused, as
+// provisioning the test machine itself always is).
+TEST_F(GenericCli, MachineFileBooleansReadAsYaml) {
+  std::filesystem::path file = cli.dir() / "box.yaml";
+  write_text(file, "driver: generic\nno-provision: yes\n");
+  std::vector<std::string> args = cli.generic_create_args(
+      "box1", sshd.host(), sshd.port(), sshd.user(), sshd.client_key_path().string());
+  args.erase(std::find(args.begin(), args.end(), "--no-provision"));
+  args.insert(args.begin() + 1, {"-f", file.string()});
+  CaptureResult r = cli.run(args);
+  EXPECT_EQ(r.status, 0) << r.err;
+
+  args.back() = "box2";
+  for (const char* text : {"no-provision: maybe\n", "no-provision: [yes]\n",
+                           "ec2-tag: {team: [a, b]}\n", "? [a]\n: b\n"}) {
+    write_text(file, text);
+    r = cli.run(args);
+    EXPECT_EQ(r.status, 2) << text << r.err;
+    EXPECT_THAT(r.err, HasSubstr(file.string())) << text;
+  }
+  EXPECT_THAT(r.err, Not(HasSubstr("internal error")));
+  args[2] = cli.dir().path().string();  // a directory given as the file
+  r = cli.run(args);
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("is a directory"));
+  EXPECT_FALSE(std::filesystem::exists(cli.home() / "machines" / "box2"));
+}
+
 TEST(CliUsage, MachineFileUnknownKeyIsRefused) {
   CliRunner cli;
   std::filesystem::path file = cli.dir() / "machine.yaml";

@@ -162,7 +162,7 @@ TEST(StoreLock, ConcurrentSavesOfDifferentMachines) {
         for (int i = 0; i < k_per_process; ++i) {
           MachineRecord r = testing::full_record("p" + std::to_string(p) + "-" + std::to_string(i),
                                                  "203.0.113." + std::to_string(i + 1));
-          store.save(r);
+          store.save(store.lock(r.name, "test"), r);
         }
       } catch (...) {
         ::_exit(1);

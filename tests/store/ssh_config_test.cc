@@ -101,9 +101,9 @@ TEST(StoreSshConfig, OpenSshParsesTheSavedFile) {
   b.ssh.user = "ec2-user";
   b.ssh.key_path = (tmp.path() / "100% keys" / "id_ed25519").string();
   MachineRecord pending = full_record("pending", "");
-  store.save(a);
-  store.save(b);
-  store.save(pending);
+  store.save(store.lock(a.name, "test"), a);
+  store.save(store.lock(b.name, "test"), b);
+  store.save(store.lock(pending.name, "test"), pending);
   EXPECT_EQ(mode_of(store.ssh_config_path()), 0600U);
 
   std::map<std::string, std::string> g1 = ssh_resolve(store.ssh_config_path(), "gpu1");
@@ -128,7 +128,7 @@ TEST(StoreSshConfig, OpenSshParsesTheSavedFile) {
   std::map<std::string, std::string> g3 = ssh_resolve(store.ssh_config_path(), "pending");
   EXPECT_EQ(g3["hostname"], "pending");
 
-  store.remove("gpu1");
+  store.remove(store.lock("gpu1", "test"), "gpu1");
   EXPECT_EQ(ssh_resolve(store.ssh_config_path(), "gpu1")["hostname"], "gpu1");
   EXPECT_EQ(ssh_resolve(store.ssh_config_path(), "a100")["hostname"], "198.51.100.20");
 }
@@ -137,11 +137,11 @@ TEST(StoreSshConfig, UnchangedConfigIsNotRewritten) {
   TempDir tmp;
   Store store(tmp.home());
   MachineRecord a = full_record("gpu1", "203.0.113.7");
-  store.save(a);
+  store.save(store.lock(a.name, "test"), a);
   auto before = std::filesystem::last_write_time(store.ssh_config_path());
   ::usleep(20000);
   a.last_state = "stopped";
-  store.save(a);
+  store.save(store.lock(a.name, "test"), a);
   EXPECT_EQ(std::filesystem::last_write_time(store.ssh_config_path()), before);
 }
 
@@ -174,7 +174,7 @@ TEST(StoreSshInclude, PrependsOnceAndKeepsContent) {
 
   // Through the Include, plain ssh resolves machine names.
   MachineRecord a = full_record("gpu1", "203.0.113.7");
-  store.save(a);
+  store.save(store.lock(a.name, "test"), a);
   std::map<std::string, std::string> g = ssh_resolve(user_cfg, "gpu1");
   EXPECT_EQ(g["hostname"], "203.0.113.7");
   EXPECT_EQ(g["port"], "2222");

@@ -776,14 +776,12 @@ void Ec2Driver::preflight(Ec2Api& api, MachineRecord& record, DriverHost& host) 
 void Ec2Driver::ensure_local_keys(MachineRecord& record) {
   // Both keys are made once and reused on resume: the user data (and so the ClientToken's
   // parameters) must be the same bytes each time.
+  // A pair is only used (imported, put into user data) once whole, so a half-written one (a
+  // kill between its two files) is safe to make again.
   std::filesystem::path key = record.ssh.key_path;
-  if (!std::filesystem::exists(key)) {
-    ssh::write_key_pair(key, ssh::generate_ed25519("gpumachine-" + record.name));
-  }
+  ssh::ensure_key_pair(key, "gpumachine-" + record.name);
   std::filesystem::path host_key = key.parent_path() / k_host_key_file;
-  if (!std::filesystem::exists(host_key)) {
-    ssh::write_key_pair(host_key, ssh::generate_ed25519("host-" + record.name));
-  }
+  ssh::ensure_key_pair(host_key, "host-" + record.name);
   if (record.driver_config.value("host_key_replaced", false)) {
     return;  // the pin is the key made on the host, not this one
   }

@@ -65,6 +65,55 @@ TEST(Ec2Interrupt, KilledBeforeTheIdWasRecordedResumesWithoutADuplicate) {
   EXPECT_TRUE(emu.leaks().empty()) << lines(emu.leaks());
 }
 
+// A kill between the two files of a key pair (the private key written, its .pub not yet): the
+// resume makes the pair again rather than failing on the missing .pub forever. Nothing had used
+// the pair yet: only a complete pair is ever imported or put into user data.
+TEST(Ec2Interrupt, KilledBetweenAKeyAndItsPubResumes) {
+  Ec2EmulatorFixture emu;
+  emu.fault({{"action", "ImportKeyPair"},
+             {"kind", "drop_before"},
+             {"latency_ms", 1500},
+             {"count", 10}});
+  std::unique_ptr<Process> p = emu.gm_async(create_args("halfkey"));
+  ASSERT_TRUE(wait_for_call(emu, *p, "ImportKeyPair"));
+  ::kill(p->pid(), SIGKILL);
+  p->wait();
+  emu.clear_faults();
+  std::filesystem::path dir = emu.home() / "machines/halfkey";
+  ASSERT_TRUE(std::filesystem::exists(dir / "id_ed25519"));
+  ASSERT_TRUE(std::filesystem::exists(dir / "host_ed25519"));
+  std::filesystem::remove(dir / "id_ed25519.pub");
+  std::filesystem::remove(dir / "host_ed25519.pub");
+
+  CaptureResult r = emu.gm({"create", "halfkey", "--wait", "ssh"});
+  ASSERT_EQ(r.status, 0) << describe(r);
+  r = emu.gm({"ssh", "halfkey", "--", "true"});
+  EXPECT_EQ(r.status, 0) << describe(r);
+  ASSERT_EQ(emu.gm({"rm", "halfkey"}).status, 0);
+  EXPECT_TRUE(emu.leaks().empty()) << lines(emu.leaks());
+}
+
+// A kill between making the machine's directory and writing its record left an empty directory
+// that blocked both `rm` and `create` of that name.
+TEST(Ec2Interrupt, ADirectoryWithoutARecordBlocksNothing) {
+  Ec2EmulatorFixture emu(nlohmann::json{{"run_sshd", false}});
+  std::filesystem::create_directories(emu.home() / "machines/empty");
+  CaptureResult r = emu.gm({"ls"});
+  EXPECT_EQ(r.status, 0) << describe(r);
+  EXPECT_NE(r.out.find("gpumachine rm empty"), std::string::npos) << describe(r);
+  r = emu.gm({"rm", "empty"});
+  EXPECT_EQ(r.status, 0) << describe(r);
+  EXPECT_FALSE(std::filesystem::exists(emu.home() / "machines/empty"));
+
+  std::filesystem::create_directories(emu.home() / "machines/again");
+  write_text(emu.home() / "machines/again/known_hosts", "stale\n");
+  r = emu.gm(create_args("again", {"--wait", "running"}));
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(emu.live_instances().size(), 1u);
+  ASSERT_EQ(emu.gm({"rm", "again"}).status, 0);
+  EXPECT_TRUE(emu.leaks().empty()) << lines(emu.leaks());
+}
+
 TEST(Ec2Interrupt, RmFindsAnInstanceTheRecordNeverSaw) {
   Ec2EmulatorFixture emu;
   emu.fault(
