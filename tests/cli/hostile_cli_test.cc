@@ -4,6 +4,7 @@
 // endpoint ends in a clear error.
 #include "cli/cli_runner.h"
 #include "cli/machine_env.h"
+#include "drivers/ec2/ec2_test_util.h"
 #include "support/hostile_server.h"
 #include "support/sshd.h"
 
@@ -185,6 +186,24 @@ TEST(HostileCli, FirstSigtermStopsEc2CreateWaitingOnASilentEndpoint) {
   Process create({GM_BINARY_PATH, "create", "--driver", "ec2", "wait"}, spawn);
   ASSERT_TRUE(eventually([&] { return endpoint.connections() > 0; }));
   expect_create_stops_on_sigterm(create, dir / "create.err", "wait");
+}
+
+TEST(HostileCli, FirstSigtermDuringEc2CreateNamesTheInstanceLeftBilling) {
+  // Slow boots, so that the signal lands while create waits for the instance to run.
+  Ec2EmulatorFixture emu(nlohmann::json{{"delays", {{"pending", 30.0}}}});
+  std::unique_ptr<Process> create =
+      emu.gm_async(ec2::create_args("bill", {"--wait", "running"}));
+  ASSERT_TRUE(file_shows(emu.dir() / "async.err", "to run"));
+  expect_create_stops_on_sigterm(*create, emu.dir() / "async.err", "bill");
+  std::string err = read_text(emu.dir() / "async.err");
+  EXPECT_THAT(err, HasSubstr("gpumachine rm bill"));
+  EXPECT_EQ(emu.live_instances().size(), 1u);
+  EXPECT_THAT(err, HasSubstr("instance i-"));
+  EXPECT_THAT(err, HasSubstr("left running and billing"));
+  // The undo the message names works.
+  CaptureResult r = emu.gm({"rm", "bill"});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(emu.leaks().empty());
 }
 
 }  // namespace
