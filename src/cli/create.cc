@@ -360,11 +360,11 @@ int finish_create(Context& ctx, const store::MachineLock& lock, const CreateOpti
     if (!kept) {
       ctx.store().remove(lock, opts.name);
     }
-    rethrow_for_machine(e, record,
-                        kept ? "resume with `gpumachine create " + record.name +
-                                   "`, or undo with `gpumachine rm " + record.name + "`"
-                             : "nothing was kept; run `gpumachine create " + record.name +
-                                   "` again to start over");
+    rethrow_for_machine(
+        e, record,
+        kept ? "resume with `gpumachine create " + record.name + "`, or undo with `gpumachine rm " +
+                   record.name + "`"
+             : "nothing was kept; run `gpumachine create " + record.name + "` again to start over");
   }
   host.finish();
   ctx.store().save(lock, record);  // the machine exists: keep it even if provisioning fails

@@ -46,8 +46,8 @@ int run_ssh(Context& ctx, const SshOptions& opts) {
         command, input, [](std::string_view c) { write_all(stdout, c); },
         [](std::string_view c) { write_all(stderr, c); });
   } catch (const InterruptedError&) {
-    // Like OpenSSH killed by the signal: 130 for SIGINT, 143 for SIGTERM, no message; closing
-    // the connection ends the remote command (sshd sends it SIGHUP).
+    // Like OpenSSH killed by the signal: 130 for SIGINT, 143 for SIGTERM, no error message; the
+    // connection closes as OpenSSH's would.
     return util::interrupt_exit_code();
   }
 }

@@ -106,7 +106,7 @@ RetryPolicy::RetryPolicy(RetrySettings settings, Sleep sleep, Random random)
 RetryClass RetryPolicy::classify(const Failure& failure) {
   if (failure.transport_error) {
     return *failure.transport_error == TransportError::Kind::too_large ? RetryClass::none
-                                                                        : RetryClass::transient;
+                                                                       : RetryClass::transient;
   }
   std::string_view code = strip_prefix(failure.error_code);
   if (contains(k_capacity_codes, code)) {

@@ -41,9 +41,9 @@ struct Response {
 class TransportError : public std::runtime_error {
  public:
   enum class Kind {
-    connect,  ///< nothing reached the server (DNS, refused, TLS handshake): safe to resend
-    timeout,  ///< the request may have been processed: ambiguous
-    io,       ///< reset or broken mid-exchange: ambiguous
+    connect,    ///< nothing reached the server (DNS, refused, TLS handshake): safe to resend
+    timeout,    ///< the request may have been processed: ambiguous
+    io,         ///< reset or broken mid-exchange: ambiguous
     too_large,  ///< the response exceeded the transport's size limit: final
   };
   TransportError(Kind kind, std::string url, const std::string& text)

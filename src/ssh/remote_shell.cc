@@ -20,8 +20,8 @@ ExecResult RemoteShell::run(const std::string& command, std::string_view stdin_d
       into.append(chunk);
     };
   };
-  result.exit_status = exec(command, collect(result.out, "stdout"), collect(result.err, "stderr"),
-                            stdin_data);
+  result.exit_status =
+      exec(command, collect(result.out, "stdout"), collect(result.err, "stderr"), stdin_data);
   return result;
 }
 

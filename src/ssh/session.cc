@@ -219,7 +219,6 @@ std::string key_type_of(const std::string& blob) {
   return type ? std::string(*type) : std::string("unknown");
 }
 
-
 milliseconds left_until(Clock::time_point deadline) {
   return std::max(milliseconds(0), std::chrono::ceil<milliseconds>(deadline - Clock::now()));
 }
@@ -249,13 +248,12 @@ std::optional<HandshakeFailure> skip_pre_banner(const Session::Impl& impl,
   while (true) {
     pollfd p{impl.socket.get(), POLLIN, 0};
     if (impl.poll_or_throw(&p, 1, left_until(deadline)) == 0) {
-      return HandshakeFailure{
-          SshError(SshError::Stage::handshake, impl.subject,
-                   "SSH handshake with " + where + " failed",
-                   "the server sent no SSH version line within " +
-                       seconds_text(impl.options.handshake_timeout),
-                   hint),
-          false};
+      return HandshakeFailure{SshError(SshError::Stage::handshake, impl.subject,
+                                       "SSH handshake with " + where + " failed",
+                                       "the server sent no SSH version line within " +
+                                           seconds_text(impl.options.handshake_timeout),
+                                       hint),
+                              false};
     }
     ssize_t got = ::recv(impl.socket.get(), buffer, sizeof buffer, MSG_PEEK);
     if (got < 0 && (errno == EINTR || errno == EAGAIN)) {
@@ -321,11 +319,10 @@ std::optional<HandshakeFailure> handshake(Session::Impl& impl, Clock::time_point
     return std::nullopt;
   }
   return HandshakeFailure{
-      SshError(SshError::Stage::handshake, impl.subject,
-               "SSH handshake with " + endpoint(impl.options.target) + " failed",
-               impl.last_error(),
-               "check that an SSH server listens on port " +
-                   std::to_string(impl.options.target.port)),
+      SshError(
+          SshError::Stage::handshake, impl.subject,
+          "SSH handshake with " + endpoint(impl.options.target) + " failed", impl.last_error(),
+          "check that an SSH server listens on port " + std::to_string(impl.options.target.port)),
       is_retryable_handshake(rc)};
 }
 

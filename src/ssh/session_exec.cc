@@ -69,8 +69,8 @@ std::string duration_text(milliseconds d) {
   return seconds % 60 == 0 ? std::to_string(seconds / 60) + " min" : std::to_string(seconds) + " s";
 }
 
-int pump(Session::Impl& impl, const std::string& command, Input& input,
-         const OutputSink& on_stdout, const OutputSink& on_stderr) {
+int pump(Session::Impl& impl, const std::string& command, Input& input, const OutputSink& on_stdout,
+         const OutputSink& on_stderr) {
   LIBSSH2_SESSION* s = impl.session.get();
   util::debug(impl.subject + ": exec " + util::redact(command));
   const milliseconds limit = impl.options.command_timeout;

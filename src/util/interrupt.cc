@@ -66,8 +66,7 @@ bool sleep_unless_interrupted(milliseconds d) {
     if (now >= end) {
       return true;
     }
-    std::this_thread::sleep_for(
-        std::min(k_slice, std::chrono::ceil<milliseconds>(end - now)));
+    std::this_thread::sleep_for(std::min(k_slice, std::chrono::ceil<milliseconds>(end - now)));
   }
   return false;
 }
@@ -83,7 +82,8 @@ int poll_unless_interrupted(pollfd* fds, nfds_t count, milliseconds timeout) {
     milliseconds slice = k_slice;
     if (!forever) {
       Clock::time_point now = Clock::now();
-      slice = std::min(k_slice, std::chrono::ceil<milliseconds>(std::max(end - now, Clock::duration(0))));
+      slice = std::min(k_slice,
+                       std::chrono::ceil<milliseconds>(std::max(end - now, Clock::duration(0))));
     }
     int n = ::poll(fds, count, static_cast<int>(slice.count()));
     if (n > 0 || (n < 0 && errno != EINTR)) {

@@ -4,6 +4,7 @@
 // endpoint ends in a clear error.
 #include "cli/cli_runner.h"
 #include "cli/machine_env.h"
+#include "drivers/ec2/ec2_test_util.h"
 #include "support/hostile_server.h"
 #include "support/sshd.h"
 
@@ -69,10 +70,9 @@ TEST(HostileCli, SshStreamsEndlessStdinLikeOpenSsh) {
   options.env = machine.env();
   // `timeout` signals its whole process group, so a regression (reading all of stdin first)
   // ends the pipeline instead of hanging the suite.
-  CaptureResult r = run_capture(
-      {"timeout", "-k", "5", "60", "sh", "-c",
-       "yes | exec \"$0\" ssh gpu1 -- head -1", GM_BINARY_PATH},
-      {}, options);
+  CaptureResult r = run_capture({"timeout", "-k", "5", "60", "sh", "-c",
+                                 "yes | exec \"$0\" ssh gpu1 -- head -1", GM_BINARY_PATH},
+                                {}, options);
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(r.out, "y\n");
 }
@@ -103,8 +103,7 @@ TEST(HostileCli, GenericCreateAgainstAFloodingHostPeaksUnder160MiB) {
   options.key_options = "command=\"head -c 400000000 /dev/zero\"";
   SshdFixture sshd(options);
   CliRunner cli;
-  CaptureResult r = cli.run(cli.generic_create_args("flood", "127.0.0.1", sshd.port(),
-                                                    sshd.user(),
+  CaptureResult r = cli.run(cli.generic_create_args("flood", "127.0.0.1", sshd.port(), sshd.user(),
                                                     sshd.client_key_path().string()));
   expect_bounded_failure(r, "flood", "more than 8 MiB to stdout");
 }
@@ -117,8 +116,7 @@ TEST(HostileCli, FirstSigtermDuringGenericHostFactsSaysHowToGoOn) {
   CliRunner cli;
   TempDir dir("gm-create-signal");
   std::vector<std::string> argv = {GM_BINARY_PATH};
-  for (const std::string& a : cli.generic_create_args("hang", "127.0.0.1", sshd.port(),
-                                                      sshd.user(),
+  for (const std::string& a : cli.generic_create_args("hang", "127.0.0.1", sshd.port(), sshd.user(),
                                                       sshd.client_key_path().string())) {
     argv.push_back(a);
   }
@@ -185,6 +183,23 @@ TEST(HostileCli, FirstSigtermStopsEc2CreateWaitingOnASilentEndpoint) {
   Process create({GM_BINARY_PATH, "create", "--driver", "ec2", "wait"}, spawn);
   ASSERT_TRUE(eventually([&] { return endpoint.connections() > 0; }));
   expect_create_stops_on_sigterm(create, dir / "create.err", "wait");
+}
+
+TEST(HostileCli, FirstSigtermDuringEc2CreateNamesTheInstanceLeftBilling) {
+  // Slow boots, so that the signal lands while create waits for the instance to run.
+  Ec2EmulatorFixture emu(nlohmann::json{{"delays", {{"pending", 30.0}}}});
+  std::unique_ptr<Process> create = emu.gm_async(ec2::create_args("bill", {"--wait", "running"}));
+  ASSERT_TRUE(file_shows(emu.dir() / "async.err", "to run"));
+  expect_create_stops_on_sigterm(*create, emu.dir() / "async.err", "bill");
+  std::string err = read_text(emu.dir() / "async.err");
+  EXPECT_THAT(err, HasSubstr("gpumachine rm bill"));
+  EXPECT_EQ(emu.live_instances().size(), 1u);
+  EXPECT_THAT(err, HasSubstr("instance i-"));
+  EXPECT_THAT(err, HasSubstr("left running and billing"));
+  // The undo the message names works.
+  CaptureResult r = emu.gm({"rm", "bill"});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(emu.leaks().empty());
 }
 
 }  // namespace

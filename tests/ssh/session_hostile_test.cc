@@ -50,8 +50,8 @@ std::optional<SshError> connect_error(std::unique_ptr<HostileServer> server,
 }
 
 TEST(SshHostileServer, EndlessPreBannerLinesFailTheHandshakeAfter64KiB) {
-  std::optional<SshError> e = connect_error(
-      std::make_unique<HostileServer>(HostileServer::endless_pre_banner()), 60s, 30s);
+  std::optional<SshError> e =
+      connect_error(std::make_unique<HostileServer>(HostileServer::endless_pre_banner()), 60s, 30s);
   ASSERT_TRUE(e.has_value());
   EXPECT_EQ(e->stage(), SshError::Stage::handshake);
   EXPECT_NE(std::string(e->what()).find("more than 64 KiB without an SSH version line"),

@@ -27,8 +27,8 @@ void send_forever(int fd, std::string_view data, const std::atomic<bool>& stoppi
     if (!ready(fd, POLLOUT)) {
       continue;
     }
-    if (::send(fd, data.data(), data.size(), MSG_NOSIGNAL | MSG_DONTWAIT) < 0 &&
-        errno != EAGAIN && errno != EINTR) {
+    if (::send(fd, data.data(), data.size(), MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno != EAGAIN &&
+        errno != EINTR) {
       return;
     }
   }
