@@ -180,6 +180,12 @@ class Ec2AutostopAgent : public ::testing::Test {
           {"GM_SYSROOT", (m_dir / "root").string()}}}});
   }
 
+  void TearDown() override {
+    // The agent must have gone under GM_SYSROOT, never onto the machine running the tests.
+    EXPECT_FALSE(std::filesystem::exists("/etc/gpumachine/autostop.conf"))
+        << "the autostop agent was installed on the test machine itself";
+  }
+
   std::string agent_config() {
     std::filesystem::path conf = m_dir / "root/etc/gpumachine/autostop.conf";
     return std::filesystem::exists(conf) ? read_text(conf) : "";
