@@ -259,8 +259,12 @@ TEST(CostAutostop, FlagsRecordAndColumn) {
   EXPECT_EQ(r.driver_config["shutdown_behavior"], "terminate");
   EXPECT_EQ(r.driver_config["autostop"]["idle_seconds"], 1800);
   EXPECT_EQ(r.driver_config["autostop"]["max_lifetime_seconds"], 28800);
+  // Until the agent is on the host, the column says so.
+  EXPECT_EQ(autostop_text(r), "30m, max 8h (terminate) (not on the host yet)");
+  set_agent_on_host(r, true);
   EXPECT_EQ(autostop_text(r), "30m, max 8h (terminate)");
   store_autostop(r, parse_autostop_flags("", "", "8h"));
+  set_agent_on_host(r, true);
   EXPECT_EQ(autostop_text(r), "max 8h");
   EXPECT_EQ(r.driver_config["shutdown_behavior"], "stop");
   store_autostop(r, std::nullopt);

@@ -181,8 +181,14 @@ std::vector<std::string> soak_cycle(Ec2EmulatorFixture& emu, int i, std::mt19937
 }
 
 void soak(int cycles) {
-  Ec2EmulatorFixture emu(
-      nlohmann::json{{"run_sshd", false}, {"delays", {{"pending", 0.2}, {"shutting_down", 0.2}}}});
+  nlohmann::json config = {{"run_sshd", false},
+                           {"delays", {{"pending", 0.2}, {"shutting_down", 0.2}}}};
+  // GM_EC2_SOAK_CONSISTENCY=S: new instances and groups stay invisible for S seconds (under the
+  // fixture's 3 s GPUMACHINE_EC2_CONSISTENCY_WINDOW), the eventual-consistency soak.
+  if (const char* delay = std::getenv("GM_EC2_SOAK_CONSISTENCY")) {
+    config["consistency_delay"] = std::atof(delay);
+  }
+  Ec2EmulatorFixture emu(config);
   // GM_EC2_SOAK_SEED replays the kill timings of a failed run (its seed is printed).
   const char* fixed = std::getenv("GM_EC2_SOAK_SEED");
   unsigned s = fixed != nullptr ? static_cast<unsigned>(std::strtoul(fixed, nullptr, 10))

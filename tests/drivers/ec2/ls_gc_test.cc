@@ -118,7 +118,8 @@ TEST(Ec2Rm, ForceListsWhatWasLeft) {
   EXPECT_EQ(r.status, 1) << describe(r);  // something bills on: not a success
   EXPECT_FALSE(std::filesystem::exists(emu.home() / "machines/stuck"));
   std::set<std::string> left;
-  for (const auto& l : nlohmann::json::parse(r.out).at(0)["left_behind"]) {
+  nlohmann::json out = nlohmann::json::parse(r.out);
+  for (const auto& l : out.at(0)["left_behind"]) {
     left.insert(l.get<std::string>().substr(0, l.get<std::string>().find(' ')));
   }
   // The key pair could still be deleted (an instance does not need it once launched).

@@ -16,8 +16,11 @@
 namespace gm::testing::ec2 {
 namespace {
 
+/// The id of us-east-1's default security group (a group of "your own").
 std::string default_group(Ec2EmulatorFixture& emu) {
-  for (const auto& [id, sg] : emu.state()["regions"]["us-east-1"]["security_groups"].items()) {
+  emu.gm({"gc"});  // any call makes the emulator set the region up
+  nlohmann::json state = emu.state();
+  for (const auto& [id, sg] : state["regions"]["us-east-1"]["security_groups"].items()) {
     if (sg["groupName"] == "default") {
       return id;
     }
@@ -109,7 +112,7 @@ TEST(Ec2Rm, WaitsForALaunchWhoseAnswerNeverCame) {
   p->wait();
   std::this_thread::sleep_for(std::chrono::milliseconds(1000));  // what was in flight lands
   emu.clear_faults();
-  ASSERT_FALSE(emu.live_instances().empty());
+  ASSERT_FALSE(emu.live_instances().empty()) << emu.calls().dump(1);
 
   CaptureResult r = emu.gm({"rm", "pending"}, window);
   ASSERT_EQ(r.status, 0) << describe(r);
@@ -175,6 +178,12 @@ class Ec2AutostopAgent : public ::testing::Test {
          {{"PATH", (m_dir / "stubs").string() + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:"
                                                 "/usr/bin:/sbin:/bin"},
           {"GM_SYSROOT", (m_dir / "root").string()}}}});
+  }
+
+  void TearDown() override {
+    // The agent must have gone under GM_SYSROOT, never onto the machine running the tests.
+    EXPECT_FALSE(std::filesystem::exists("/etc/gpumachine/autostop.conf"))
+        << "the autostop agent was installed on the test machine itself";
   }
 
   std::string agent_config() {
