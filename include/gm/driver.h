@@ -50,6 +50,13 @@ class DriverHost {
   /// Where create, start and restart stop waiting: "running" (the provider reports it) or "ssh"
   /// (SSH answers with the pinned host key; the default).
   virtual std::string wait_target() const { return "ssh"; }
+  /// Asks before a change outside gpumachine's own state (a key added to a host's
+  /// authorized_keys): true with --yes or when the user says yes on a terminal, false without a
+  /// terminal (the driver's error then names --yes).
+  virtual bool confirm(std::string_view question) {
+    (void)question;
+    return false;
+  }
 };
 
 /// One machine on one provider.
