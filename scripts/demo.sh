@@ -8,11 +8,15 @@
 # (tests/support/simhost: stub apt-get, nvidia-smi, reboot... modelling an Ubuntu 24.04 machine
 # with a T4), so the real provisioning scripts run unmodified and nothing is installed here.
 # create (register, provision: driver, reboot, Docker, toolkit) -> ssh -> scp -> probe -> ls -> rm.
-# Everything it starts is stopped by pid on exit.
+# Everything it starts is stopped by pid on exit. It runs unattended: nothing asks a question
+# (stdin is /dev/null and every rm says --yes), and it exits 0 when every step worked.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+exec </dev/null
+echo "== setting up: Debian packages the build and the demo need (a no-op when all are there)"
 scripts/setup.sh
-scripts/build.sh gpumachine >/dev/null
+echo "== building gpumachine (the first build takes several minutes)"
+scripts/build.sh gpumachine
 gm="$PWD/build/gpumachine"
 
 # shellcheck source=scripts/lib/loopback_sshd.sh
@@ -66,7 +70,7 @@ JSON
   gme ip gpu1
   gme ssh gpu1 -- true && echo "ssh works at the new address, host key still verified"
   step "EC2: rm removes the instance, its security group and its key pair; gc finds nothing left"
-  gme rm gpu1
+  gme --yes rm gpu1
   gme gc --region us-east-1
   curl -s "http://127.0.0.1:$emu_port/_emulator/state" | /usr/bin/python3 -c '
 import json, sys
@@ -126,10 +130,12 @@ sha256sum "$work/data.bin" "$work/back.bin"
 
 step "list machines"
 run "$gm" ls
-run "$gm" inspect demo --format json | head -n 20
+# Not `| head`: under pipefail, head closing the pipe early would kill gpumachine with SIGPIPE.
+run "$gm" inspect demo --format json >"$work/inspect.json"
+sed -n 1,20p "$work/inspect.json"
 
 step "remove it"
-run "$gm" rm demo
+run "$gm" --yes rm demo
 run "$gm" ls
 echo
 echo "demo finished: nothing left behind (sshd stopped by pid, temp home and simulated host removed)"

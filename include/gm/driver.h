@@ -55,6 +55,13 @@ class DriverHost {
   /// The identity of the home whose record this is (a random id), for tagging what the driver
   /// creates so `gc` can tell homes apart. Empty where there is none.
   virtual std::string home_id() const { return {}; }
+  /// Asks before a change outside gpumachine's own state (a key added to a host's
+  /// authorized_keys): true with --yes or when the user says yes on a terminal, false without a
+  /// terminal (the driver's error then names --yes).
+  virtual bool confirm(std::string_view question) {
+    (void)question;
+    return false;
+  }
 };
 
 /// One machine on one provider.

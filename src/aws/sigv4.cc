@@ -65,7 +65,22 @@ std::vector<std::pair<std::string, std::vector<std::string>>> signable_headers(
       out.emplace_back(key, std::vector<std::string>{});
       it = out.end() - 1;
     }
-    it->second.push_back(trim_all(value));
+    // A value folded over several lines (obs-fold: a line break followed by whitespace) holds
+    // one value per line, as AWS's suite reads it (vector get-header-value-multiline gives
+    // "value1,value2,value3").
+    std::size_t start = 0;
+    while (start <= value.size()) {
+      std::size_t end = value.find('\n', start);
+      std::string line = trim_all(std::string_view(value).substr(
+          start, end == std::string::npos ? std::string::npos : end - start));
+      if (!line.empty() || start == 0) {
+        it->second.push_back(std::move(line));
+      }
+      if (end == std::string::npos) {
+        break;
+      }
+      start = end + 1;
+    }
   }
   std::stable_sort(out.begin(), out.end(),
                    [](const auto& a, const auto& b) { return a.first < b.first; });

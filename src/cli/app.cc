@@ -1,5 +1,6 @@
 #include "cli/app.h"
 
+#include "cli/help.h"
 #include "cli/verbs.h"
 #include "gm/error.h"
 #include "util/interrupt.h"
@@ -8,6 +9,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 
@@ -54,32 +56,38 @@ std::unique_ptr<CLI::App> make_app(GlobalOptions& globals, Dispatch& dispatch) {
   app->add_flag("-q,--quiet", globals.quiet, "only errors on stderr");
   app->add_flag("--no-color", globals.no_color, "no colours (also when NO_COLOR is set)");
   app->add_flag("-y,--yes", globals.yes, "answer yes to every question");
+  app->set_version_flag("-V,--version", std::string("gpumachine ") + GM_VERSION,
+                        "print the version and exit");
   app->require_subcommand(1);
   app->fallthrough();  // global options may follow the verb
+  app->footer(
+      "Run `gpumachine help VERB` (or `gpumachine VERB --help`) for a verb's options and "
+      "examples.");
   for (const VerbEntry& verb : verb_table()) {
     verb.setup(*app, dispatch);
+    if (std::string examples = verb_examples(verb.name); !examples.empty()) {
+      app->get_subcommand(verb.name)->footer(examples);
+    }
   }
   return app;
 }
 
 namespace {
 
-/// The first word that is not a global option: the verb the user meant.
-std::string verb_token(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) {
-    std::string_view arg = argv[i];
-    if (arg == "--") {
-      return {};
-    }
-    if (arg == "--home" || arg == "--format") {
-      ++i;
-      continue;
-    }
-    if (!arg.starts_with("-")) {
-      return std::string(arg);
+/// Every name the options of these apps answer to ("--format", "-v"), for "did you mean".
+std::vector<std::string> option_names(const std::vector<const CLI::App*>& scopes) {
+  std::vector<std::string> names;
+  for (const CLI::App* scope : scopes) {
+    for (const CLI::Option* opt : scope->get_options()) {
+      for (const std::string& l : opt->get_lnames()) {
+        names.push_back("--" + l);
+      }
+      for (const std::string& s : opt->get_snames()) {
+        names.push_back("-" + s);
+      }
     }
   }
-  return {};
+  return names;
 }
 
 /// True for an option that carries a credential: Docker Machine's --amazonec2-secret-key,
@@ -128,11 +136,50 @@ void refuse_secret_options(int argc, char** argv) {
   }
 }
 
-void check_verb(int argc, char** argv) {
-  std::string token = verb_token(argc, argv);
-  if (token.empty()) {
-    return;  // CLI11 reports "a verb is required" or prints help
+/// True when app knows this option word: "--name", "--name=value", "-x" or grouped "-xy".
+bool known_option(const CLI::App& app, const std::string& word) {
+  std::string name = word.substr(0, word.find('='));
+  if (app.get_option_no_throw(name) != nullptr) {
+    return true;
   }
+  if (name.starts_with("--") || name.size() <= 2) {
+    return false;
+  }
+  return std::all_of(name.begin() + 1, name.end(), [&](char c) {
+    return app.get_option_no_throw(std::string{'-', c}) != nullptr;
+  });
+}
+
+UsageError unknown_option(const std::string& word, const std::vector<const CLI::App*>& scopes,
+                          const std::string& hint) {
+  std::string name = word.substr(0, word.find('='));
+  return UsageError("option '" + name + "'",
+                    "unknown option" + util::did_you_mean(name, option_names(scopes)), hint);
+}
+
+/// The index of the verb in argv (0 when there is none). Options before it must be global ones:
+/// a mistyped one is reported as such, not as an unknown verb (its value would look like one).
+int verb_index(const CLI::App& app, int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--") {
+      return 0;
+    }
+    if (!arg.starts_with("-") || arg == "-") {
+      return i;
+    }
+    if (!known_option(app, arg)) {
+      throw unknown_option(arg, {&app}, "run `gpumachine --help` for the global options");
+    }
+    const CLI::Option* opt = app.get_option_no_throw(arg.substr(0, arg.find('=')));
+    if (opt != nullptr && opt->get_items_expected_min() > 0 && arg.find('=') == std::string::npos) {
+      ++i;  // its value
+    }
+  }
+  return 0;
+}
+
+void check_verb(const std::string& token) {
   std::vector<std::string> names;
   for (const VerbEntry& verb : verb_table()) {
     if (token == verb.name) {
@@ -141,7 +188,40 @@ void check_verb(int argc, char** argv) {
     names.emplace_back(verb.name);
   }
   throw UsageError("'" + token + "'", "unknown verb" + util::did_you_mean(token, names),
-                   "run `gpumachine --help` for the list of verbs");
+                   "run `gpumachine help` for the list of verbs");
+}
+
+/// `gpumachine help [VERB]` is `gpumachine [VERB] --help`.
+std::vector<std::string> rewrite_help(int argc, char** argv, int verb_at) {
+  std::vector<std::string> args(argv, argv + argc);
+  if (verb_at == 0 || args[verb_at] != "help") {
+    return args;
+  }
+  std::vector<std::string> out(args.begin(), args.begin() + verb_at);
+  if (verb_at + 1 < argc) {
+    check_verb(args[verb_at + 1]);
+    out.push_back(args[verb_at + 1]);
+  }
+  out.emplace_back("--help");
+  return out;
+}
+
+/// A parse error in the verb's part of the command line, in our words where we can say more.
+UsageError parse_error(const CLI::App& app, const std::string& verb, const CLI::ParseError& e) {
+  const CLI::App* sub = verb.empty() ? nullptr : app.get_subcommand(verb);
+  std::string hint = verb.empty() ? "run `gpumachine help`" : "run `gpumachine help " + verb + "`";
+  if (sub != nullptr) {
+    // What neither the verb nor the global options took falls through to the top level.
+    for (const CLI::App* scope : {sub, &app}) {
+      for (const std::string& word : scope->remaining()) {
+        if (word.starts_with("-") && word.size() > 1 && !known_option(*sub, word) &&
+            !known_option(app, word)) {
+          return unknown_option(word, {sub, &app}, hint + " for its options");
+        }
+      }
+    }
+  }
+  return UsageError(verb.empty() ? "command line" : verb, e.what(), hint + " for the options");
 }
 
 void print_error(const Error& e) {
@@ -170,23 +250,34 @@ int run_main(int argc, char** argv) {
   GlobalOptions globals;
   Dispatch dispatch;
   try {
+    std::unique_ptr<CLI::App> app = make_app(globals, dispatch);
     if (argc == 1) {
       // No verb: the list of verbs is the most useful answer.
-      std::unique_ptr<CLI::App> app = make_app(globals, dispatch);
       std::fputs(app->help().c_str(), stderr);
       return exit_code::k_usage;
     }
     refuse_secret_options(argc, argv);
-    check_verb(argc, argv);
-    std::unique_ptr<CLI::App> app = make_app(globals, dispatch);
+    int verb_at = verb_index(*app, argc, argv);
+    std::vector<std::string> args = rewrite_help(argc, argv, verb_at);
+    std::string verb = verb_at != 0 && args.size() > static_cast<std::size_t>(verb_at) &&
+                               !args[verb_at].starts_with("-")
+                           ? args[verb_at]
+                           : std::string();
+    if (!verb.empty()) {
+      check_verb(verb);
+    }
     try {
-      app->parse(argc, argv);
+      // CLI11 wants the arguments without the program name, in reverse order.
+      std::vector<std::string> reversed(args.rbegin(), args.rend() - 1);
+      app->parse(reversed);
     } catch (const CLI::CallForHelp& e) {
       return app->exit(e);
     } catch (const CLI::CallForAllHelp& e) {
       return app->exit(e);
+    } catch (const CLI::CallForVersion& e) {
+      return app->exit(e);
     } catch (const CLI::ParseError& e) {
-      throw UsageError("command line", e.what(), "run `gpumachine VERB --help` for the options");
+      throw parse_error(*app, verb, e);
     }
     apply_log_settings(globals);
     util::install_interrupt_handlers();

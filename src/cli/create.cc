@@ -349,6 +349,10 @@ int finish_create(Context& ctx, const store::MachineLock& lock, const CreateOpti
                   MachineRecord& record, Driver& driver, bool resumed) {
   machine::MachineHost host(ctx.store(), lock);
   host.set_wait_target(opts.wait == "running" ? "running" : "ssh");
+  bool assume_yes = ctx.globals().yes;
+  host.set_confirm([assume_yes](const std::string& question) {
+    return assume_yes || (cost::terminal_attached() && cost::ask_on_terminal(question));
+  });
   try {
     driver.create(record, host);
   } catch (const std::exception& e) {

@@ -5,6 +5,9 @@
 
 #include "gm/error.h"
 #include "util/fs.h"
+#include "util/log.h"
+
+#include <unistd.h>
 
 #include <cstdlib>
 #include <sstream>
@@ -112,6 +115,29 @@ int run_env(Context& ctx, const EnvOptions& opts) {
                           {"ssh_config_included", included}});
     return 0;
   }
+  if (!included && !opts.unset) {
+    // Docker's ssh:// would fail later, far from the cause, or `eval "$(...)" && docker ...`
+    // would drive the local engine. Fail here, loudly; when our output is being captured (for
+    // eval), also hand the shell a statement that fails, so the eval's status says so too.
+    if (::isatty(STDOUT_FILENO) != 1) {
+      ctx.out().print_line(shell == "powershell"
+                               ? "throw 'gpumachine env " + record.name + " failed: see above'"
+                               : std::string("false;"));
+    }
+    throw Error("env " + record.name, "Docker's ssh://" + record.name + " cannot reach the machine",
+                "~/.ssh/config does not include " + ssh_config.string() + ", so `ssh " +
+                    record.name + "` cannot resolve it",
+                "run `gpumachine ssh-config --install` once (it adds that Include line), then "
+                "run this again");
+  }
+  if (!opts.unset) {
+    util::info("with DOCKER_HOST=ssh://" + record.name +
+               ", bind mounts (`docker run -v PATH:...`) "
+               "refer to " +
+               record.name +
+               "'s file system, not this computer's; copy files there "
+               "with `gpumachine scp`");
+  }
   std::string out;
   // Every statement ends with ';' and comments come last, because `eval $(...)` without quotes
   // joins the lines into one and a '#' would swallow the rest.
@@ -132,11 +158,6 @@ int run_env(Context& ctx, const EnvOptions& opts) {
     } else {
       out += "unset " + key + ";\n";
     }
-  }
-  if (!included && !opts.unset) {
-    out += "# ~/.ssh/config does not include " + ssh_config.string() + ", so `ssh " + record.name +
-           "` (and Docker's ssh://) cannot resolve the machine; run "
-           "`gpumachine ssh-config --install` once\n";
   }
   std::string self = "gpumachine env " + record.name + (opts.unset ? " --unset" : "") +
                      (opts.shell.empty() ? "" : " --shell " + shell);

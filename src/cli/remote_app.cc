@@ -7,9 +7,13 @@
 #include "util/assets.h"
 #include "util/interrupt.h"
 #include "util/log.h"
+#include "util/progress.h"
 
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
+#include <map>
+#include <optional>
 #include <sstream>
 
 namespace gm::cli {
@@ -93,6 +97,81 @@ std::string run_script(ssh::Session& session, const std::string& command,
   return r.out;
 }
 
+/// The background forwards of this app's server (its kind and port on the machine).
+std::vector<TunnelRecord> app_tunnels(Context& ctx, const RemoteAppOptions& o) {
+  std::vector<TunnelRecord> out;
+  for (TunnelRecord& t : list_tunnels(ctx.store(), o.name)) {
+    if (t.kind == o.kind && !t.specs.empty() && t.specs.front().remote_port == o.port) {
+      out.push_back(std::move(t));
+    }
+  }
+  return out;
+}
+
+/// A running background forward to this server that answers the request (any local port, or
+/// the one asked for): the second `jupyter` call reuses it instead of opening another.
+std::optional<TunnelRecord> reusable_tunnel(Context& ctx, const RemoteAppOptions& o) {
+  for (TunnelRecord& t : app_tunnels(ctx, o)) {
+    if (is_tunnel_running(t) && (o.local_port == 0 || o.local_port == t.specs.front().local_port)) {
+      return std::move(t);
+    }
+  }
+  return std::nullopt;
+}
+
+/// Pulls the image on the machine when it is missing (gigabytes for the default Jupyter image),
+/// showing bytes, rate and time left from the Engine API's per-layer progress.
+void pull_image(ssh::Session& session, const RemoteAppOptions& o, const std::string& image) {
+  std::optional<util::Progress> progress;
+  std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> layers;  // current, total
+  auto on_line = [&](std::string line) {
+    if (!line.empty() && line.back() == '\r') {
+      line.pop_back();
+    }
+    if (line.starts_with("line ")) {
+      util::info("docker pull: " + line.substr(5));
+      return;
+    }
+    nlohmann::json j = nlohmann::json::parse(line.substr(line.find(' ') + 1), nullptr, false);
+    if (!line.starts_with("pull {") || !j.is_object()) {
+      return;
+    }
+    if (!progress) {
+      progress.emplace("pulling " + image + " on " + o.name, 0);
+    }
+    std::string id = j.value("id", "");
+    std::string status = j.value("status", "");
+    const nlohmann::json& detail = j.contains("progressDetail") ? j["progressDetail"] : j;
+    if (status == "Downloading" && detail.contains("current") && detail.contains("total")) {
+      layers[id] = {detail.value("current", 0ULL), detail.value("total", 0ULL)};
+    } else if ((status == "Download complete" || status == "Pull complete") &&
+               layers.contains(id)) {
+      layers[id].first = layers[id].second;
+    }
+    std::uint64_t done = 0;
+    std::uint64_t total = 0;
+    for (const auto& [layer, bytes] : layers) {
+      done += bytes.first;
+      total += bytes.second;
+    }
+    progress->update(done, total);
+  };
+  std::string pending;
+  session.exec(
+      script_command("pull", o, "container", image),
+      [&](std::string_view chunk) {
+        pending += chunk;
+        for (std::size_t nl; (nl = pending.find('\n')) != std::string::npos;) {
+          on_line(pending.substr(0, nl));
+          pending.erase(0, nl + 1);
+        }
+      },
+      [](std::string_view) {}, util::asset(k_script));
+  if (progress) {
+    progress->finish();
+  }
+}
+
 int stop_app(Context& ctx, const RemoteAppOptions& o, const MachineRecord& record,
              const std::string& mode, const std::string& image) {
   std::string subject = o.kind + " on " + o.name + ":" + std::to_string(o.port);
@@ -100,11 +179,9 @@ int stop_app(Context& ctx, const RemoteAppOptions& o, const MachineRecord& recor
   auto lines = parse_lines(run_script(*session, script_command("stop", o, mode, image), subject));
   std::string state = value_of(lines, "state");
   int forwards = 0;
-  for (const TunnelRecord& t : list_tunnels(ctx.store(), o.name)) {
-    if (t.kind == o.kind && !t.specs.empty() && t.specs.front().remote_port == o.port) {
-      stop_tunnel(t);
-      ++forwards;
-    }
+  for (const TunnelRecord& t : app_tunnels(ctx, o)) {
+    stop_tunnel(t);
+    ++forwards;
   }
   if (state == "left") {
     throw Error(
@@ -181,15 +258,25 @@ int run_remote_app(Context& ctx, const RemoteAppOptions& o) {
   }
   std::string subject = o.kind + " on " + o.name + ":" + std::to_string(o.port);
 
-  ssh::ForwardSpec spec;
-  spec.remote_port = o.port;
-  spec.local_port =
-      o.local_port != 0 ? o.local_port : ssh::suggest_free_port(spec.local_addr, o.port);
-  // Listen before starting anything: a taken --local-port is a usage error up front.
-  ssh::Forwarder forwarder({spec}, tunnel_options(ctx, o.name));
-  const int local_port = forwarder.specs().front().local_port;
+  std::optional<TunnelRecord> running = reusable_tunnel(ctx, o);
+  std::optional<ssh::Forwarder> forwarder;
+  int local_port = 0;
+  if (running) {
+    local_port = running->specs.front().local_port;
+  } else {
+    ssh::ForwardSpec spec;
+    spec.remote_port = o.port;
+    spec.local_port =
+        o.local_port != 0 ? o.local_port : ssh::suggest_free_port(spec.local_addr, o.port);
+    // Listen before starting anything: a taken --local-port is a usage error up front.
+    forwarder.emplace(std::vector<ssh::ForwardSpec>{spec}, tunnel_options(ctx, o.name));
+    local_port = forwarder->specs().front().local_port;
+  }
 
   std::unique_ptr<ssh::Session> session = machine::connect(record);
+  if (!o.host) {
+    pull_image(*session, o, image);
+  }
   auto start = parse_lines(run_script(*session, script_command("start", o, mode, image), subject));
   std::string started = value_of(start, "state");
   if (started == "started") {
@@ -246,6 +333,8 @@ int run_remote_app(Context& ctx, const RemoteAppOptions& o) {
   TunnelInfo info;
   info.kind = o.kind;
   info.open_browser = o.open;
+  info.stop_command =
+      "gpumachine " + o.kind + " " + o.name + " --port " + std::to_string(o.port) + " --stop";
   info.extra = {{"remote_port", o.port},
                 {"local_port", local_port},
                 {"mode", mode},
@@ -259,7 +348,10 @@ int run_remote_app(Context& ctx, const RemoteAppOptions& o) {
   } else {
     info.url = "http://127.0.0.1:" + std::to_string(local_port) + "/";
   }
-  return run_tunnel(ctx, o.name, forwarder, std::move(session), info, o.background);
+  if (running) {
+    return report_reused_tunnel(ctx, *running, info);
+  }
+  return run_tunnel(ctx, o.name, *forwarder, std::move(session), info, o.background);
 }
 
 void add_remote_app_options(CLI::App& sub, Dispatch& dispatch,

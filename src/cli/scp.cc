@@ -4,7 +4,9 @@
 #include "gm/error.h"
 #include "machine/connect.h"
 #include "store/store.h"
+#include "util/progress.h"
 
+#include <cstdlib>
 #include <filesystem>
 
 namespace gm::cli {
@@ -37,6 +39,28 @@ Endpoint parse_endpoint(const std::string& text) {
   return {"", text};
 }
 
+/// Bytes in a local file or tree (symlinks not followed); 0 when unknown.
+std::uint64_t local_size(const std::filesystem::path& path) {
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(path, ec)) {
+    return std::filesystem::file_size(path, ec);
+  }
+  std::uint64_t total = 0;
+  for (auto it = std::filesystem::recursive_directory_iterator(path, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    if (it->is_regular_file(ec) && !it->is_symlink(ec)) {
+      total += it->file_size(ec);
+    }
+  }
+  return total;
+}
+
+/// Bytes in a remote file or tree (GNU du on the machine); 0 when unknown.
+std::uint64_t remote_size(ssh::Session& session, const std::string& path) {
+  ssh::ExecResult r = session.run("du -sb -- " + shell_quote(path) + " 2>/dev/null");
+  return r.exit_status == 0 ? std::strtoull(r.out.c_str(), nullptr, 10) : 0;
+}
+
 int run_scp(Context& ctx, const ScpOptions& opts) {
   Endpoint src = parse_endpoint(opts.source);
   Endpoint dst = parse_endpoint(opts.destination);
@@ -54,13 +78,19 @@ int run_scp(Context& ctx, const ScpOptions& opts) {
     if (std::filesystem::is_directory(local)) {
       local /= std::filesystem::path(src.path).filename();
     }
+    util::Progress progress("downloading " + opts.source, remote_size(*session, src.path));
+    session->on_transfer([&progress](std::uint64_t bytes) { progress.add(bytes); });
     session->download_path(src.path, local, opts.recursive);
+    progress.finish();
   } else {
     std::filesystem::path local = src.path;
     if (std::filesystem::is_directory(local) && !opts.recursive) {
       throw UsageError(opts.source, "is a directory", "use -r to copy directories");
     }
+    util::Progress progress("uploading " + opts.source, local_size(local));
+    session->on_transfer([&progress](std::uint64_t bytes) { progress.add(bytes); });
     session->upload_path(local, dst.path, opts.recursive);
+    progress.finish();
   }
   if (ctx.json()) {
     ctx.out().print_json({{"source", opts.source}, {"destination", opts.destination}});

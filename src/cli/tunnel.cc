@@ -139,35 +139,42 @@ void open_browser(const std::string& url) {
   }
 }
 
-void print_summary(Context& ctx, const std::string& name, const ssh::Forwarder& forwarder,
-                   const TunnelInfo& info, bool background, const std::string& log) {
+std::string stop_command(const std::string& name, const TunnelInfo& info) {
+  return info.stop_command.empty() ? "gpumachine forward " + name + " --stop" : info.stop_command;
+}
+
+/// What serves where: JSON, or a line per forward, the URL and how to stop it.
+void print_summary(Context& ctx, const std::string& name,
+                   const std::vector<ssh::ForwardSpec>& specs, const TunnelInfo& info,
+                   bool background, int pid, const std::string& log, bool reused) {
   if (ctx.json()) {
     nlohmann::json doc = {{"name", name},
                           {"kind", info.kind},
-                          {"forwards", specs_json(forwarder.specs())},
+                          {"forwards", specs_json(specs)},
                           {"background", background},
-                          {"pid", ::getpid()}};
+                          {"pid", pid}};
     if (!info.url.empty()) {
       doc["url"] = info.url;
     }
     if (background) {
       doc["log"] = log;
     }
+    doc["reused_forward"] = reused;
     doc.update(info.extra);
     ctx.out().print_json(doc);
     return;
   }
-  for (const ssh::ForwardSpec& spec : forwarder.specs()) {
-    ctx.out().print_line("forwarding " + spec.describe() + " on " + name);
+  for (const ssh::ForwardSpec& spec : specs) {
+    ctx.out().print_line((reused ? "already forwarding " : "forwarding ") + spec.describe() +
+                         " on " + name);
   }
   if (!info.url.empty()) {
     ctx.out().print_line(info.url);
   }
   if (background) {
-    ctx.out().print_line("running in the background (pid " + std::to_string(::getpid()) + ", log " +
-                         log + "); stop it with `gpumachine " +
-                         (info.kind == "forward" ? "forward " + name + " --stop`"
-                                                 : info.kind + " " + name + " --stop`"));
+    ctx.out().print_line(std::string(reused ? "reusing the forward" : "running") +
+                         " in the background (pid " + std::to_string(pid) + ", log " + log +
+                         "); stop it with `" + stop_command(name, info) + "`");
   } else {
     util::info("press Ctrl-C to stop");
   }
@@ -285,6 +292,14 @@ bool stop_tunnel(const TunnelRecord& record) {
   return stopped;
 }
 
+int report_reused_tunnel(Context& ctx, const TunnelRecord& running, const TunnelInfo& info) {
+  if (info.open_browser && !info.url.empty()) {
+    open_browser(info.url);
+  }
+  print_summary(ctx, running.machine, running.specs, info, true, running.pid, running.log, true);
+  return exit_code::k_ok;
+}
+
 int run_tunnel(Context& ctx, const std::string& name, ssh::Forwarder& forwarder,
                std::unique_ptr<ssh::Session> session, const TunnelInfo& info, bool background) {
   const int first_port = forwarder.specs().front().local_port;
@@ -298,7 +313,7 @@ int run_tunnel(Context& ctx, const std::string& name, ssh::Forwarder& forwarder,
   if (info.open_browser && !info.url.empty()) {
     open_browser(info.url);
   }
-  print_summary(ctx, name, forwarder, info, background, log);
+  print_summary(ctx, name, forwarder.specs(), info, background, ::getpid(), log, false);
 
   if (background) {
     TunnelRecord record;

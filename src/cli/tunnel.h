@@ -53,7 +53,13 @@ struct TunnelInfo {
   std::string url;  ///< printed (and opened with open_browser) when set
   nlohmann::json extra = nlohmann::json::object();  ///< merged into the JSON output
   bool open_browser = false;
+  std::string
+      stop_command;  ///< the command that stops it (default: `gpumachine forward NAME --stop`)
 };
+
+/// Says that the background forward \a running already serves what info describes, instead of
+/// opening a second one; returns 0.
+int report_reused_tunnel(Context& ctx, const TunnelRecord& running, const TunnelInfo& info);
 
 /// Serves forwarder over session until Ctrl-C (foreground: exit 130), or detaches first
 /// (background: prints the summary, writes the record and returns 0 in the caller right away).

@@ -70,6 +70,11 @@ void MachineHost::check_interrupted() {
   util::throw_if_interrupted(m_phase.empty() ? "gpumachine" : m_phase);
 }
 
+bool MachineHost::confirm(std::string_view question) {
+  finish();  // the question must not share a line with the live phase line
+  return m_confirm && m_confirm(std::string(question));
+}
+
 void MachineHost::finish() {
   std::lock_guard lock(m_mutex);
   end_phase();

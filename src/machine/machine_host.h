@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -35,6 +36,9 @@ class MachineHost final : public DriverHost {
   std::string home_id() const override { return m_store.home_id(); }
   /// Sets what wait_target() answers ("running" or "ssh").
   void set_wait_target(std::string target) { m_wait_target = std::move(target); }
+  /// Ends the live line, then asks through the function set_confirm() gave (no function: no).
+  bool confirm(std::string_view question) override;
+  void set_confirm(std::function<bool(const std::string&)> ask) { m_confirm = std::move(ask); }
 
   /// Ends the current phase (clears the live line) and records its duration.
   void finish();
@@ -50,6 +54,7 @@ class MachineHost final : public DriverHost {
   store::Store& m_store;
   const store::MachineLock* m_lock = nullptr;
   std::string m_wait_target = "ssh";
+  std::function<bool(const std::string&)> m_confirm;
   bool m_saved = false;
   bool m_live = false;  ///< stderr is a terminal and not -q: repaint a live line
   std::string m_phase;

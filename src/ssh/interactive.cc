@@ -211,6 +211,16 @@ std::vector<std::string> openssh_argv(const std::string& ssh_path, const SshTarg
   return argv;
 }
 
+int run_openssh(std::vector<std::string> argv) {
+  std::optional<std::string> ssh = find_in_path(argv.at(0));
+  if (!ssh) {
+    throw Error("ssh", "no OpenSSH client ('" + argv[0] + "' is not in PATH)", "",
+                "install it (Debian: apt-get install openssh-client)");
+  }
+  argv[0] = *ssh;
+  return run_child(argv);
+}
+
 int interactive_session(const SshTarget& target, const std::filesystem::path& known_hosts_file,
                         const std::vector<std::string>& extra_ssh_args,
                         const std::string& command) {

@@ -25,6 +25,10 @@ std::vector<std::string> openssh_argv(const std::string& ssh_path, const SshTarg
                                       const std::vector<std::string>& extra_ssh_args,
                                       const std::string& command, bool allocate_tty);
 
+/// Runs the OpenSSH client: argv[0] is "ssh" (looked up in PATH). Returns its exit status, or
+/// throws Error when there is no OpenSSH client.
+int run_openssh(std::vector<std::string> argv);
+
 /// The fallback without OpenSSH: a PTY shell (or command) over libssh2, with the host key
 /// pinned from target.host_key or else from known_hosts_file. Terminal I/O goes through the
 /// given descriptors; raw mode and window-size tracking apply only when in_fd is a terminal.

@@ -399,6 +399,10 @@ int Session::socket_fd() const {
   return m_impl->socket.get();
 }
 
+bool is_rsa_key(const std::filesystem::path& key_path) {
+  return sniff_key(key_path) == KeyKind::rsa;
+}
+
 std::unique_ptr<Session> Session::connect(const ConnectOptions& options) {
   global_init();
   auto impl = std::make_unique<Impl>();
@@ -513,6 +517,10 @@ std::unique_ptr<Session> Session::connect(const ConnectOptions& options) {
                    "check the fingerprint the provider reports for this host");
   }
 
+  if (options.host_key_only) {
+    return std::unique_ptr<Session>(new Session(std::move(impl)));
+  }
+
   // 4. Authentication: agent first (when asked), then the key file.
   const std::string& user = target.user;
   const unsigned user_length = static_cast<unsigned>(user.size());
@@ -563,11 +571,11 @@ std::unique_ptr<Session> Session::connect(const ConnectOptions& options) {
             "libssh2 1.10 (the version Debian 12 ships) signs RSA keys only with ssh-rsa "
             "(SHA-1), which OpenSSH 8.8 and newer refuse; rsa-sha2-256/512 arrived in libssh2 "
             "1.11",
-            "use an ed25519 key instead (ssh-keygen -t ed25519), or run the system OpenSSH "
-            "client once with this RSA key to append an ed25519 public key to the host's "
-            "authorized_keys: ssh -i " +
-                key_path + " -p " + std::to_string(target.port) + " " + user + "@" + target.host +
-                " 'cat >> ~/.ssh/authorized_keys' < ~/.ssh/id_ed25519.pub");
+            "use an ed25519 key instead (ssh-keygen -t ed25519); `gpumachine create --driver "
+            "generic --generic-ssh-key " +
+                key_path +
+                " ...` offers to install its own ed25519 key on the host with this RSA key "
+                "(through your OpenSSH client, once)");
       case KeyKind::encrypted:
         throw SshError(Stage::keyfile, impl->subject,
                        "key file '" + key_path + "' is protected by a passphrase", "",

@@ -7,7 +7,9 @@
 #include "ssh/remote_shell.h"
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -45,6 +47,9 @@ struct ConnectOptions {
   int keepalive_seconds = 30;
   /// Name used as the error subject ("machine 'gpu1'"); empty: "user@host:port".
   std::string subject;
+  /// Stop once the host key is verified, without authenticating: the session can only tell
+  /// host_key() (for a first login through another client that must trust the same key).
+  bool host_key_only = false;
   /// Hint shown when the host key does not match the pin; empty: a generic one that says how
   /// to re-register a legitimately re-installed host (the CLI fills in the machine name).
   std::string hostkey_hint;
@@ -75,6 +80,10 @@ class Session final : public RemoteShell {
   void upload(const std::string& remote_path, std::string_view content,
               unsigned mode = 0644) override;
 
+  /// Calls count with the bytes each SFTP read or write of upload_path/download_path moves (for
+  /// a progress display).
+  void on_transfer(std::function<void(std::uint64_t bytes)> count);
+
   /// SFTP copy keeping permission bits; directories need recursive = true. The destination is
   /// the exact path to create or replace (not a directory to copy into, unlike scp).
   void upload_path(const std::filesystem::path& local, const std::string& remote, bool recursive);
@@ -91,6 +100,10 @@ class Session final : public RemoteShell {
   explicit Session(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> m_impl;
 };
+
+/// True when the private key file holds an RSA key (which libssh2 1.10 signs only with SHA-1
+/// ssh-rsa, refused by OpenSSH 8.8 and newer).
+bool is_rsa_key(const std::filesystem::path& key_path);
 
 /// "SHA256:<base64 without padding>" of an OpenSSH public key line ("type base64 [comment]").
 std::string fingerprint_sha256(std::string_view public_key_line);

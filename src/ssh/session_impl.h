@@ -8,6 +8,8 @@
 #include <poll.h>
 
 #include <chrono>
+#include <cstdint>
+#include <functional>
 #include <string>
 
 namespace gm::ssh {
@@ -22,6 +24,8 @@ struct Session::Impl {
   SessionPtr session;
   SftpPtr sftp;
   std::string host_key;
+  /// Told the bytes each SFTP read or write moved (Session::on_transfer); may be empty.
+  std::function<void(std::uint64_t)> transferred;
 
   /// libssh2_session_last_error's text ("" when none).
   std::string last_error() const;

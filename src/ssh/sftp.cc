@@ -174,6 +174,9 @@ void upload_file(Session::Impl& impl, const std::filesystem::path& local, const 
       impl.fail_sftp("cannot write", remote);
     }
     begin += static_cast<std::size_t>(n);
+    if (impl.transferred) {
+      impl.transferred(static_cast<std::uint64_t>(n));
+    }
   }
   finish_write(impl, std::move(handle), mode, remote);
 }
@@ -241,6 +244,9 @@ void download_file(Session::Impl& impl, const std::string& remote,
     }
     if (n == 0) {
       break;
+    }
+    if (impl.transferred) {
+      impl.transferred(static_cast<std::uint64_t>(n));
     }
     std::size_t written = 0;
     while (written < static_cast<std::size_t>(n)) {
@@ -366,6 +372,10 @@ void Session::upload(const std::string& remote_path, std::string_view content, u
   SftpHandlePtr handle = open_for_write(*m_impl, remote_path, mode);
   write_all(*m_impl, handle.get(), content.data(), content.size(), remote_path);
   finish_write(*m_impl, std::move(handle), mode, remote_path);
+}
+
+void Session::on_transfer(std::function<void(std::uint64_t bytes)> count) {
+  m_impl->transferred = std::move(count);
 }
 
 void Session::upload_path(const std::filesystem::path& local, const std::string& remote,

@@ -8,7 +8,10 @@ namespace {
 
 class EnvCli : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() { s_machine = new CliMachine("gpu-env"); }
+  static void SetUpTestSuite() {
+    s_machine = new CliMachine("gpu-env");
+    ASSERT_EQ(s_machine->gm({"ssh-config", "--install"}).status, 0);
+  }
   static void TearDownTestSuite() {
     delete s_machine;
     s_machine = nullptr;
@@ -75,21 +78,37 @@ TEST_F(EnvCli, OtherInstalledShellsReadTheSameValues) {
   }
 }
 
-TEST_F(EnvCli, IncludeHintUntilSshConfigIsInstalled) {
+TEST_F(EnvCli, WithoutTheIncludeEvalFailsLoudlyWithTheFix) {
   std::filesystem::remove(s_machine->user_home() / ".ssh" / "config");
   CaptureResult before = s_machine->gm({"--format", "json", "env", s_machine->name()});
   ASSERT_EQ(before.status, 0) << before.err;
   nlohmann::json doc = nlohmann::json::parse(before.out);
   EXPECT_FALSE(doc.at("ssh_config_included").get<bool>());
   EXPECT_EQ(doc.at("set").at("DOCKER_HOST"), "ssh://gpu-env");
+  // The README's line: an error on stderr with the one command that fixes it, a non-zero status
+  // from gpumachine and from the eval, and DOCKER_HOST left alone.
   CaptureResult text = s_machine->gm({"env", s_machine->name(), "--shell", "bash"});
-  EXPECT_NE(text.out.find("gpumachine ssh-config --install"), std::string::npos) << text.out;
+  EXPECT_EQ(text.status, 1) << text.err;
+  EXPECT_NE(text.err.find("gpumachine: error: env gpu-env"), std::string::npos) << text.err;
+  EXPECT_NE(text.err.find("hint: run `gpumachine ssh-config --install` once"), std::string::npos)
+      << text.err;
+  write_text(m_dir / "failed.sh", text.out);
+  CaptureResult evaluated =
+      in_shell({"bash", "-c"}, "eval \"$(cat " + (m_dir / "failed.sh").string() +
+                                   ")\" && echo ran; echo \"status $? ${DOCKER_HOST-unset}\"");
+  EXPECT_EQ(evaluated.out, "status 1 unset\n") << evaluated.err;
+  // Undoing needs no ssh config.
+  EXPECT_EQ(s_machine->gm({"env", s_machine->name(), "--unset"}).status, 0);
 
   ASSERT_EQ(s_machine->gm({"ssh-config", "--install"}).status, 0);
   CaptureResult after = s_machine->gm({"--format", "json", "env", s_machine->name()});
   EXPECT_TRUE(nlohmann::json::parse(after.out).at("ssh_config_included").get<bool>());
   CaptureResult text_after = s_machine->gm({"env", s_machine->name(), "--shell", "bash"});
-  EXPECT_EQ(text_after.out.find("ssh-config --install"), std::string::npos) << text_after.out;
+  EXPECT_EQ(text_after.status, 0) << text_after.err;
+  EXPECT_NE(text_after.out.find("export DOCKER_HOST=\"ssh://gpu-env\";"), std::string::npos);
+  // Where -v paths live is said where the user sees it (stderr survives the eval).
+  EXPECT_NE(text_after.err.find("bind mounts"), std::string::npos) << text_after.err;
+  EXPECT_NE(text_after.err.find("gpu-env's file system"), std::string::npos) << text_after.err;
   // With the Include in place, the system ssh resolves the machine as Docker's ssh:// will.
   SpawnOptions o;
   o.env = s_machine->env();

@@ -185,6 +185,63 @@ TEST(JupyterCli, ContainerModeRunsTheImageWithGpusAndLoopbackOnly) {
   EXPECT_FALSE(std::filesystem::exists(stubs / ("gm-jupyter-" + std::to_string(remote) + ".pid")));
 }
 
+// The Engine API's pull stream as curl relays it: two layers, 5 MB in all.
+constexpr const char* k_curl_stub = R"(#!/bin/bash
+d=$(dirname "$0")
+echo "$*" >>"$d/curl.log"
+printf '{"status":"Pulling from lab-image","id":"latest"}\r\n'
+printf '{"status":"Pulling fs layer","progressDetail":{},"id":"l1"}\r\n'
+printf '{"status":"Downloading","progressDetail":{"current":1000000,"total":3000000},"id":"l1"}\r\n'
+printf '{"status":"Downloading","progressDetail":{"current":500000,"total":2000000},"id":"l2"}\r\n'
+printf '{"status":"Download complete","progressDetail":{},"id":"l1"}\r\n'
+printf '{"status":"Download complete","progressDetail":{},"id":"l2"}\r\n'
+printf '{"status":"Pull complete","progressDetail":{},"id":"l1"}\r\n'
+touch "$d/pulled"
+)";
+
+TEST(JupyterCli, AMissingImageIsPulledWithItsProgressOnStderr) {
+  if (!std::filesystem::exists("/usr/lib/python3/dist-packages/jupyter_server")) {
+    GTEST_SKIP() << "Debian's python3-jupyter-server is not installed";
+  }
+  TempDir stubs("gm-docker-pull");
+  std::string docker = k_docker_stub;
+  // `docker image inspect`: the image is there once it was pulled.
+  docker.replace(docker.find("inspect)\n"), 0, "image) [ -f \"$d/pulled\" ] ;;\n");
+  write_text(stubs / "docker", docker, 0755);
+  write_text(stubs / "curl", k_curl_stub, 0755);
+  std::filesystem::create_directories(stubs / "images" / "lab-image");
+  write_text(stubs / "images" / "lab-image" / "jupyter", k_image_jupyter, 0755);
+  CliMachine machine("gpu1", stubs.path().string() + ":/usr/local/bin:/usr/bin:/bin");
+  std::string remote = std::to_string(free_port());
+  std::vector<std::string> start = {
+      "--format",    "json",   "jupyter", machine.name(), "--image",
+      "lab-image",   "--port", remote,    "--local-port", std::to_string(free_port()),
+      "--background"};
+
+  CaptureResult r = machine.gm(start);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(nlohmann::json::parse(r.out).is_object()) << r.out;  // progress stays off stdout
+  EXPECT_NE(r.err.find("pulling lab-image on gpu1 ..."), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("pulling lab-image on gpu1: 5.0 MB in "), std::string::npos) << r.err;
+  std::string curl = read_text(stubs / "curl.log");
+  EXPECT_NE(curl.find("--unix-socket /var/run/docker.sock"), std::string::npos) << curl;
+  EXPECT_NE(curl.find("/images/create?fromImage=lab-image"), std::string::npos) << curl;
+
+  ASSERT_EQ(
+      machine.gm({"jupyter", machine.name(), "--image", "lab-image", "--port", remote, "--stop"})
+          .status,
+      0);
+  // Present now: nothing to pull, nothing said about it.
+  start[9] = std::to_string(free_port());  // --local-port
+  CaptureResult again = machine.gm(start);
+  ASSERT_EQ(again.status, 0) << again.err;
+  EXPECT_EQ(again.err.find("pulling"), std::string::npos) << again.err;
+  EXPECT_EQ(
+      machine.gm({"jupyter", machine.name(), "--image", "lab-image", "--port", remote, "--stop"})
+          .status,
+      0);
+}
+
 TEST(JupyterCli, APortTakenByAnotherProgramIsAnErrorNotAWait) {
   CliMachine machine;
   TempDir dir("gm-jupyter-taken");
@@ -201,6 +258,41 @@ TEST(JupyterCli, APortTakenByAnotherProgramIsAnErrorNotAWait) {
   EXPECT_NE(r.err.find("the port is taken by another program"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("hint: pick another --port"), std::string::npos) << r.err;
   EXPECT_TRUE(other.is_running());  // not ours: left alone
+}
+
+TEST(JupyterCli, ASecondCallReusesTheBackgroundForwardAndTheStopHintNamesThePort) {
+  if (!std::filesystem::exists("/usr/bin/jupyter")) {
+    GTEST_SKIP() << "Debian's jupyter-notebook is not installed";
+  }
+  CliMachine machine;
+  std::string remote = std::to_string(free_port());
+  int local = free_port();
+  CaptureResult first = machine.gm({"jupyter", machine.name(), "--host", "--port", remote,
+                                    "--local-port", std::to_string(local), "--background"});
+  ASSERT_EQ(first.status, 0) << first.err;
+  // --stop without --port would look for the server on 8888: the hint must name the port.
+  EXPECT_NE(first.out.find("stop it with `gpumachine jupyter " + machine.name() + " --port " +
+                           remote + " --stop`"),
+            std::string::npos)
+      << first.out;
+
+  CaptureResult again = machine.gm(
+      {"--format", "json", "jupyter", machine.name(), "--host", "--port", remote, "--background"});
+  ASSERT_EQ(again.status, 0) << again.err;
+  nlohmann::json second = nlohmann::json::parse(again.out);
+  EXPECT_TRUE(second.at("reused_forward").get<bool>());
+  EXPECT_EQ(second.at("local_port").get<int>(), local);
+  nlohmann::json list = nlohmann::json::parse(
+      machine.gm({"--format", "json", "forward", machine.name(), "--list"}).out);
+  ASSERT_EQ(list.size(), 1u) << list.dump();  // one forward, not a duplicate
+  EXPECT_EQ(second.at("pid"), list[0].at("pid"));
+  std::string token = second.at("token").get<std::string>();
+  EXPECT_EQ(http_get(local, "/api/kernels?token=" + token).status, 200);
+
+  CaptureResult stop = machine.gm(
+      {"--format", "json", "jupyter", machine.name(), "--host", "--port", remote, "--stop"});
+  ASSERT_EQ(stop.status, 0) << stop.err;
+  EXPECT_EQ(nlohmann::json::parse(stop.out).at("forwards_stopped").get<int>(), 1);
 }
 
 }  // namespace

@@ -4,7 +4,7 @@
 Reads JSON lines on stdin, one request each:
   {"method", "url", "headers": [[name, value], ...], "params": [[key, value], ...],
    "body_b64", "access_key", "secret_key", "token", "region", "service", "timestamp"}
-and writes one JSON line per request: {"authorization", "canonical_request"}.
+and writes one JSON line per request: {"authorization", "canonical_request", "string_to_sign"}.
 The timestamp is fixed by the caller, so botocore's add_auth() (which reads the clock) is
 replayed step by step with the same methods it calls.
 """
@@ -32,7 +32,8 @@ def sign(case):
     signature = auth.signature(string_to_sign, request)
     auth._inject_signature_to_request(request, signature)
     return {"authorization": request.headers["Authorization"],
-            "canonical_request": canonical}
+            "canonical_request": canonical,
+            "string_to_sign": string_to_sign}
 
 
 def main():

@@ -1,5 +1,7 @@
 #include "drivers/generic/generic_driver.h"
 
+#include "drivers/generic/own_key.h"
+
 #include "gm/error.h"
 #include "machine/connect.h"
 #include "ssh/known_hosts.h"
@@ -76,12 +78,19 @@ class GenericDriver final : public Driver {
           "--generic-host-key-fingerprint " + fingerprint, "expected an OpenSSH SHA256 fingerprint",
           "get it on the host with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`");
     }
+    // Where the machine's own key goes (create.cc sets it): an RSA key cannot log in through
+    // libssh2 1.10, so create installs that one with the RSA key's help (own_key.h).
+    std::string own_key = record.ssh.key_path;
     record.ssh.host = host;
     record.ssh.port = port;
     record.ssh.user = single(options, "generic-ssh-user", "root");
     record.ssh.key_path = key_path.string();
     record.driver_config = {{"host_key_fingerprint", fingerprint},
                             {"ssh_agent", options.contains("generic-ssh-agent")}};
+    if (!own_key.empty() && ssh::is_rsa_key(key_path)) {
+      record.driver_config["rsa_login_key"] = key_path.string();
+      record.ssh.key_path = own_key;
+    }
   }
 
   void create(MachineRecord& record, DriverHost& host) override {
@@ -112,6 +121,20 @@ class GenericDriver final : public Driver {
                   "(on the host: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub)");
     } else {
       options.host_key_policy = ssh::HostKeyPolicy::trust_on_first_use;
+    }
+    std::string rsa_key = record.driver_config.value("rsa_login_key", "");
+    if (!rsa_key.empty()) {
+      // Verify the host key first (the OpenSSH login must meet the same key), then install
+      // the machine's own key with the RSA key, then log in natively with the pinned key.
+      ssh::ConnectOptions first = options;
+      first.host_key_only = true;
+      std::string verified = ssh::Session::connect(first)->host_key();
+      install_own_key(record, host, rsa_key, verified);
+      host.check_interrupted();
+      host.phase("connecting to " + record.ssh.user + "@" + record.ssh.host +
+                 " with gpumachine's key");
+      options.target.host_key = verified;
+      options.host_key_policy = ssh::HostKeyPolicy::pinned;
     }
     std::unique_ptr<ssh::Session> session = ssh::Session::connect(options);
     record.ssh.host_key = session->host_key();
