@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config git
   libcurl4-openssl-dev libssl-dev nlohmann-json3-dev libyaml-cpp-dev libssh2-1-dev
-  libcli11-dev libpugixml-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libcli11-dev libpugixml-dev zlib1g-dev libgtest-dev libgmock-dev libbenchmark-dev
   openssh-server openssh-client python3 python3-botocore shellcheck awscli
   jupyter-notebook python3-jupyter-server hyperfine iproute2 procps
   mmdebstrap systemd-container apt-utils dpkg-dev gnupg

@@ -28,6 +28,13 @@ using std::chrono::milliseconds;
 
 namespace {
 
+/// True when the peer has closed (or reset) the connection on `fd`; nothing is consumed.
+bool peer_closed(int fd) {
+  char byte;
+  ssize_t got = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
 constexpr milliseconds k_first_backoff{250};
 constexpr milliseconds k_max_backoff{2000};
 /// Blocking calls during authentication give up after this long (an agent may ask its user).
@@ -526,7 +533,9 @@ std::unique_ptr<Session> Session::connect(const ConnectOptions& options) {
   const unsigned user_length = static_cast<unsigned>(user.size());
   char* methods = libssh2_userauth_list(s, user.c_str(), user_length);
   if (methods == nullptr && libssh2_userauth_authenticated(s) == 0) {
-    impl->fail(Stage::auth, "cannot ask the server for authentication methods");
+    // No answer at all (e.g. a host going down for a reboot closed the connection): a transport
+    // failure, not a refused login, so waits that retry an unreachable host keep retrying.
+    impl->fail(Stage::handshake, "cannot ask the server for authentication methods");
   }
   if (methods != nullptr && std::string_view(methods).find("publickey") == std::string_view::npos) {
     throw SshError(Stage::auth, impl->subject,
@@ -592,6 +601,12 @@ std::unique_ptr<Session> Session::connect(const ConnectOptions& options) {
     if (rc == LIBSSH2_ERROR_FILE) {
       impl->fail(Stage::keyfile, "cannot read the key file '" + key_path + "'",
                  "check that it is an unencrypted OpenSSH or PEM private key");
+    }
+    if (rc != 0 && peer_closed(impl->socket.get())) {
+      // The connection broke before the server answered (a host going down for a reboot):
+      // not a refusal. libssh2 1.10 reports both as PUBLICKEY_UNVERIFIED; a refusing server
+      // keeps the connection open for the next method.
+      impl->fail(Stage::handshake, "lost the connection while authenticating as " + user);
     }
     if (rc != 0) {
       impl->fail(Stage::auth,

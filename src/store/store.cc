@@ -367,8 +367,10 @@ void Store::save(const MachineLock& lock, MachineRecord& record) {
   // facts, timings) leave it alone, and then neither is rewritten nor every record re-read.
   std::optional<SshTarget> before = previous_ssh_target(record.name);
   bool ssh_changed = !before || *before != updated.ssh;
-  bool is_new = !has_record(record.name);
-  // A new machine's files are written aside and the directory renamed into place with them.
+  // A new machine's files are written aside and the directory renamed into place with them. A
+  // directory that is already there without a record (files a driver made before the first save,
+  // such as a generic host's own key, or a killed create's) gets the record where it is.
+  bool is_new = !has_record(record.name) && !std::filesystem::exists(dir);
   std::filesystem::path target =
       is_new ? dir.parent_path() / (".creating-" + record.name) : dir;
   if (is_new) {
@@ -384,7 +386,6 @@ void Store::save(const MachineLock& lock, MachineRecord& record) {
   }
   util::write_file_atomic(target / k_record_file, text, 0600);
   if (is_new) {
-    delete_dir(record.name);  // a directory without a record holds nothing worth keeping
     if (::rename(target.c_str(), dir.c_str()) != 0) {
       throw Error(machine_subject(record.name), "cannot create " + dir.string(),
                   std::strerror(errno));

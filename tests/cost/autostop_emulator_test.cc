@@ -67,6 +67,7 @@ class AutostopEmulator : public ::testing::Test {
         {"instance_env",
          {{"PATH", (m_dir / "stubs").string() + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:"
                                                 "/usr/bin:/sbin:/bin"},
+          {"GM_SYSROOT", (m_dir / "root").string()},
           {"SIMTIMER_UNIT_DIR", (m_dir / "root/etc/systemd/system").string()},
           {"SIMTIMER_INTERVAL", "1"},
           // The test machine's own logins and processes are not the instance's.
@@ -127,12 +128,7 @@ class AutostopEmulator : public ::testing::Test {
   }
 
   AgentPaths paths(const std::string& ip) {
-    AgentPaths p;
-    p.script = (m_dir / "root/usr/local/lib/gpumachine/gpumachine-autostop.sh").string();
-    p.config = (m_dir / "root/etc/gpumachine/autostop.conf").string();
-    p.state = (m_dir / "root/var/lib/gpumachine/autostop.state").string();
-    p.log = (m_dir / "root/var/log/gpumachine/autostop.log").string();
-    p.systemd_dir = (m_dir / "root/etc/systemd/system").string();
+    AgentPaths p;  // the host's own paths, under the instance's root (GM_SYSROOT)
     // Only this instance's sshd address counts (other tests' sshds share this machine), and the
     // test machine's own python processes are not the instance's workload.
     p.extra_config = "SSH_LOCAL_ADDRESSES=" + ip + "\nPROCESSES=\nBUSY_PROCESSES=\n";

@@ -965,7 +965,8 @@ aws::QueryParams Ec2Driver::run_params(const MachineRecord& record, const std::s
   }
   parts.boundary = "==gpumachine-" + record.id + "==";
   parts.provision_prelude = provision_prelude(record);
-  p.set("UserData", util::base64_encode(render_user_data(parts)));
+  p.set("UserData", util::base64_encode(user_data_for_ec2(render_user_data(parts),
+                                                          "machine '" + record.name + "'")));
   return p;
 }
 

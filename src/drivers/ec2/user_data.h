@@ -3,6 +3,7 @@
 // user's own --ec2-user-data as multi-part MIME.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -25,5 +26,13 @@ std::string cloud_config(const UserDataParts& parts);
 /// The user data to send (before base64): the cloud-config alone, or multi-part MIME with the
 /// user's document as a second part (text/x-shellscript for "#!", else its #-header's type).
 std::string render_user_data(const UserDataParts& parts);
+
+/// EC2 takes at most this many bytes of user data, counted before base64.
+inline constexpr std::size_t k_user_data_limit = 16384;
+
+/// What RunInstances gets (before base64): `rendered` as it is when it fits EC2's limit, else
+/// gzip-compressed (cloud-init inflates gzip user data before reading it). Throws, naming
+/// `subject` and the user's --ec2-user-data file, when even that does not fit.
+std::string user_data_for_ec2(const std::string& rendered, const std::string& subject);
 
 }  // namespace gm::drivers::ec2

@@ -42,9 +42,7 @@ void install_own_key(const MachineRecord& record, DriverHost& host, const std::s
   std::filesystem::path own_key = record.ssh.key_path;
   std::filesystem::create_directories(own_key.parent_path());
   std::filesystem::permissions(own_key.parent_path(), std::filesystem::perms::owner_all);
-  if (!std::filesystem::exists(own_key)) {
-    ssh::write_key_pair(own_key, ssh::generate_ed25519("gpumachine-" + record.name));
-  }
+  ssh::ensure_key_pair(own_key, "gpumachine-" + record.name);
   std::string public_key = first_line(util::read_file(own_key.string() + ".pub"));
 
   // The OpenSSH client must accept exactly the host key we verified, nothing it finds elsewhere.

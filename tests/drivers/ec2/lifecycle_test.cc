@@ -3,11 +3,19 @@
 #include "drivers/ec2/ec2_test_util.h"
 
 #include "util/crypto.h"
+#include "util/gzip.h"
 
 #include <fstream>
 
 namespace gm::testing::ec2 {
 namespace {
+
+/// The first live instance's user data as cloud-init reads it (inflated when it went gzipped).
+std::string sent_user_data(Ec2EmulatorFixture& emu) {
+  std::string raw =
+      gm::util::base64_decode(emu.live_instances().at(0)["userData"].get<std::string>());
+  return raw.starts_with("\x1f\x8b") ? gm::util::gunzip(raw) : raw;
+}
 
 nlohmann::json only_instance(Ec2EmulatorFixture& emu) {
   std::vector<nlohmann::json> live = emu.live_instances();
@@ -214,8 +222,10 @@ TEST(Ec2Lifecycle, ProvisioningStartsFromUserDataDuringBoot) {
   EXPECT_EQ(r.status, 1) << describe(r);
   EXPECT_NE(r.err.find("refusing to provision the machine that runs the tests"), std::string::npos)
       << describe(r);
-  std::string user_data =
-      gm::util::base64_decode(emu.live_instances().at(0)["userData"].get<std::string>());
+  // With the prelude the user data is over EC2's 16 KiB: it goes gzip-compressed.
+  EXPECT_TRUE(gm::util::base64_decode(emu.live_instances().at(0)["userData"].get<std::string>())
+                  .starts_with("\x1f\x8b"));
+  std::string user_data = sent_user_data(emu);
   EXPECT_NE(user_data.find("text/x-shellscript"), std::string::npos);
   EXPECT_NE(user_data.find("gpumachine: start installing during boot"), std::string::npos);
   EXPECT_NE(user_data.find("ed25519_private"), std::string::npos);
@@ -227,7 +237,7 @@ TEST(Ec2Lifecycle, ProvisioningStartsFromUserDataDuringBoot) {
   r = emu.gm(create_args(
       "gsp", {"--ec2-instance-type", "g4dn.xlarge", "--ec2-image", "ubuntu-24.04", "--no-gsp"}));
   EXPECT_EQ(r.status, 1) << describe(r);
-  user_data = gm::util::base64_decode(emu.live_instances().at(0)["userData"].get<std::string>());
+  user_data = sent_user_data(emu);
   EXPECT_NE(user_data.find("GM_FLAVOUR='proprietary'"), std::string::npos);
   EXPECT_NE(user_data.find("GM_NO_GSP='1'"), std::string::npos);
   ASSERT_EQ(emu.gm({"rm", "gsp"}).status, 0);
@@ -236,7 +246,7 @@ TEST(Ec2Lifecycle, ProvisioningStartsFromUserDataDuringBoot) {
   r = emu.gm(create_args("plain", {"--ec2-instance-type", "g4dn.xlarge", "--ec2-image",
                                    "ubuntu-24.04", "--wait", "ssh"}));
   ASSERT_EQ(r.status, 0) << describe(r);
-  user_data = gm::util::base64_decode(emu.live_instances().at(0)["userData"].get<std::string>());
+  user_data = sent_user_data(emu);
   EXPECT_EQ(user_data.find("text/x-shellscript"), std::string::npos);
   ASSERT_EQ(emu.gm({"rm", "plain"}).status, 0);
   EXPECT_TRUE(emu.leaks().empty()) << lines(emu.leaks());

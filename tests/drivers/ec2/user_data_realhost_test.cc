@@ -1,6 +1,7 @@
 // The user data the EC2 driver generates, through Debian's real cloud-init on the real test host
 // (tests/support/realhost): the cloud-config installs the pinned host key, the provisioning prelude
-// runs (and a step that fails inside it does not fail cloud-init), the user's own part runs.
+// runs (and a step that fails inside it does not fail cloud-init), the user's own part runs, and
+// user data over EC2's 16 KiB goes gzip-compressed.
 #include "drivers/ec2/user_data.h"
 #include "provision/provisioner.h"
 #include "ssh/keys.h"
@@ -20,7 +21,13 @@ TEST(RealHostCloudInit, Ec2UserDataRunsEveryPartPinsTheHostKeyAndEndsDone) {
   UserDataParts parts;
   parts.host_private_key = host_key.private_openssh;
   parts.host_public_key = host_key.public_openssh;
-  parts.user_data = "#!/bin/sh\necho user part ran >/var/tmp/gm-user-part\n";
+  // A user script large enough that the whole does not fit EC2's 16 KiB: what RunInstances gets
+  // is then gzip-compressed, and cloud-init must inflate it.
+  parts.user_data = "#!/bin/sh\n";
+  for (int i = 0; i < 400; ++i) {
+    parts.user_data += "# line " + std::to_string(i) + " of the user's own long comment\n";
+  }
+  parts.user_data += "echo user part ran >/var/tmp/gm-user-part\n";
   parts.boundary = "==gpumachine-realhost==";
   // What create sends for a CPU machine: the docker step. Here it fails (nothing beyond loopback
   // can be reached, so Docker's repository cannot), which must not fail cloud-init.
@@ -30,7 +37,9 @@ TEST(RealHostCloudInit, Ec2UserDataRunsEveryPartPinsTheHostKeyAndEndsDone) {
   in.user = "admin";
   parts.provision_prelude = provision::cloud_init_prelude(in);
 
-  RealHost host({.user_data = render_user_data(parts)});
+  const std::string sent = user_data_for_ec2(render_user_data(parts), "machine 'realhost'");
+  ASSERT_TRUE(sent.starts_with("\x1f\x8b")) << "not gzip: " << sent.size() << " bytes";
+  RealHost host({.user_data = sent});
   host.wait_until_running();
   ssh::ExecResult status = host.run_root("cloud-init status --wait --long");
   EXPECT_EQ(status.exit_status, 0) << status.out << status.err

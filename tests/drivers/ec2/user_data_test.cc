@@ -5,6 +5,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
+
+#include "gm/error.h"
+
 namespace gm::drivers::ec2 {
 namespace {
 
@@ -49,6 +53,42 @@ TEST(Ec2UserData, UserDocumentBecomesASecondMimePart) {
                                      "MIME-Version: 1.0\nContent-Transfer-Encoding: 8bit\n\n"
                                      "#cloud-config\npackages"),
             std::string::npos);
+}
+
+// EC2 refuses more than 16 KiB of user data (before base64). What fits goes as it is; what does
+// not goes gzip-compressed, the same bytes each time (a resumed launch repeats the request); what
+// does not fit even then is refused naming the machine before any call.
+TEST(Ec2UserData, OverEc2sLimitItIsGzippedAndBeyondThatRefused) {
+  const std::string small = render_user_data(parts());
+  EXPECT_EQ(user_data_for_ec2(small, "machine 'm'"), small);
+
+  UserDataParts p = parts();
+  p.user_data = "#!/bin/sh\n";
+  while (p.user_data.size() < 3 * k_user_data_limit) {
+    p.user_data += "echo a line of a long but ordinary script\n";
+  }
+  const std::string big = render_user_data(p);
+  const std::string sent = user_data_for_ec2(big, "machine 'm'");
+  EXPECT_TRUE(sent.starts_with("\x1f\x8b\x08"));  // gzip, deflate
+  EXPECT_LE(sent.size(), k_user_data_limit);
+  EXPECT_EQ(sent, user_data_for_ec2(big, "machine 'm'"));
+
+  std::string noise = "#!/bin/sh\n# ";
+  std::uint32_t x = 2463534242u;
+  while (noise.size() < 2 * k_user_data_limit) {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    noise += static_cast<char>('!' + x % 90);
+  }
+  p.user_data = noise;
+  try {
+    user_data_for_ec2(render_user_data(p), "machine 'm'");
+    ADD_FAILURE() << "user data over the limit even compressed was accepted";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("machine 'm'"), std::string::npos) << e.what();
+    EXPECT_NE(e.hint().find("--ec2-user-data"), std::string::npos) << e.hint();
+  }
 }
 
 TEST(Ec2StateMap, MapsEveryEc2State) {
