@@ -135,10 +135,12 @@ TEST(Ec2Interrupt, RmFindsASecurityGroupKnownOnlyByName) {
   // Killed while CreateSecurityGroup's answer is in flight: the ledger has the group's name but
   // not its id, so rm looks it up by name and our id tag.
   Ec2EmulatorFixture emu;
-  emu.fault({{"action", "CreateSecurityGroup"},
-             {"kind", "drop_after"},
-             {"latency_ms", 1500},
-             {"count", 1}});
+  // The first answer is lost; whatever create does next about the group (a retry, a lookup by
+  // name) is held long past the kill, so the test does not race a fast retry.
+  emu.fault(nlohmann::json::array(
+      {{{"action", "CreateSecurityGroup"}, {"kind", "drop_after"}, {"latency_ms", 1500}, {"count", 1}},
+       {{"action", "CreateSecurityGroup"}, {"kind", "latency"}, {"latency_ms", 8000}, {"count", 5}},
+       {{"action", "DescribeSecurityGroups"}, {"kind", "latency"}, {"latency_ms", 8000}, {"count", 5}}}));
   std::unique_ptr<Process> p = emu.gm_async(create_args("sgname"));
   ASSERT_TRUE(wait_for_call(emu, *p, "CreateSecurityGroup"));
   ::kill(p->pid(), SIGKILL);
