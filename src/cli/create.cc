@@ -50,11 +50,10 @@ struct CreateOptions {
 };
 
 /// Create options that are not driver flags, accepted in machine files too.
-const std::set<std::string> k_general_keys = {"driver",       "wait",          "no-provision",
-                                              "no-probe",     "driver-branch", "driver-flavour",
-                                              "verify-image", "autostop",      "autostop-action",
-                                              "max-lifetime", "no-gsp",        "allow-poweroff",
-                                              "docker-mirror", "cuda-mirror",   "toolkit-mirror"};
+const std::set<std::string> k_general_keys = {
+    "driver",         "wait",           "no-provision",  "no-probe",        "driver-branch",
+    "driver-flavour", "verify-image",   "autostop",      "autostop-action", "max-lifetime",
+    "no-gsp",         "allow-poweroff", "docker-mirror", "cuda-mirror",     "toolkit-mirror"};
 
 /// The general keys that are switches (the rest take a value).
 const std::set<std::string> k_general_switches = {"no-provision", "no-probe", "no-gsp"};
@@ -62,7 +61,7 @@ const std::set<std::string> k_general_switches = {"no-provision", "no-probe", "n
 /// Flag names (and aliases) of every driver, each mapped to its canonical name and driver.
 struct FlagIndex {
   std::map<std::string, std::pair<std::string, std::string>>
-      by_name;  // name -> {canonical, driver}
+      by_name;                     // name -> {canonical, driver}
   std::set<std::string> switches;  // names and aliases of driver switches
   MachineFileKeys keys() const {
     MachineFileKeys out{k_general_keys, k_general_switches};

@@ -116,8 +116,9 @@ void ProvisionFlags::add_to(CLI::App& sub) {
                "proprietary modules with GSP firmware off (workaround for GSP hangs on g4dn, g5, "
                "g5g; never a default)");
   auto mirror = [&](const char* flag, std::string& field, std::string_view upstream) {
-    sub.add_option(flag, field, "repository mirror: a base URL that stands for " +
-                                    std::string(upstream) + " (Artifactory, Nexus)");
+    sub.add_option(flag, field,
+                   "repository mirror: a base URL that stands for " + std::string(upstream) +
+                       " (Artifactory, Nexus)");
   };
   mirror("--docker-mirror", mirrors.docker, provision::k_docker_upstream);
   mirror("--cuda-mirror", mirrors.cuda, provision::k_cuda_upstream);

@@ -30,8 +30,8 @@ bool is_unreachable(const SshError& e);
 
 /// After a reboot was asked for: tries the machine (pinned key) until it answers from a new
 /// boot, shown by a boot id other than \a old_boot or by SSH having failed in between (for a host
-/// whose boot id cannot be read); returns that session. A wrong host key or a refused login ends the wait
-/// at once; after \a limit it throws. Each try checks for Ctrl-C through \a host.
+/// whose boot id cannot be read); returns that session. A wrong host key or a refused login ends
+/// the wait at once; after \a limit it throws. Each try checks for Ctrl-C through \a host.
 std::unique_ptr<ssh::Session> wait_for_new_boot(const MachineRecord& record, DriverHost& host,
                                                 const std::string& old_boot,
                                                 std::chrono::milliseconds limit);

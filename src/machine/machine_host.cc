@@ -16,8 +16,7 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 }
 }  // namespace
 
-MachineHost::MachineHost(store::Store& store, const store::MachineLock& lock)
-    : MachineHost(store) {
+MachineHost::MachineHost(store::Store& store, const store::MachineLock& lock) : MachineHost(store) {
   m_lock = &lock;
 }
 

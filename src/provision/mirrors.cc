@@ -43,9 +43,9 @@ std::string check_mirror_url(std::string_view flag, std::string_view url) {
   } else if (url.starts_with("http://")) {
     rest = url.substr(7);
   } else {
-    throw UsageError(subject, "a mirror is an http:// or https:// URL",
-                     "e.g. " + std::string(flag) +
-                         " https://artifactory.example.com/artifactory/docker-remote");
+    throw UsageError(
+        subject, "a mirror is an http:// or https:// URL",
+        "e.g. " + std::string(flag) + " https://artifactory.example.com/artifactory/docker-remote");
   }
   if (url.find('@') != std::string_view::npos) {
     // The subject leaves the URL out: it would show the credentials.
@@ -59,7 +59,8 @@ std::string check_mirror_url(std::string_view flag, std::string_view url) {
                      "percent-encode it (e.g. %20 for a space)");
   }
   if (rest.empty() || rest.front() == '/') {
-    throw UsageError(subject, "the URL names no host", "e.g. https://nexus.example.com/repository/x");
+    throw UsageError(subject, "the URL names no host",
+                     "e.g. https://nexus.example.com/repository/x");
   }
   std::string out(url);
   while (out.ends_with('/')) {

@@ -49,9 +49,9 @@ std::string endpoint(const SshTarget& t) {
 
 struct TcpResult {
   Socket socket;
-  int error = 0;           ///< errno of the last failed attempt
-  std::string cause;       ///< text for the message
-  bool retryable = false;  ///< worth trying again while the host boots
+  int error = 0;             ///< errno of the last failed attempt
+  std::string cause;         ///< text for the message
+  bool retryable = false;    ///< worth trying again while the host boots
   bool interrupted = false;  ///< a signal asked the tool to stop
 };
 

@@ -128,10 +128,10 @@ MachineRecord parse_record(std::string_view name, const std::filesystem::path& p
     throw Error(machine_subject(name), "corrupt record " + path.string(), e.what(), hint);
   }
   // Free-form, but every reader indexes them by key.
-  for (const auto& [field, value] : {std::pair<const char*, const nlohmann::json*>{
-                                         "driver_config", &record.driver_config},
-                                     {"facts", &record.facts},
-                                     {"timings", &record.timings}}) {
+  for (const auto& [field, value] :
+       {std::pair<const char*, const nlohmann::json*>{"driver_config", &record.driver_config},
+        {"facts", &record.facts},
+        {"timings", &record.timings}}) {
     if (!value->is_object()) {
       throw Error(machine_subject(name), "corrupt record " + path.string(),
                   std::string(field) + " is " + value->type_name() + ", expected an object", hint);
@@ -303,10 +303,10 @@ std::vector<Entry> Store::list() const {
       if (err == ENOENT && ::fstatat(dirfd, de->d_name, &st, 0) != 0) {
         continue;  // Removed by another command since readdir() saw it.
       }
-      entry.error = err == ENOENT ? std::string("no record: ") + k_no_record_cause + "; " +
-                                        no_record_hint(name)
-                                  : "cannot read " + (machines / relative).string() + ": " +
-                                        std::strerror(err);
+      entry.error =
+          err == ENOENT
+              ? std::string("no record: ") + k_no_record_cause + "; " + no_record_hint(name)
+              : "cannot read " + (machines / relative).string() + ": " + std::strerror(err);
     } else {
       try {
         entry.record = parse_record(name, machines / relative, text);
@@ -371,8 +371,7 @@ void Store::save(const MachineLock& lock, MachineRecord& record) {
   // directory that is already there without a record (files a driver made before the first save,
   // such as a generic host's own key, or a killed create's) gets the record where it is.
   bool is_new = !has_record(record.name) && !std::filesystem::exists(dir);
-  std::filesystem::path target =
-      is_new ? dir.parent_path() / (".creating-" + record.name) : dir;
+  std::filesystem::path target = is_new ? dir.parent_path() / (".creating-" + record.name) : dir;
   if (is_new) {
     util::make_private_dir(dir.parent_path());
     std::error_code ec;

@@ -133,7 +133,8 @@ TEST_F(GenericCli, NothingListeningFailsAndLeavesNoRecord) {
 // registering, instead of pinning it on first use.
 TEST_F(GenericCli, RevokedHostKeyIsRefusedAndNotPinned) {
   std::filesystem::create_directories(cli.user_home() / ".ssh");
-  write_text(cli.user_home() / ".ssh" / "known_hosts", "@revoked * " + sshd.host_public_key() + "\n");
+  write_text(cli.user_home() / ".ssh" / "known_hosts",
+             "@revoked * " + sshd.host_public_key() + "\n");
   CaptureResult r = create("box1");
   EXPECT_EQ(r.status, 1) << r.err;
   EXPECT_THAT(r.err, HasSubstr("REVOKED HOST KEY DETECTED"));
@@ -141,8 +142,8 @@ TEST_F(GenericCli, RevokedHostKeyIsRefusedAndNotPinned) {
   EXPECT_FALSE(std::filesystem::exists(cli.home() / "machines" / "box1"));
   // Also when the same key is listed plainly as well (a revoked key is never trusted).
   write_text(cli.user_home() / ".ssh" / "known_hosts",
-             "[" + sshd.host() + "]:" + std::to_string(sshd.port()) + " " +
-                 sshd.host_public_key() + "\n@revoked * " + sshd.host_public_key() + "\n");
+             "[" + sshd.host() + "]:" + std::to_string(sshd.port()) + " " + sshd.host_public_key() +
+                 "\n@revoked * " + sshd.host_public_key() + "\n");
   r = create("box1");
   EXPECT_EQ(r.status, 1) << r.err;
   EXPECT_THAT(r.err, HasSubstr("REVOKED HOST KEY DETECTED"));

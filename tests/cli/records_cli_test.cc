@@ -48,8 +48,8 @@ TEST(BadRecords, WrongTypesAndNamesAreRowsAndRmForceRemovesThem) {
                    "driver_config": {"region": 5, "instance_id": 7}})");
   std::filesystem::create_directories(cli.home() / "machines" / "bad\xff");  // not UTF-8
 
-  for (const std::vector<std::string>& ls : {std::vector<std::string>{"ls", "--cached"},
-                                             std::vector<std::string>{"ls"}}) {
+  for (const std::vector<std::string>& ls :
+       {std::vector<std::string>{"ls", "--cached"}, std::vector<std::string>{"ls"}}) {
     CaptureResult table = cli.run(ls);
     EXPECT_EQ(table.status, 0) << table.err;
     EXPECT_THAT(table.out, HasSubstr("typo: corrupt record"));
@@ -91,8 +91,7 @@ TEST(LsErrors, TheTableSaysWhyAStateIsError) {
 TEST(StatusLock, NeverSavesOverALockHolderNorBringsBackARemovedMachine) {
   SshdFixture sshd;
   CliRunner cli;
-  CaptureResult made = cli.run(cli.generic_create_args("box", sshd.host(), sshd.port(),
-                                                       sshd.user(),
+  CaptureResult made = cli.run(cli.generic_create_args("box", sshd.host(), sshd.port(), sshd.user(),
                                                        sshd.client_key_path().string()));
   ASSERT_EQ(made.status, 0) << made.err;
   std::filesystem::path record = cli.home() / "machines" / "box" / "machine.json";

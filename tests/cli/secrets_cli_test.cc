@@ -36,7 +36,8 @@ TEST(CliSecrets, CredentialFlagsAreRefusedWithoutEchoingTheValue) {
       {"create", "--driver", "amazonec2", "m1", "--amazonec2-access-key", "AKIAEXAMPLE",
        "--amazonec2-secret-key", secret},
       {"create", "m1", "--amazonec2-secret-key=" + secret},
-      {"-v", "create", "m1", "--amazonec2-session-token", secret, "--amazonec2-region", "eu-west-1"},
+      {"-v", "create", "m1", "--amazonec2-session-token", secret, "--amazonec2-region",
+       "eu-west-1"},
       {"ls", "--digitalocean-access-token", secret},
   };
   for (const std::vector<std::string>& args : command_lines) {

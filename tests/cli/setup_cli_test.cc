@@ -184,16 +184,17 @@ TEST(ProvisionCli, MirrorsFromConfigYamlReachTheHostAndStayWithTheMachine) {
   std::ofstream(cli.home() / "config.yaml") << "docker-mirror: http://127.0.0.1:9/docker/\n";
   CaptureResult made = cli.run(machine.create_args(cli));
   ASSERT_EQ(made.status, 0) << made.err;
-  EXPECT_THAT(read_text(sources / "docker.sources"), HasSubstr("URIs: http://127.0.0.1:9/docker/debian\n"));
+  EXPECT_THAT(read_text(sources / "docker.sources"),
+              HasSubstr("URIs: http://127.0.0.1:9/docker/debian\n"));
   nlohmann::json record = cli.json({"inspect", "gpu1"});
   EXPECT_EQ(record["driver_config"]["provision_overrides"],
             nlohmann::json({{"docker_mirror", "http://127.0.0.1:9/docker"}}));
 
   // A later run without mirrors uses the machine's; naming one replaces them.
   auto forget_docker = [&] {
-    for (const char* f : {"pkgs/docker-ce", "bin/docker", "services/docker.exists",
-                          "services/docker.enabled", "services/docker.active",
-                          "root/etc/apt/sources.list.d/docker.sources"}) {
+    for (const char* f :
+         {"pkgs/docker-ce", "bin/docker", "services/docker.exists", "services/docker.enabled",
+          "services/docker.active", "root/etc/apt/sources.list.d/docker.sources"}) {
       std::filesystem::remove(machine.host() / f);
     }
   };
@@ -201,8 +202,8 @@ TEST(ProvisionCli, MirrorsFromConfigYamlReachTheHostAndStayWithTheMachine) {
   ASSERT_EQ(cli.run({"provision", "gpu1"}).status, 0);
   EXPECT_THAT(read_text(sources / "docker.sources"), HasSubstr("http://127.0.0.1:9/docker/debian"));
   forget_docker();
-  CaptureResult plan = cli.run({"provision", "--dry-run", "gpu1", "--docker-mirror",
-                                "https://nexus.example.com/docker"});
+  CaptureResult plan = cli.run(
+      {"provision", "--dry-run", "gpu1", "--docker-mirror", "https://nexus.example.com/docker"});
   ASSERT_EQ(plan.status, 0) << plan.err;
   EXPECT_THAT(plan.out, HasSubstr("https://nexus.example.com/docker/debian/gpg"));
 }
@@ -210,7 +211,8 @@ TEST(ProvisionCli, MirrorsFromConfigYamlReachTheHostAndStayWithTheMachine) {
 TEST(ProvisionCli, ChoicesNoHostCanUseAreRefusedBeforeAnyConnection) {
   CliRunner cli;
   // Refused by the flags alone: the machine does not even exist.
-  CaptureResult url = cli.run({"provision", "nosuch", "--cuda-mirror", "http://m.example.com/$(id)"});
+  CaptureResult url =
+      cli.run({"provision", "nosuch", "--cuda-mirror", "http://m.example.com/$(id)"});
   EXPECT_EQ(url.status, exit_code::k_usage);
   EXPECT_THAT(url.err, HasSubstr("--cuda-mirror"));
   CaptureResult r620 = cli.run({"provision", "nosuch", "--driver-branch", "620", "--no-gsp"});

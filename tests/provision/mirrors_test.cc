@@ -10,8 +10,9 @@ namespace gm::provision {
 namespace {
 
 TEST(Mirrors, HttpAndHttpsUrlsAreAcceptedWithoutTheirTrailingSlash) {
-  EXPECT_EQ(check_mirror_url("--docker-mirror", "https://artifactory.example.com/artifactory/docker/"),
-            "https://artifactory.example.com/artifactory/docker");
+  EXPECT_EQ(
+      check_mirror_url("--docker-mirror", "https://artifactory.example.com/artifactory/docker/"),
+      "https://artifactory.example.com/artifactory/docker");
   EXPECT_EQ(check_mirror_url("--cuda-mirror", "http://127.0.0.1:8081/repository/cuda-remote"),
             "http://127.0.0.1:8081/repository/cuda-remote");
   EXPECT_EQ(check_mirror_url("--cuda-mirror", "https://nexus.example.com/a%20b/x-y_z~1+2=3,4"),
@@ -20,8 +21,8 @@ TEST(Mirrors, HttpAndHttpsUrlsAreAcceptedWithoutTheirTrailingSlash) {
 
 TEST(Mirrors, UrlsTheScriptsCannotUseSafelyAreRefusedNamingTheFlag) {
   for (const char* bad :
-       {"ftp://mirror.example.com/docker", "mirror.example.com/docker", "https://",
-        "https:///path", "https://mirror.example.com/$(reboot)", "https://m.example.com/a b",
+       {"ftp://mirror.example.com/docker", "mirror.example.com/docker", "https://", "https:///path",
+        "https://mirror.example.com/$(reboot)", "https://m.example.com/a b",
         "https://m.example.com/x;reboot", "https://m.example.com/x'y", "https://m.example.com/x\"y",
         "https://m.example.com/`id`", "https://m.example.com/a|b", "https://m.example.com/a#b",
         "https://m.example.com/a&b", "https://m.example.com/a\\b", "https://m.example.com/a\nb"}) {

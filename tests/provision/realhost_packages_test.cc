@@ -18,12 +18,12 @@
 namespace gm::provision {
 namespace {
 
-using ::testing::HasSubstr;
-using ::testing::Not;
 using gm::testing::read_text;
 using gm::testing::RealHost;
 using gm::testing::RunningHeaders;
 using gm::testing::VendorMirror;
+using ::testing::HasSubstr;
+using ::testing::Not;
 
 std::string root_out(const RealHost& host, const std::string& command) {
   return host.run_root(command).out;
@@ -99,8 +99,8 @@ TEST_F(RealHostDocker, NoEngineGetsDockerEngineFromTheMirror) {
 TEST_F(RealHostDocker, RunningDockerIoIsKeptAndTheUserJustJoins) {
   GM_REQUIRE_REALHOST();
   boot();
-  ssh::ExecResult setup =
-      host().run_root("apt-get update -q && apt-get install -y -q docker.io && systemctl start docker");
+  ssh::ExecResult setup = host().run_root(
+      "apt-get update -q && apt-get install -y -q docker.io && systemctl start docker");
   ASSERT_EQ(setup.exit_status, 0) << setup.out << setup.err;
   ASSERT_THAT(root_out(host(), "id -nG admin"), Not(HasSubstr("docker")));
   Mirrors unreachable = mirror().mirrors();
@@ -152,9 +152,9 @@ TEST_F(RealHostDriver, DebianDriverStepInstallsFromTheMirrorWithRecommends) {
   EXPECT_THAT(r.out, HasSubstr("gm: applied (driver 595 (open))"));
   utsname u{};
   ::uname(&u);
-  for (const std::string& p :
-       std::vector<std::string>{"nvidia-driver-pinning-595", "nvidia-open", "nvidia-smi", "libcuda1",
-                                "nvidia-persistenced", std::string("linux-headers-") + u.release}) {
+  for (const std::string& p : std::vector<std::string>{
+           "nvidia-driver-pinning-595", "nvidia-open", "nvidia-smi", "libcuda1",
+           "nvidia-persistenced", std::string("linux-headers-") + u.release}) {
     EXPECT_TRUE(installed(host(), p)) << p;
   }
   EXPECT_THAT(root_out(host(), "cat /etc/apt/sources.list.d/cuda-debian12-*.list"),

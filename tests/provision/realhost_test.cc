@@ -1,12 +1,12 @@
 // The provisioning scripts on the real test host (tests/support/realhost): real systemd, apt, dpkg
 // and their locks, real cloud-init, logged into as a non-root user with sudo over SSH. Stand-in
 // packages from a loopback repository are the only fakes.
+#include "support/realhost.h"
+#include "cli/cli_runner.h"
 #include "provision/plan.h"
 #include "provision/provisioner.h"
 #include "provision/step_error.h"
 #include "ssh/session.h"
-#include "cli/cli_runner.h"
-#include "support/realhost.h"
 
 #include <nlohmann/json.hpp>
 
@@ -111,7 +111,8 @@ TEST(RealHostProvision, AptUpdateNamesAnUnreachableRepository) {
   RealHost host;
   repo.install_into(host, "gm-test");
   // Its own loopback address: apt's http method shares state between repositories of one host.
-  const std::string dead = "http://127.0.0.2:" + std::to_string(gm::testing::free_port("127.0.0.2"));
+  const std::string dead =
+      "http://127.0.0.2:" + std::to_string(gm::testing::free_port("127.0.0.2"));
   gm::testing::write_text(host.root() / "etc/apt/sources.list.d/dead.list",
                           "deb [trusted=yes] " + dead + " bookworm main\n");
   ssh::ExecResult r = run_scripts(host, {}, "gm_apt update");
@@ -126,14 +127,16 @@ TEST(RealHostProvision, AptUpdateNamesAnUnreachableRepository) {
 TEST(RealHostProvision, HeldPackagesAreNamedWithHowToReleaseThem) {
   GM_REQUIRE_REALHOST();
   LoopbackAptRepo old_repo("bookworm", {{"main", {{.name = "gm-held", .version = "1.0"}}}});
-  LoopbackAptRepo new_repo("bookworm", {{"main", {{.name = "gm-held", .version = "2.0"},
-                                                  {.name = "gm-wants-new", .version = "1.0",
-                                                   .depends = "gm-held (>= 2.0)"}}}});
+  LoopbackAptRepo new_repo(
+      "bookworm", {{"main",
+                    {{.name = "gm-held", .version = "2.0"},
+                     {.name = "gm-wants-new", .version = "1.0", .depends = "gm-held (>= 2.0)"}}}});
   RealHost host;
   old_repo.install_into(host, "gm-test");
-  ASSERT_EQ(host.run_root("apt-get update -q && apt-get install -y -q gm-held && apt-mark hold gm-held")
-                .exit_status,
-            0);
+  ASSERT_EQ(
+      host.run_root("apt-get update -q && apt-get install -y -q gm-held && apt-mark hold gm-held")
+          .exit_status,
+      0);
   new_repo.install_into(host, "gm-test");
 
   ssh::ExecResult installed = run_scripts(host, {}, "gm_deb_installed gm-held && echo INSTALLED");
@@ -141,7 +144,8 @@ TEST(RealHostProvision, HeldPackagesAreNamedWithHowToReleaseThem) {
 
   ssh::ExecResult r = run_scripts(host, {}, "gm_apt update\ngm_apt_install gm-wants-new");
   EXPECT_NE(r.exit_status, 0) << r.out;
-  EXPECT_TRUE(contains(r.out, "error: apt will not change packages held with apt-mark hold: gm-held"))
+  EXPECT_TRUE(
+      contains(r.out, "error: apt will not change packages held with apt-mark hold: gm-held"))
       << r.out;
   EXPECT_TRUE(contains(r.out, "apt-mark unhold gm-held")) << r.out;
 }
@@ -160,14 +164,17 @@ TEST(RealHostProvision, DebianContribIsEnabledOnEverySourcesLayout) {
   const std::map<std::string, std::pair<std::string, std::string>> layouts = {
       {"deb822 with non-free-firmware",
        {"etc/apt/sources.list.d/debian.sources",
-        "Types: deb\nURIs: " + url + "\nSuites: bookworm\nComponents: main non-free-firmware\n"
-        "Signed-By: " + key + "\n"}},
+        "Types: deb\nURIs: " + url +
+            "\nSuites: bookworm\nComponents: main non-free-firmware\n"
+            "Signed-By: " +
+            key + "\n"}},
       {"installer sources.list with a cdrom comment",
        {"etc/apt/sources.list",
         "#deb cdrom:[Debian GNU/Linux 12.8.0 _Bookworm_ - Official amd64 DVD Binary-1]/ bookworm "
-        "contrib main non-free-firmware\n\ndeb [signed-by=" + key + "] " + url +
-        " bookworm main non-free-firmware\n"}},
-      {"plain sources.list", {"etc/apt/sources.list", "deb [signed-by=" + key + "] " + url + " bookworm main\n"}},
+        "contrib main non-free-firmware\n\ndeb [signed-by=" +
+            key + "] " + url + " bookworm main non-free-firmware\n"}},
+      {"plain sources.list",
+       {"etc/apt/sources.list", "deb [signed-by=" + key + "] " + url + " bookworm main\n"}},
   };
   for (const auto& [layout, file] : layouts) {
     SCOPED_TRACE(layout);
@@ -185,8 +192,10 @@ TEST(RealHostProvision, DebianContribIsEnabledOnEverySourcesLayout) {
 // Item 8: minimal Debian has no gpg; the toolkit step installs it before it needs it.
 TEST(RealHostProvision, ToolkitStepInstallsGnupgBeforeUsingIt) {
   GM_REQUIRE_REALHOST();
-  LoopbackAptRepo repo("bookworm", {{"main", {{.name = "gnupg", .version = "2.2.40-1.1",
-                                               .files = {{"/usr/bin/gpg", "#!/bin/sh\ncat\n"}}}}}});
+  LoopbackAptRepo repo("bookworm", {{"main",
+                                     {{.name = "gnupg",
+                                       .version = "2.2.40-1.1",
+                                       .files = {{"/usr/bin/gpg", "#!/bin/sh\ncat\n"}}}}}});
   RealHost host;
   ASSERT_NE(host.run_root("command -v gpg").exit_status, 0) << "the image must not have gpg";
   repo.install_into(host, "gm-test");
@@ -207,13 +216,18 @@ TEST(RealHostProvision, PendingRebootIsANewerKernelOnDisk) {
   const std::string running = u.release;  // the container runs the test machine's kernel
   const std::string newer = "99" + running.substr(running.find('.'));
   const std::string older = "1" + running.substr(running.find('.'));
-  LoopbackAptRepo repo("bookworm", {{"main", {{.name = "linux-image-" + older, .version = "1",
-                                               .files = {{"/boot/vmlinuz-" + older, "old"}}},
-                                              {.name = "linux-image-" + newer, .version = "1",
-                                               .files = {{"/boot/vmlinuz-" + newer, "new"}}}}}});
+  LoopbackAptRepo repo("bookworm", {{"main",
+                                     {{.name = "linux-image-" + older,
+                                       .version = "1",
+                                       .files = {{"/boot/vmlinuz-" + older, "old"}}},
+                                      {.name = "linux-image-" + newer,
+                                       .version = "1",
+                                       .files = {{"/boot/vmlinuz-" + newer, "new"}}}}}});
   RealHost host;
   repo.install_into(host, "gm-test");
-  ASSERT_EQ(host.run_root("apt-get update -q && apt-get install -y -q linux-image-" + older).exit_status, 0);
+  ASSERT_EQ(
+      host.run_root("apt-get update -q && apt-get install -y -q linux-image-" + older).exit_status,
+      0);
   EXPECT_EQ(facts_of(host)["reboot_required"], false);
   ASSERT_EQ(host.run_root("apt-get install -y -q linux-image-" + newer).exit_status, 0);
   EXPECT_EQ(facts_of(host)["reboot_required"], true);
@@ -225,8 +239,10 @@ TEST(RealHostProvision, SecureBootIsReadFromTheEfiVariableWithoutMokutil) {
   gm::testing::TempDir dir("gm-efivar");
   // 4 bytes of attributes, then the value.
   gm::testing::write_text(dir / "on", std::string("\x06\x00\x00\x00\x01", 5));
-  const std::string var = "/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-e98c7f5feee7";
-  RealHost host({.nspawn_args = {"--tmpfs=/sys/firmware", "--bind-ro=" + (dir / "on").string() + ":" + var}});
+  const std::string var =
+      "/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-e98c7f5feee7";
+  RealHost host(
+      {.nspawn_args = {"--tmpfs=/sys/firmware", "--bind-ro=" + (dir / "on").string() + ":" + var}});
   ASSERT_NE(host.run_root("command -v mokutil").exit_status, 0);
   EXPECT_EQ(facts_of(host)["secure_boot"], "enabled");
   ssh::ExecResult r = run_scripts(host, {script("debian/driver.sh")}, "",
@@ -250,9 +266,10 @@ StandinDeb standin_docker() {
 }
 void install_standin_docker(const RealHost& host, const LoopbackAptRepo& repo) {
   repo.install_into(host, "gm-test");
-  ASSERT_EQ(host.run_root("apt-get update -q && apt-get install -y -q docker-ce && groupadd -f docker")
-                .exit_status,
-            0);
+  ASSERT_EQ(
+      host.run_root("apt-get update -q && apt-get install -y -q docker-ce && groupadd -f docker")
+          .exit_status,
+      0);
 }
 
 // The whole run on a host with no GPU, through provision() over SSH as admin: what it does, and

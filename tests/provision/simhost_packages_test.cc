@@ -136,8 +136,8 @@ TEST_F(ProvisionSimHost, UbuntuHweAndLtsKernelsGetTheirSeriesModulesMeta) {
     init({"--os", "ubuntu-22.04", "--gpu", "t4", "--kernel", kernel, "--kernel-meta", meta});
     ProvisionResult r = run();
     EXPECT_EQ(outcome(r, StepId::driver), StepOutcome::applied);
-    EXPECT_THAT(commands(), HasSubstr(" linux-modules-nvidia-595-server-open-" + std::string(meta) +
-                                      " "));
+    EXPECT_THAT(commands(),
+                HasSubstr(" linux-modules-nvidia-595-server-open-" + std::string(meta) + " "));
   }
 }
 
@@ -165,7 +165,8 @@ TEST_F(ProvisionSimHost, ToolkitSaysWhyItRestartsDocker) {
   init({"--os", "ubuntu-24.04", "--gpu", "t4"});
   run();
   EXPECT_THAT(commands(), HasSubstr("systemctl restart docker"));
-  EXPECT_THAT(m_output, HasSubstr("restarting docker: the nvidia runtime changed its configuration"));
+  EXPECT_THAT(m_output,
+              HasSubstr("restarting docker: the nvidia runtime changed its configuration"));
 }
 
 // #7: Amazon Linux 2023 on a 6.12 kernel, on Graviton (aarch64), and switching branches.
@@ -220,8 +221,8 @@ TEST_F(ProvisionSimHost, MirrorsReplaceEveryVendorRepository) {
   EXPECT_THAT(sources, HasSubstr("URIs: http://127.0.0.1:9/docker/debian"));
   EXPECT_THAT(sources, HasSubstr("http://127.0.0.1:9/cuda/debian12/x86_64/ /"));
   EXPECT_THAT(sources, HasSubstr("http://127.0.0.1:9/nvidia/stable/deb/"));
-  for (const char* vendor : {"download.docker.com", "developer.download.nvidia.com",
-                             "nvidia.github.io"}) {
+  for (const char* vendor :
+       {"download.docker.com", "developer.download.nvidia.com", "nvidia.github.io"}) {
     EXPECT_THAT(log + sources, Not(HasSubstr(vendor)));
   }
 }

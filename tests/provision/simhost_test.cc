@@ -1,7 +1,7 @@
 // End-to-end provisioning against simulated hosts (tests/support/simhost) through LocalShell: the
 // real scripts, unmodified, with stubs modelling apt/dnf, the driver, Docker and reboots.
-#include "provision/simhost_fixture.h"
 #include "provision/provisioner.h"
+#include "provision/simhost_fixture.h"
 #include "provision/step_error.h"
 
 #include <gtest/gtest.h>

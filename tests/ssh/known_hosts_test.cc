@@ -75,8 +75,8 @@ TEST_F(KnownHosts, PrefersEd25519AndSkipsMarkers) {
 
 TEST_F(KnownHosts, MarkersAreReportedForMatchingHosts) {
   write_text(m_dir / "known_hosts", "@revoked *.example " + m_ed2 + "\n@revoked other " + m_ecdsa +
-                                        "\n@cert-authority *.ca.example " + m_ecdsa + "\nh.example " +
-                                        m_ed2 + "\nh.example " + m_ecdsa + "\n");
+                                        "\n@cert-authority *.ca.example " + m_ecdsa +
+                                        "\nh.example " + m_ed2 + "\nh.example " + m_ecdsa + "\n");
   KnownHost h = lookup_known_host(m_dir / "known_hosts", "h.example", 22);
   EXPECT_EQ(h.revoked, std::vector<std::string>{m_ed2});
   EXPECT_FALSE(h.cert_authority);

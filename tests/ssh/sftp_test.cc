@@ -171,7 +171,8 @@ TEST(SshSftpHostile, RecursiveDownloadNeverWritesOutsideTheDestination) {
   std::filesystem::create_directories(dest.parent_path());
   const std::string absolute = (scratch.path() / "absolute").string();
   nlohmann::json tree = {
-      {"/src", {{"dir", {"ok.txt", "../escaped", "../../../up", absolute, ".", "..", "sub/inner"}}}},
+      {"/src",
+       {{"dir", {"ok.txt", "../escaped", "../../../up", absolute, ".", "..", "sub/inner"}}}},
       {"/src/ok.txt", {{"file", "fine\n"}}},
       {"/src/../escaped", {{"file", "escaped\n"}}},
       {"/src/../../../up", {{"file", "up\n"}}},
@@ -181,7 +182,8 @@ TEST(SshSftpHostile, RecursiveDownloadNeverWritesOutsideTheDestination) {
   write_text(scratch.path() / "tree.json", tree.dump());
   gm::testing::SshdOptions options;
   options.sftp_subsystem = "/usr/bin/python3 " + std::string(GM_SOURCE_DIR) +
-                           "/tests/support/lying_sftp.py " + (scratch.path() / "tree.json").string();
+                           "/tests/support/lying_sftp.py " +
+                           (scratch.path() / "tree.json").string();
   SshdFixture sshd(options);
   ConnectOptions connect;
   connect.target = sshd.target();

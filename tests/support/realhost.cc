@@ -95,7 +95,8 @@ RealHostImage realhost_image() {
       return i;
     }
     if (access("/usr/bin/systemd-nspawn", X_OK) != 0) {
-      i.unavailable = "systemd-nspawn is not installed (scripts/setup.sh installs systemd-container)";
+      i.unavailable =
+          "systemd-nspawn is not installed (scripts/setup.sh installs systemd-container)";
       return i;
     }
     CaptureResult r = run_capture({(k_support / "build-image.sh").string(), "--path"});
@@ -119,8 +120,9 @@ RealHost::RealHost(RealHostOptions options) {
   for (const char* d : {"root", "upper", "work"}) {
     fs::create_directories(m_dir / d);
   }
-  const std::string data = "lowerdir=" + image.root.string() + ",upperdir=" +
-                           (m_dir / "upper").string() + ",workdir=" + (m_dir / "work").string();
+  const std::string data = "lowerdir=" + image.root.string() +
+                           ",upperdir=" + (m_dir / "upper").string() +
+                           ",workdir=" + (m_dir / "work").string();
   if (::mount("overlay", m_root.c_str(), "overlay", 0, data.c_str()) != 0) {
     throw std::runtime_error("RealHost: mount overlay on " + m_root.string() + ": " +
                              std::strerror(errno));
@@ -180,9 +182,16 @@ void RealHost::boot(const std::vector<std::string>& nspawn_args) {
   spawn.stderr_path = m_dir / "console.log";
   // No host systemd or D-Bus here: --register=no --keep-unit. No network flag: the host's
   // network namespace, where sshd binds 127.0.0.1:port. Our own resolv.conf (none) and clock.
-  std::vector<std::string> argv{"systemd-nspawn", "--quiet", "--boot", "--register=no",
-                                "--keep-unit", "--console=read-only", "--resolv-conf=off",
-                                "--timezone=off", "--link-journal=no", "--machine=gm-realhost",
+  std::vector<std::string> argv{"systemd-nspawn",
+                                "--quiet",
+                                "--boot",
+                                "--register=no",
+                                "--keep-unit",
+                                "--console=read-only",
+                                "--resolv-conf=off",
+                                "--timezone=off",
+                                "--link-journal=no",
+                                "--machine=gm-realhost",
                                 "--directory=" + m_root.string()};
   argv.insert(argv.end(), nspawn_args.begin(), nspawn_args.end());
   m_nspawn = std::make_unique<Process>(argv, spawn);
@@ -274,8 +283,13 @@ std::string RealHost::console() const {
 // ---------------------------------------------------------------- stand-in packages and repo
 
 fs::path build_standin_deb(const StandinDeb& deb, const fs::path& dir) {
-  std::vector<std::string> argv{(k_support / "apt-repo.sh").string(), "deb", dir.string(),
-                                deb.name, deb.version, "--arch", deb.arch};
+  std::vector<std::string> argv{(k_support / "apt-repo.sh").string(),
+                                "deb",
+                                dir.string(),
+                                deb.name,
+                                deb.version,
+                                "--arch",
+                                deb.arch};
   for (const auto& [flag, value] : {std::pair{"--depends", deb.depends},
                                     {"--provides", deb.provides},
                                     {"--conflicts", deb.conflicts}}) {

@@ -1,8 +1,9 @@
-// Test support: the real test host. A Debian root filesystem (tests/support/realhost/build-image.sh,
-// cached) booted with systemd-nspawn: real systemd as PID 1, real sshd on 127.0.0.1 and a free
-// port, real apt/dpkg, real cloud-init with an optional NoCloud seed. Each RealHost gets its own
-// writable copy (an overlayfs over the cached image) and removes it again; nspawn is ended by pid.
-// Plus a signed apt repository on loopback with stand-in packages. See tests/support/realhost/README.md.
+// Test support: the real test host. A Debian root filesystem
+// (tests/support/realhost/build-image.sh, cached) booted with systemd-nspawn: real systemd as PID
+// 1, real sshd on 127.0.0.1 and a free port, real apt/dpkg, real cloud-init with an optional
+// NoCloud seed. Each RealHost gets its own writable copy (an overlayfs over the cached image) and
+// removes it again; nspawn is ended by pid. Plus a signed apt repository on loopback with stand-in
+// packages. See tests/support/realhost/README.md.
 #pragma once
 
 #include "gm/machine.h"
@@ -31,15 +32,15 @@ RealHostImage realhost_image();
 
 /// Skips the test (or fails it when GM_REALHOST_REQUIRED=1, as scripts/test.sh sets) when the
 /// real test host cannot run here.
-#define GM_REQUIRE_REALHOST()                                                              \
-  do {                                                                                     \
-    const ::gm::testing::RealHostImage gm_image_ = ::gm::testing::realhost_image();       \
-    if (!gm_image_.unavailable.empty()) {                                                  \
-      if (::gm::testing::realhost_required()) {                                            \
-        FAIL() << "real test host: " << gm_image_.unavailable;                             \
-      }                                                                                    \
-      GTEST_SKIP() << "real test host: " << gm_image_.unavailable;                         \
-    }                                                                                      \
+#define GM_REQUIRE_REALHOST()                                                       \
+  do {                                                                              \
+    const ::gm::testing::RealHostImage gm_image_ = ::gm::testing::realhost_image(); \
+    if (!gm_image_.unavailable.empty()) {                                           \
+      if (::gm::testing::realhost_required()) {                                     \
+        FAIL() << "real test host: " << gm_image_.unavailable;                      \
+      }                                                                             \
+      GTEST_SKIP() << "real test host: " << gm_image_.unavailable;                  \
+    }                                                                               \
   } while (false)
 bool realhost_required();
 
@@ -133,7 +134,8 @@ class LoopbackHttpServer {
 class LoopbackAptRepo {
  public:
   /// components: name ("main", "contrib") -> the stand-in packages in it.
-  LoopbackAptRepo(std::string suite, const std::map<std::string, std::vector<StandinDeb>>& components);
+  LoopbackAptRepo(std::string suite,
+                  const std::map<std::string, std::vector<StandinDeb>>& components);
   ~LoopbackAptRepo();
   LoopbackAptRepo(const LoopbackAptRepo&) = delete;
   LoopbackAptRepo& operator=(const LoopbackAptRepo&) = delete;
@@ -143,7 +145,8 @@ class LoopbackAptRepo {
   /// The public key as a binary keyring (for Signed-By).
   std::string keyring() const;
   /// A deb822 stanza for this repository, signed by keyring_path inside the host.
-  std::string sources(const std::string& keyring_path, const std::string& components = "main") const;
+  std::string sources(const std::string& keyring_path,
+                      const std::string& components = "main") const;
   /// Puts the keyring at /etc/apt/keyrings/NAME.gpg and the stanza at
   /// /etc/apt/sources.list.d/NAME.sources inside host's root.
   void install_into(const RealHost& host, const std::string& name,

@@ -11,10 +11,12 @@ namespace {
 
 TEST(RealHost, BootsSystemdAndSshdAndInstallsFromTheLoopbackRepository) {
   GM_REQUIRE_REALHOST();
-  LoopbackAptRepo repo("bookworm", {{"main", {{.name = "gm-hello", .version = "1.0",
-                                                .depends = "gm-dep",
-                                                .files = {{"/usr/bin/gm-hello", "#!/bin/sh\necho hi\n"}}},
-                                               {.name = "gm-dep", .version = "2.0"}}}});
+  LoopbackAptRepo repo("bookworm", {{"main",
+                                     {{.name = "gm-hello",
+                                       .version = "1.0",
+                                       .depends = "gm-dep",
+                                       .files = {{"/usr/bin/gm-hello", "#!/bin/sh\necho hi\n"}}},
+                                      {.name = "gm-dep", .version = "2.0"}}}});
   std::filesystem::path root;
   {
     RealHost host;

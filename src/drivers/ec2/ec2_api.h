@@ -57,7 +57,7 @@ struct TaggedResource {
   std::string id;
   std::string region;
   std::string state;
-  std::string detail;  ///< instance type, volume size, group name...
+  std::string detail;   ///< instance type, volume size, group name...
   std::string created;  ///< launchTime / createTime (RFC 3339); empty for security groups
   std::map<std::string, std::string> tags;
 };

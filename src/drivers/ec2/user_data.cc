@@ -90,11 +90,11 @@ std::string user_data_for_ec2(const std::string& rendered, const std::string& su
   }
   std::string packed = util::gzip(rendered);
   if (packed.size() > k_user_data_limit) {
-    throw UsageError(subject,
-                     "the user data is " + std::to_string(packed.size()) +
-                         " bytes even gzip-compressed; EC2 takes at most " +
-                         std::to_string(k_user_data_limit),
-                     "make the --ec2-user-data file smaller, e.g. have it download a larger script");
+    throw UsageError(
+        subject,
+        "the user data is " + std::to_string(packed.size()) +
+            " bytes even gzip-compressed; EC2 takes at most " + std::to_string(k_user_data_limit),
+        "make the --ec2-user-data file smaller, e.g. have it download a larger script");
   }
   return packed;
 }

@@ -70,10 +70,8 @@ TEST(Ec2Interrupt, KilledBeforeTheIdWasRecordedResumesWithoutADuplicate) {
 // the pair yet: only a complete pair is ever imported or put into user data.
 TEST(Ec2Interrupt, KilledBetweenAKeyAndItsPubResumes) {
   Ec2EmulatorFixture emu;
-  emu.fault({{"action", "ImportKeyPair"},
-             {"kind", "drop_before"},
-             {"latency_ms", 1500},
-             {"count", 10}});
+  emu.fault(
+      {{"action", "ImportKeyPair"}, {"kind", "drop_before"}, {"latency_ms", 1500}, {"count", 10}});
   std::unique_ptr<Process> p = emu.gm_async(create_args("halfkey"));
   ASSERT_TRUE(wait_for_call(emu, *p, "ImportKeyPair"));
   ::kill(p->pid(), SIGKILL);
@@ -138,9 +136,15 @@ TEST(Ec2Interrupt, RmFindsASecurityGroupKnownOnlyByName) {
   // The first answer is lost; whatever create does next about the group (a retry, a lookup by
   // name) is held long past the kill, so the test does not race a fast retry.
   emu.fault(nlohmann::json::array(
-      {{{"action", "CreateSecurityGroup"}, {"kind", "drop_after"}, {"latency_ms", 1500}, {"count", 1}},
+      {{{"action", "CreateSecurityGroup"},
+        {"kind", "drop_after"},
+        {"latency_ms", 1500},
+        {"count", 1}},
        {{"action", "CreateSecurityGroup"}, {"kind", "latency"}, {"latency_ms", 8000}, {"count", 5}},
-       {{"action", "DescribeSecurityGroups"}, {"kind", "latency"}, {"latency_ms", 8000}, {"count", 5}}}));
+       {{"action", "DescribeSecurityGroups"},
+        {"kind", "latency"},
+        {"latency_ms", 8000},
+        {"count", 5}}}));
   std::unique_ptr<Process> p = emu.gm_async(create_args("sgname"));
   ASSERT_TRUE(wait_for_call(emu, *p, "CreateSecurityGroup"));
   ::kill(p->pid(), SIGKILL);

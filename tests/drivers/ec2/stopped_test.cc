@@ -10,7 +10,8 @@
 namespace gm::testing::ec2 {
 namespace {
 
-std::string wait_for_state(Ec2EmulatorFixture& emu, const std::string& id, const std::string& want) {
+std::string wait_for_state(Ec2EmulatorFixture& emu, const std::string& id,
+                           const std::string& want) {
   nlohmann::json inst;
   for (int i = 0; i < 600; ++i) {
     inst = emu.state()["regions"]["us-east-1"]["instances"][id];
@@ -61,10 +62,9 @@ TEST(Ec2Stopped, SshVerbsSayStartAndFollowANewAddress) {
   std::map<std::string, std::string> env = emu.cli_env();
   env.erase("AWS_PROFILE");  // the AWS CLI refuses an empty one
   env.erase("AWS_SESSION_TOKEN");
-  CaptureResult started =
-      run_capture({"/usr/bin/aws", "--endpoint-url", emu.endpoint(), "ec2", "start-instances",
-                   "--instance-ids", id},
-                  {}, SpawnOptions{.env = env});
+  CaptureResult started = run_capture({"/usr/bin/aws", "--endpoint-url", emu.endpoint(), "ec2",
+                                       "start-instances", "--instance-ids", id},
+                                      {}, SpawnOptions{.env = env});
   ASSERT_EQ(started.status, 0) << started.err;
   std::string new_ip = wait_for_state(emu, id, "running");
   ASSERT_NE(new_ip, first_ip);

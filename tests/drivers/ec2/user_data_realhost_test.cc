@@ -42,8 +42,8 @@ TEST(RealHostCloudInit, Ec2UserDataRunsEveryPartPinsTheHostKeyAndEndsDone) {
   RealHost host({.user_data = sent});
   host.wait_until_running();
   ssh::ExecResult status = host.run_root("cloud-init status --wait --long");
-  EXPECT_EQ(status.exit_status, 0) << status.out << status.err
-                                   << host.run_root("cat /var/log/cloud-init-output.log").out;
+  EXPECT_EQ(status.exit_status, 0)
+      << status.out << status.err << host.run_root("cat /var/log/cloud-init-output.log").out;
   EXPECT_NE(status.out.find("status: done"), std::string::npos) << status.out;
   ssh::ExecResult schema = host.run_root("cloud-init schema --system");
   EXPECT_EQ(schema.exit_status, 0) << schema.out << schema.err;
