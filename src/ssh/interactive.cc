@@ -312,17 +312,9 @@ int native_session(const SshTarget& target, const std::filesystem::path& known_h
         libssh2_channel_send_eof(ch) != LIBSSH2_ERROR_EAGAIN) {
       eof_sent = true;
     }
-    // Data already queued inside libssh2 (read off the socket while draining the other
-    // stream) would not wake poll(). libssh2_poll_channel_read answers 1 for that, but a
-    // negative error when any tiny packet is queued, so only 1 counts, and only a few times.
-    if (progress) {
-      queued_spins = 0;
+    if (read_again(ch, progress, queued_spins)) {
       continue;
     }
-    if (libssh2_poll_channel_read(ch, 1) == 1 && ++queued_spins < 4) {
-      continue;
-    }
-    queued_spins = 0;
     pollfd fds[2];
     int directions = libssh2_session_block_directions(s);
     fds[0] = {session->socket_fd(), POLLIN, 0};

@@ -165,17 +165,9 @@ int pump(Session::Impl& impl, const std::string& command, Input& input, const Ou
       }
     }
     check_deadline();
-    // Data already queued inside libssh2 (read off the socket while draining the other
-    // stream) would not wake poll(). libssh2_poll_channel_read answers 1 for that, but a
-    // negative error when any tiny packet is queued, so only 1 counts, and only a few times.
-    if (progress) {
-      queued_spins = 0;
+    if (read_again(ch, progress, queued_spins)) {
       continue;
     }
-    if (libssh2_poll_channel_read(ch, 1) == 1 && ++queued_spins < 4) {
-      continue;
-    }
-    queued_spins = 0;
     int next_keepalive = 0;
     if (impl.options.keepalive_seconds > 0 && libssh2_keepalive_send(s, &next_keepalive) != 0 &&
         libssh2_session_last_errno(s) != LIBSSH2_ERROR_EAGAIN) {

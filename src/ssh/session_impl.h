@@ -14,6 +14,23 @@
 
 namespace gm::ssh {
 
+/// For a loop that moves a channel's data: true when it should go round again instead of
+/// waiting in poll(): it moved something (`progress`), or data is already queued inside libssh2
+/// (read off the socket while draining the other stream), which would not wake poll().
+/// libssh2_poll_channel_read answers 1 for that, but a negative error when any tiny packet is
+/// queued, so only 1 counts, and only a few times in a row (`spins` counts them).
+inline bool read_again(LIBSSH2_CHANNEL* ch, bool progress, int& spins) {
+  if (progress) {
+    spins = 0;
+    return true;
+  }
+  if (libssh2_poll_channel_read(ch, 1) == 1 && ++spins < 4) {
+    return true;
+  }
+  spins = 0;
+  return false;
+}
+
 /// Blocking libssh2 calls give up after this long (a dead peer must not hang a verb forever).
 inline constexpr std::chrono::milliseconds k_blocking_timeout{120000};
 
