@@ -4,6 +4,7 @@
 #include "util/interrupt.h"
 #include "util/log.h"
 
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -58,6 +59,17 @@ void MachineHost::phase(std::string_view text) {
   }
 }
 
+void MachineHost::detail(std::string_view text) {
+  static constexpr std::chrono::seconds k_lines_interval{5};
+  std::lock_guard lock(m_mutex);
+  m_detail = std::string(text);
+  auto now = std::chrono::steady_clock::now();
+  if (!m_live && !m_phase.empty() && now - m_detail_printed >= k_lines_interval) {
+    m_detail_printed = now;
+    util::info(m_phase + ": " + m_detail);
+  }
+}
+
 void MachineHost::debug(std::string_view text) {
   if (m_live && util::log_settings().verbosity == util::Verbosity::verbose) {
     std::fputs("\r\033[K", stderr);
@@ -89,6 +101,8 @@ void MachineHost::end_phase() {
     std::fprintf(stderr, "\r\033[K%s (%.1fs)\n", m_phase.c_str(), took);
   }
   m_phase.clear();
+  m_detail.clear();
+  m_detail_printed = {};
 }
 
 void MachineHost::repaint_loop() {
@@ -97,8 +111,19 @@ void MachineHost::repaint_loop() {
   std::unique_lock lock(m_mutex);
   while (!m_stop) {
     if (!m_phase.empty()) {
-      std::fprintf(stderr, "\r\033[K%s %s %.1fs", k_spinner[tick++ % 4], m_phase.c_str(),
-                   seconds_since(m_phase_start));
+      char elapsed[32];
+      std::snprintf(elapsed, sizeof elapsed, " %.1fs", seconds_since(m_phase_start));
+      std::string line = std::string(k_spinner[tick++ % 4]) + " " + m_phase + elapsed;
+      if (!m_detail.empty()) {
+        line += " - " + m_detail;
+      }
+      // A line wider than the terminal wraps, and \r then repaints only its last row.
+      winsize size{};
+      if (::ioctl(STDERR_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col > 1 &&
+          line.size() >= size.ws_col) {
+        line.resize(size.ws_col - 1);
+      }
+      std::fprintf(stderr, "\r\033[K%s", line.c_str());
       std::fflush(stderr);
     }
     m_wake.wait_for(lock, std::chrono::milliseconds(100));

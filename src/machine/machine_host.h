@@ -32,6 +32,10 @@ class MachineHost final : public DriverHost {
   void phase(std::string_view text) override;
   void debug(std::string_view text) override;
   void check_interrupted() override;
+  /// What the current phase is doing now ("downloading packages: 45.0 MB / 312.0 MB ..."), shown
+  /// after the phase on the live line; without a terminal a line every few seconds; nothing with
+  /// -q. A new phase clears it.
+  void detail(std::string_view text);
   std::string wait_target() const override { return m_wait_target; }
   std::string home_id() const override { return m_store.home_id(); }
   /// Sets what wait_target() answers ("running" or "ssh").
@@ -58,6 +62,8 @@ class MachineHost final : public DriverHost {
   bool m_saved = false;
   bool m_live = false;  ///< stderr is a terminal and not -q: repaint a live line
   std::string m_phase;
+  std::string m_detail;
+  std::chrono::steady_clock::time_point m_detail_printed;  ///< last plain line (not live)
   std::chrono::steady_clock::time_point m_phase_start;
   std::vector<std::pair<std::string, double>> m_timings;
   std::mutex m_mutex;

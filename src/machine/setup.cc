@@ -62,6 +62,7 @@ provision::ProvisionResult provision_machine(MachineRecord& record, MachineHost&
     host.phase(text);
   };
   callbacks.on_output = [&](std::string_view line) { host.debug(line); };
+  callbacks.on_progress = [&](std::string_view text) { host.detail(text); };
   callbacks.on_note = [&](std::string_view note) { util::info("note: " + std::string(note)); };
   provision::ReconnectFn reconnect = [&]() -> std::unique_ptr<ssh::RemoteShell> {
     host.phase("provisioning: waiting for the host to reboot");

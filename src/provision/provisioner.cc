@@ -1,6 +1,7 @@
 #include "provision/provisioner.h"
 
 #include "gm/error.h"
+#include "provision/apt_progress.h"
 #include "provision/step_error.h"
 #include "util/assets.h"
 #include "util/interrupt.h"
@@ -42,17 +43,37 @@ std::string strip_parens(std::string_view text) {
   return std::string(text);
 }
 
+// Splits a stream into lines. A line longer than k_max_line (a runaway command printing without
+// newlines) is cut there and the rest of it dropped, so memory stays bounded.
 class LineSplitter {
  public:
+  static constexpr size_t k_max_line = 1 << 20;  // the facts JSON line is the longest, ~10 KiB
+
   explicit LineSplitter(std::function<void(std::string_view)> on_line)
       : m_on_line(std::move(on_line)) {}
   void feed(std::string_view chunk) {
-    m_buffer.append(chunk);
-    size_t start = 0;
-    for (size_t nl; (nl = m_buffer.find('\n', start)) != std::string::npos; start = nl + 1) {
-      m_on_line(std::string_view(m_buffer).substr(start, nl - start));
+    while (!chunk.empty()) {
+      size_t nl = chunk.find('\n');
+      std::string_view piece = chunk.substr(0, nl);
+      if (!m_dropping) {
+        size_t room = k_max_line - m_buffer.size();
+        m_buffer.append(piece.substr(0, room));
+        if (piece.size() > room) {
+          m_on_line(m_buffer + " [line cut at 1 MiB]");
+          m_buffer.clear();
+          m_dropping = true;
+        }
+      }
+      if (nl == std::string_view::npos) {
+        return;
+      }
+      if (!m_dropping) {
+        m_on_line(m_buffer);
+      }
+      m_buffer.clear();
+      m_dropping = false;
+      chunk.remove_prefix(nl + 1);
     }
-    m_buffer.erase(0, start);
   }
   void finish() {
     if (!m_buffer.empty()) {
@@ -64,6 +85,7 @@ class LineSplitter {
  private:
   std::function<void(std::string_view)> m_on_line;
   std::string m_buffer;
+  bool m_dropping = false;  ///< inside a line that was already cut
 };
 
 class Runner {
@@ -74,7 +96,14 @@ class Runner {
 
   ScriptRun run(const std::string& text) {
     ScriptRun run;
+    AptProgress apt;
     auto on_line = [&](std::string_view line) {
+      if (apt.read(line)) {
+        if (m_callbacks.on_progress && apt.text()) {
+          m_callbacks.on_progress(*apt.text());
+        }
+        return;
+      }
       if (line.starts_with(k_marker)) {
         handle_marker(run, line.substr(k_marker.size()));
         if (line.starts_with("gm: json ")) {

@@ -65,6 +65,10 @@ struct Callbacks {
   std::function<void(const StepReport& report)> on_step_end;
   /// Each line of remote output, as it arrives (for -v).
   std::function<void(std::string_view line)> on_output;
+  /// What a long step is doing now, from apt's status lines ("downloading packages: 45.0 MB /
+  /// 312.0 MB (14%), 12.3 MB/s, 21s left"); replaces the previous text. Those status lines are not
+  /// passed to on_output.
+  std::function<void(std::string_view text)> on_progress;
   /// Notes and warnings worth a line even without -v ("no NVIDIA GPU on this host").
   std::function<void(std::string_view note)> on_note;
 };

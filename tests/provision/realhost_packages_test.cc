@@ -22,8 +22,10 @@ using gm::testing::read_text;
 using gm::testing::RealHost;
 using gm::testing::RunningHeaders;
 using gm::testing::VendorMirror;
+using ::testing::Contains;
 using ::testing::HasSubstr;
 using ::testing::Not;
+using ::testing::StartsWith;
 
 std::string root_out(const RealHost& host, const std::string& command) {
   return host.run_root(command).out;
@@ -34,7 +36,8 @@ bool installed(const RealHost& host, const std::string& package) {
 }
 
 // A whole provisioning run over SSH (the host has no GPU: wait, facts, docker, verify).
-ProvisionResult provision_host(const RealHost& host, const Mirrors& mirrors) {
+ProvisionResult provision_host(const RealHost& host, const Mirrors& mirrors,
+                               const Callbacks& callbacks = {}) {
   std::unique_ptr<ssh::Session> session = host.connect();
   ProvisionOptions options;
   options.overrides.mirrors = mirrors;
@@ -43,7 +46,7 @@ ProvisionResult provision_host(const RealHost& host, const Mirrors& mirrors) {
   ReconnectFn no_reboot = []() -> std::unique_ptr<ssh::RemoteShell> {
     throw std::runtime_error("the host was not expected to reboot");
   };
-  return provision(*session, no_reboot, options);
+  return provision(*session, no_reboot, options, callbacks);
 }
 
 // A booted real host whose only Debian source is the archive stand-in of a vendor mirror.
@@ -78,8 +81,13 @@ StepOutcome docker_outcome(const ProvisionResult& r) {
 TEST_F(RealHostDocker, NoEngineGetsDockerEngineFromTheMirror) {
   GM_REQUIRE_REALHOST();
   boot();
-  ProvisionResult r = provision_host(host(), mirror().mirrors());
+  std::vector<std::string> progress;  // what real apt's status lines said while it worked
+  Callbacks callbacks;
+  callbacks.on_progress = [&](std::string_view text) { progress.emplace_back(text); };
+  ProvisionResult r = provision_host(host(), mirror().mirrors(), callbacks);
   EXPECT_EQ(docker_outcome(r), StepOutcome::applied);
+  EXPECT_THAT(progress, Contains(StartsWith("downloading packages: ")));
+  EXPECT_THAT(progress, Contains(StartsWith("installing packages (")));
   for (const char* p : {"docker-ce", "docker-ce-cli", "containerd.io", "docker-buildx-plugin",
                         "docker-compose-plugin"}) {
     EXPECT_TRUE(installed(host(), p)) << p;

@@ -63,8 +63,10 @@ gm_apt() {
   fi
   gm_apt_run "$@"
 }
+# APT::Status-Fd=1 adds apt's machine-readable progress ("dlstatus:", "pmstatus:" lines), which the
+# provisioner turns into bytes, rate and time left (provision/apt_progress.h).
 gm_apt_run() {
-  $SUDO env DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=l apt-get -y -q \
+  $SUDO env DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=l apt-get -y -q -o APT::Status-Fd=1 \
     -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
     -o DPkg::Lock::Timeout="$GM_LOCK_TIMEOUT" "$@"
 }
