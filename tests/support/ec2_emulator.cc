@@ -214,6 +214,11 @@ std::vector<std::string> Ec2EmulatorFixture::leaks(const std::string& region) {
   for (const auto& [id, vol] : r["volumes"].items()) {
     out.push_back("volume " + id + " " + vol.value("state", ""));
   }
+  if (r.contains("placement_groups")) {
+    for (const auto& [name, group] : r.at("placement_groups").items()) {
+      out.push_back("placement-group " + name);
+    }
+  }
   return out;
 }
 

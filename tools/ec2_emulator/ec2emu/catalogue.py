@@ -45,6 +45,7 @@ class InstanceType:
     gpu: Gpu | None = None
     gpu_count: int = 0
     hypervisor: str = "nitro"
+    efa: bool = False  # supports Elastic Fabric Adapter interfaces (EFA_TYPES)
 
     def describe(self) -> dict:
         out: dict = {
@@ -61,7 +62,8 @@ class InstanceType:
             "memoryInfo": {"sizeInMiB": self.memory_mib},
             "instanceStorageSupported": self.name.startswith(("g4dn", "g5.", "g6", "p4d", "p5")),
             "ebsInfo": {"ebsOptimizedSupport": "default", "encryptionSupport": "supported"},
-            "networkInfo": {"networkPerformance": "Up to 25 Gigabit", "ipv6Supported": True},
+            "networkInfo": {"networkPerformance": "Up to 25 Gigabit", "ipv6Supported": True,
+                            "efaSupported": self.efa},
         }
         if self.gpu is not None:
             out["gpuInfo"] = {
@@ -101,6 +103,12 @@ _M5 = [("large", 2, 8), ("xlarge", 4, 16), ("2xlarge", 8, 32), ("4xlarge", 16, 6
 _C7G = [("medium", 1, 2), ("large", 2, 4), ("xlarge", 4, 8), ("2xlarge", 8, 16)]
 
 
+# The catalogue's types that AWS lists as supporting EFA (EC2 User Guide, "Elastic Fabric Adapter",
+# supported instance types); the others refuse an InterfaceType=efa interface.
+EFA_TYPES = {"p4d.24xlarge", "p5.48xlarge", "g5.48xlarge", "g4dn.8xlarge", "g4dn.12xlarge",
+             "g4dn.16xlarge", "g4dn.metal"}
+
+
 def _build_types() -> dict[str, InstanceType]:
     types: list[InstanceType] = []
     for family, sizes, gpu, arch in (("g4dn", _G4DN, _T4, "x86_64"), ("g5", _G5, _A10G, "x86_64"),
@@ -117,6 +125,8 @@ def _build_types() -> dict[str, InstanceType]:
                                 ("c7g", _C7G, "arm64")):
         for size, cpu, mem in sizes:
             types.append(InstanceType(f"{family}.{size}", arch, cpu, int(mem * 1024)))
+    for t in types:
+        t.efa = t.name in EFA_TYPES
     return {t.name: t for t in types}
 
 

@@ -582,6 +582,9 @@ def authorize_ingress(ctx: Ctx, p: Params) -> dict:
                     "SourceSecurityGroupOwnerId"})
     sg = _find_group(ctx, p.get("GroupId"), p.get("GroupName"))
     rules = _parse_permissions(p)
+    for rule in rules:
+        if rule.get("groupId"):  # a group as the source (the cluster's self-rule): must exist
+            _find_group(ctx, rule["groupId"], None)
     dry_run(p)
     existing = {_rule_key(r) for r in sg["ingress"]}
     for rule in rules:
@@ -602,6 +605,8 @@ def authorize_ingress(ctx: Ctx, p: Params) -> dict:
                     rule["fromPort"] is not None else -1,
                     "toPort": rule["toPort"] if rule["toPort"] is not None else -1,
                     "cidrIpv4": rule.get("cidr"), "cidrIpv6": rule.get("cidrv6"),
+                    "referencedGroupInfo": {"groupId": rule["groupId"], "userId": ctx.account}
+                    if rule.get("groupId") else None,
                     "description": rule.get("description")})
     return {"return": True, "securityGroupRuleSet": out}
 
@@ -623,7 +628,7 @@ def revoke_ingress(ctx: Ctx, p: Params) -> dict:
     return {"return": True}
 
 
-def _permission_items(rules: list[dict]) -> list[dict]:
+def _permission_items(rules: list[dict], account: str) -> list[dict]:
     grouped: dict[tuple, dict] = {}
     for r in rules:
         key = (r["protocol"], r["fromPort"], r["toPort"])
@@ -636,7 +641,8 @@ def _permission_items(rules: list[dict]) -> list[dict]:
             item["ipv6Ranges"].append({"cidrIpv6": r["cidrv6"],
                                        "description": r.get("description")})
         else:
-            item["groups"].append({"groupId": r["groupId"], "description": r.get("description")})
+            item["groups"].append({"userId": account, "groupId": r["groupId"],
+                                   "description": r.get("description")})
     return list(grouped.values())
 
 
@@ -669,7 +675,8 @@ def describe_security_groups(ctx: Ctx, p: Params) -> dict:
         if _filter_ok(filters, values):
             items.append({"ownerId": ctx.account, "groupId": sg["groupId"],
                           "groupName": sg["groupName"], "groupDescription": sg["description"],
-                          "vpcId": sg["vpcId"], "ipPermissions": _permission_items(sg["ingress"]),
+                          "vpcId": sg["vpcId"],
+                          "ipPermissions": _permission_items(sg["ingress"], ctx.account),
                           "ipPermissionsEgress": [{"ipProtocol": "-1", "groups": [],
                                                    "ipRanges": [{"cidrIp": "0.0.0.0/0"}],
                                                    "ipv6Ranges": [], "prefixListIds": []}],

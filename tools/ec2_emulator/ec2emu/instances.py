@@ -12,6 +12,7 @@ import re
 import time
 
 from . import catalogue
+from .placement import find_group as find_placement_group
 from .ec2 import (Ctx, _filter_ok, _find_group, _tag_specs, _tag_values, action, dry_run,
                   offered, paginate)
 from .state import STATE_CODES, iso, new_id
@@ -38,14 +39,44 @@ def _fingerprint(p: Params) -> str:
     return hashlib.sha256(json.dumps(items).encode()).hexdigest()
 
 
-def _resolve_placement(ctx: Ctx, p: Params) -> tuple[str | None, dict | None]:
-    """(zone or None, subnet or None) from ``Placement.AvailabilityZone`` / ``SubnetId``."""
+_INTERFACE_TYPES = ["interface", "efa", "efa-only"]
+
+
+def _parse_network_interfaces(p: Params) -> dict | None:
+    """``NetworkInterface.N``: the primary's subnet and groups, and whether any is EFA. EC2
+    refuses them beside an instance-level subnet or security group."""
+    nics = p.get_structs("NetworkInterface")
+    if not nics:
+        return None
+    for top in ("SubnetId", "SecurityGroupId", "SecurityGroup"):
+        if p.has(top):
+            level = "subnet ID" if top == "SubnetId" else "security groups"
+            raise ApiError("InvalidParameterCombination", f"Network interfaces and an "
+                           f"instance-level {level} may not be specified on the same request")
+    primary = None
+    efa = False
+    for nic in nics:
+        kind = nic.get_enum("InterfaceType", _INTERFACE_TYPES, "interface")
+        efa = efa or kind != "interface"
+        if nic.get_int("DeviceIndex", None, 0, 31) == 0 and nic.get_int("NetworkCardIndex", 0) == 0:
+            primary = nic
+    if primary is None:
+        raise ApiError("InvalidParameterValue", "Each network interface requires a device index; "
+                       "the primary network interface must have device index 0.")
+    return {"subnetId": primary.get("SubnetId"), "groups": primary.get_list("SecurityGroupId"),
+            "efa": efa}
+
+
+def _resolve_placement(ctx: Ctx, p: Params,
+                       nics: dict | None) -> tuple[str | None, dict | None]:
+    """(zone or None, subnet or None) from ``Placement.AvailabilityZone`` / ``SubnetId`` (or the
+    primary network interface's)."""
     zone = p.get("Placement.AvailabilityZone")
     zones = ctx.store.zones(ctx.region_name)
     if zone is not None and zone not in zones:
         raise ApiError("InvalidParameterValue", f"Invalid availability zone: [{zone}]")
     subnet = None
-    sid = p.get("SubnetId")
+    sid = nics["subnetId"] if nics else p.get("SubnetId")
     if sid:
         subnet = ctx.region["subnets"].get(sid)
         if subnet is None:
@@ -192,6 +223,21 @@ def _check_limits(ctx: Ctx, itype: catalogue.InstanceType, count: int, spot: boo
                            f"instance type belongs to ({qclass}).")
 
 
+def _capacity_left(ctx: Ctx, zone: str, itype: str) -> int | None:
+    """Config ``capacity_limit`` ({zone|region|"*": {type|"*": N}}): at most N live instances of
+    the type in the zone; None: unlimited."""
+    limits = ctx.config.get("capacity_limit") or {}
+    for zone_key in (zone, ctx.region_name, "*"):
+        rules = limits.get(zone_key) or {}
+        for key in (itype, "*"):
+            if key in rules:
+                live = sum(1 for i in ctx.region["instances"].values()
+                           if i["availabilityZone"] == zone and i["instanceType"] == itype
+                           and i["state"] in ("pending", "running", "stopping", "stopped"))
+                return max(0, int(rules[key]) - live)
+    return None
+
+
 def _capacity_error(ctx: Ctx, zone: str, itype: str, spot: bool) -> str | None:
     cap = ctx.config.get("capacity") or {}
     for zone_key in (zone, ctx.region_name, "*"):
@@ -257,7 +303,8 @@ def run_instances(ctx: Ctx, p: Params) -> dict:
     token = p.get("ClientToken")
     if token is not None and (len(token) > 64 or not token.isascii()):
         raise ApiError("InvalidParameterValue", "ClientToken must be at most 64 ASCII characters")
-    zone, subnet = _resolve_placement(ctx, p)
+    nics = _parse_network_interfaces(p)
+    zone, subnet = _resolve_placement(ctx, p, nics)
     token_key = f"{zone or 'regional'}|{token}" if token else None
     if token_key and token_key in ctx.region["client_tokens"]:
         return _replay_token(ctx, p, token_key)
@@ -294,7 +341,8 @@ def run_instances(ctx: Ctx, p: Params) -> dict:
             raise ApiError("InvalidKeyPair.NotFound", f"The key pair '{key_name}' does not exist")
     vpc_id = subnet["vpcId"] if subnet else next(v["vpcId"] for v in ctx.region["vpcs"].values()
                                                   if v["isDefault"])
-    groups = [_find_group(ctx, gid, None) for gid in p.get_list("SecurityGroupId")]
+    group_ids = nics["groups"] if nics else p.get_list("SecurityGroupId")
+    groups = [_find_group(ctx, gid, None) for gid in group_ids]
     groups += [_find_group(ctx, None, name, vpc_id) for name in p.get_list("SecurityGroup")]
     for sg in groups:
         if sg["vpcId"] != vpc_id:
@@ -303,6 +351,12 @@ def run_instances(ctx: Ctx, p: Params) -> dict:
     if not groups:
         groups = [_find_group(ctx, None, "default", vpc_id)]
 
+    if nics and nics["efa"] and not itype.efa:
+        # What EC2 answers (observed): the generic Unsupported, with this message.
+        raise ApiError("Unsupported", "The requested configuration is currently not supported. "
+                       "Please check the documentation for supported configurations.")
+    pg_name = p.get("Placement.GroupName")
+    placement_group = find_placement_group(ctx, pg_name) if pg_name else None
     explicit = p.get_enum("InstanceInitiatedShutdownBehavior", ["stop", "terminate"], None)
     spot = _parse_spot(p, explicit)
     shutdown = explicit or ("terminate" if spot and spot["type"] == "one-time" else "stop")
@@ -315,7 +369,15 @@ def run_instances(ctx: Ctx, p: Params) -> dict:
     dry_run(p)
 
     zone = _pick_zone(ctx, zone, itype.name, spot is not None)
-    _check_limits(ctx, itype, max_count, spot is not None)
+    left = _capacity_left(ctx, zone, itype.name)
+    if left is not None and left < min_count:
+        # All or nothing: fewer than MinCount available launches none.
+        raise ApiError("InsufficientInstanceCapacity",
+                       f"We currently do not have sufficient {itype.name} capacity in the "
+                       f"Availability Zone you requested ({zone}). Our system will be working on "
+                       f"provisioning additional capacity.")
+    count = max_count if left is None else min(max_count, left)
+    _check_limits(ctx, itype, count, spot is not None)
     if spot and spot["maxPrice"] is not None:
         price = (ctx.config.get("spot_prices") or {}).get(itype.name)
         if price is not None and float(spot["maxPrice"]) < float(price):
@@ -326,10 +388,12 @@ def run_instances(ctx: Ctx, p: Params) -> dict:
 
     reservation_id = new_id("r")
     instance_ids = []
-    for index in range(max_count):
+    for index in range(count):
         inst = _new_instance(ctx, p, image, itype, zone, subnet, key, groups, devices,
                              metadata, shutdown, spot, user_data, profile, tags, index,
                              reservation_id, token)
+        inst["placementGroup"] = placement_group["groupName"] if placement_group else ""
+        inst["efa"] = bool(nics and nics["efa"])
         instance_ids.append(inst["id"])
     ctx.region["reservations"][reservation_id] = {
         "reservationId": reservation_id, "instanceIds": instance_ids, "ownerId": ctx.account}
@@ -419,7 +483,8 @@ def _instance_item(ctx: Ctx, inst: dict) -> dict:
         "reason": inst.get("transitionReason", ""), "keyName": inst.get("keyName"),
         "amiLaunchIndex": inst["amiLaunchIndex"], "productCodes": [],
         "instanceType": inst["instanceType"], "launchTime": iso(inst["launchTime"]),
-        "placement": {"availabilityZone": inst["availabilityZone"], "groupName": "",
+        "placement": {"availabilityZone": inst["availabilityZone"],
+                      "groupName": inst.get("placementGroup", ""),
                       "tenancy": "default"},
         "monitoring": {"state": "disabled"},
         "subnetId": None if terminated else inst["subnetId"],
@@ -441,6 +506,7 @@ def _instance_item(ctx: Ctx, inst: dict) -> dict:
             "networkInterfaceId": inst["networkInterfaceId"], "subnetId": inst["subnetId"],
             "vpcId": inst["vpcId"], "ownerId": ctx.account, "status": "in-use",
             "privateIpAddress": inst["privateIpAddress"], "sourceDestCheck": True,
+            "interfaceType": "efa" if inst.get("efa") else "interface",
             "groupSet": group_set,
             "association": {"publicIp": inst["publicIp"], "publicDnsName": "",
                             "ipOwnerId": "amazon"} if inst.get("publicIp") else None}],
@@ -499,6 +565,7 @@ def _instance_filter_values(ctx: Ctx, inst: dict, name: str) -> list[str] | None
         "reservation-id": [inst["reservationId"]], "architecture": [inst["architecture"]],
         "instance.group-id": inst["groups"], "root-device-name": [inst["rootDeviceName"]],
         "metadata-options.http-tokens": [inst["metadataOptions"]["httpTokens"]],
+        "placement-group-name": [inst["placementGroup"]] if inst.get("placementGroup") else [],
     }
     return fixed.get(name, _tag_values(inst["tags"], name))
 

@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl
 
-from . import ec2, instances, ssm_sts  # noqa: F401  (instances registers its handlers)
+from . import ec2, instances, placement, ssm_sts  # noqa: F401  (they register their handlers)
 from .sigv4 import Verifier
 from .state import Store, deep_merge
 from .wire import ApiError, Params, ec2_error_xml, to_xml

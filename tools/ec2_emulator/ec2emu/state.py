@@ -182,7 +182,7 @@ class Store:
                                   "isDefault": True, "tags": {}}},
                 "subnets": subnets, "security_groups": {sg_id: default_sg},
                 "instances": {}, "reservations": {}, "key_pairs": {}, "volumes": {},
-                "enis": {}, "client_tokens": {}}
+                "enis": {}, "client_tokens": {}, "placement_groups": {}}
 
     def all_instances(self):
         for region_name, region in self.data["regions"].items():
