@@ -97,9 +97,12 @@ void SshdFixture::start() {
   SpawnOptions spawn;
   spawn.stderr_path = m_dir / "sshd.log";
   spawn.stdout_path = m_dir / "sshd.log";
-  m_process = std::make_unique<Process>(std::vector<std::string>{"/usr/sbin/sshd", "-D", "-e", "-f",
-                                                                 (m_dir / "sshd_config").string()},
-                                        spawn);
+  std::vector<std::string> argv = m_options.launcher;
+  for (std::string word : {"/usr/sbin/sshd", "-D", "-e", "-f"}) {
+    argv.push_back(word);
+  }
+  argv.push_back((m_dir / "sshd_config").string());
+  m_process = std::make_unique<Process>(argv, spawn);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
   while (std::chrono::steady_clock::now() < deadline) {
     if (!m_process->is_running()) {

@@ -27,6 +27,9 @@ struct SshdOptions {
   std::string sftp_subsystem = "internal-sftp";
   /// Extra sshd_config lines appended verbatim.
   std::vector<std::string> extra_config;
+  /// argv put before sshd's own, which it must exec in the same process (so that sshd is still
+  /// stopped by pid), e.g. `unshare --uts --mount -- sh -c '...; exec "$@"' sh`.
+  std::vector<std::string> launcher;
 };
 
 /// A running sshd. The user is the current user (root in CI: PermitRootLogin yes).
