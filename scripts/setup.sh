@@ -9,7 +9,7 @@ packages=(
   libcli11-dev libpugixml-dev zlib1g-dev libgtest-dev libgmock-dev libbenchmark-dev
   openssh-server openssh-client python3 python3-botocore shellcheck awscli
   jupyter-notebook python3-jupyter-server hyperfine iproute2 procps
-  mmdebstrap systemd-container apt-utils dpkg-dev gnupg
+  mmdebstrap systemd-container apt-utils dpkg-dev gnupg python3-torch
 )
 
 missing=()
