@@ -86,6 +86,9 @@ std::pair<util::Fd, util::Fd> make_pipe() {
 }
 
 std::vector<const Node*> by_rank(const std::vector<Node>& nodes) {
+  if (nodes.empty()) {
+    throw UsageError("cluster command", "there are no nodes to run it on");
+  }
   std::vector<const Node*> ordered(nodes.size(), nullptr);
   for (const Node& node : nodes) {
     if (node.rank < 0 || static_cast<std::size_t>(node.rank) >= nodes.size() ||

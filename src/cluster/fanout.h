@@ -35,7 +35,7 @@ struct FanoutOptions {
   /// Run by each node's login shell, in the rank environment.
   std::string command;
   int master_port = 29500;
-  LineSink on_line;
+  LineSink on_line;  ///< None: the output is dropped.
 };
 
 struct FanoutResult {
@@ -53,8 +53,8 @@ struct FanoutResult {
 std::vector<std::string> rank_environment(const std::vector<Node>& nodes, const Node& node,
                                           int master_port);
 
-/// Runs options.command on all nodes (ranks 0..N-1, each exactly once) in parallel and returns
-/// when every rank has ended. A connection failure stops the other ranks and is rethrown; Ctrl-C
+/// Runs options.command on all nodes (ranks 0..N-1, each exactly once, else UsageError) in
+/// parallel and returns when every rank has ended. A connection failure stops the other ranks and is rethrown; Ctrl-C
 /// (util/interrupt) stops every rank and throws InterruptedError.
 FanoutResult fanout(const std::vector<Node>& nodes, const FanoutOptions& options);
 

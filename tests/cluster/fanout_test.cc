@@ -80,6 +80,28 @@ std::string sleepers_and_a_failure(const std::filesystem::path& dir, int ranks, 
          "/pids.$NODE_RANK; wait";
 }
 
+TEST(ClusterFanout, RanksAreZeroToNMinusOneEachOnce) {
+  auto node = [](int rank, std::string ip) {
+    cluster::Node n;
+    n.rank = rank;
+    n.private_ip = std::move(ip);
+    n.gpus = 8;
+    return n;
+  };
+  std::vector<cluster::Node> nodes = {node(1, "10.0.0.6"), node(0, "10.0.0.5")};
+  EXPECT_EQ(cluster::rank_environment(nodes, nodes[0], 29500),
+            (std::vector<std::string>{"NODE_RANK=1", "NNODES=2", "NODE_IPS=10.0.0.5,10.0.0.6",
+                                      "MASTER_ADDR=10.0.0.5", "MASTER_PORT=29500",
+                                      "GPUS_PER_NODE=8"}));
+  cluster::FanoutOptions options;
+  options.command = "true";
+  for (const std::vector<cluster::Node>& bad :
+       {std::vector<cluster::Node>{}, std::vector<cluster::Node>{node(0, "a"), node(0, "b")},
+        std::vector<cluster::Node>{node(1, "a")}}) {
+    EXPECT_THROW(cluster::fanout(bad, options), UsageError);
+  }
+}
+
 TEST(ClusterFanout, EveryRankGetsItsEnvironmentAndItsLinesArePrefixed) {
   LoopbackCluster cluster(3);
   Collected lines;
