@@ -38,7 +38,8 @@ class LineSplitter {
     while (!chunk.empty()) {
       std::size_t room = k_max_line - (m_line.size() - m_prefix.size());
       std::size_t newline = chunk.find('\n');
-      std::size_t take = std::min(newline == std::string_view::npos ? chunk.size() : newline + 1, room);
+      std::size_t take =
+          std::min(newline == std::string_view::npos ? chunk.size() : newline + 1, room);
       m_line.append(chunk.substr(0, take));
       chunk.remove_prefix(take);
       if (m_line.back() == '\n' || take == room) {
@@ -94,9 +95,9 @@ std::vector<const Node*> by_rank(const std::vector<Node>& nodes) {
     if (node.rank < 0 || static_cast<std::size_t>(node.rank) >= nodes.size() ||
         ordered[static_cast<std::size_t>(node.rank)] != nullptr) {
       throw UsageError("cluster command",
-                       "the ranks of " + std::to_string(nodes.size()) +
-                           " nodes must be 0 to " + std::to_string(nodes.size() - 1) +
-                           ", each once (rank " + std::to_string(node.rank) + " is not)");
+                       "the ranks of " + std::to_string(nodes.size()) + " nodes must be 0 to " +
+                           std::to_string(nodes.size() - 1) + ", each once (rank " +
+                           std::to_string(node.rank) + " is not)");
     }
     ordered[static_cast<std::size_t>(node.rank)] = &node;
   }

@@ -54,8 +54,8 @@ std::vector<std::string> rank_environment(const std::vector<Node>& nodes, const 
                                           int master_port);
 
 /// Runs options.command on all nodes (ranks 0..N-1, each exactly once, else UsageError) in
-/// parallel and returns when every rank has ended. A connection failure stops the other ranks and is rethrown; Ctrl-C
-/// (util/interrupt) stops every rank and throws InterruptedError.
+/// parallel and returns when every rank has ended. A connection failure stops the other ranks and
+/// is rethrown; Ctrl-C (util/interrupt) stops every rank and throws InterruptedError.
 FanoutResult fanout(const std::vector<Node>& nodes, const FanoutOptions& options);
 
 }  // namespace gm::cluster

@@ -75,9 +75,9 @@ std::string sleepers_and_a_failure(const std::filesystem::path& dir, int ranks, 
     wait_all += "while [ ! -s " + d + "/pids." + std::to_string(rank) + " ]; do sleep 0.05; done; ";
   }
   return "if [ \"$NODE_RANK\" = " + std::to_string(failing) + " ]; then echo > " + d +
-         "/pids.$NODE_RANK; " + wait_all + "echo failing >&2; exit 3; fi; sleep 1000 & echo $$ $! > " +
-         d + "/pids.tmp.$NODE_RANK && mv " + d + "/pids.tmp.$NODE_RANK " + d +
-         "/pids.$NODE_RANK; wait";
+         "/pids.$NODE_RANK; " + wait_all +
+         "echo failing >&2; exit 3; fi; sleep 1000 & echo $$ $! > " + d +
+         "/pids.tmp.$NODE_RANK && mv " + d + "/pids.tmp.$NODE_RANK " + d + "/pids.$NODE_RANK; wait";
 }
 
 TEST(ClusterFanout, RanksAreZeroToNMinusOneEachOnce) {
@@ -89,10 +89,10 @@ TEST(ClusterFanout, RanksAreZeroToNMinusOneEachOnce) {
     return n;
   };
   std::vector<cluster::Node> nodes = {node(1, "10.0.0.6"), node(0, "10.0.0.5")};
-  EXPECT_EQ(cluster::rank_environment(nodes, nodes[0], 29500),
-            (std::vector<std::string>{"NODE_RANK=1", "NNODES=2", "NODE_IPS=10.0.0.5,10.0.0.6",
-                                      "MASTER_ADDR=10.0.0.5", "MASTER_PORT=29500",
-                                      "GPUS_PER_NODE=8"}));
+  EXPECT_EQ(
+      cluster::rank_environment(nodes, nodes[0], 29500),
+      (std::vector<std::string>{"NODE_RANK=1", "NNODES=2", "NODE_IPS=10.0.0.5,10.0.0.6",
+                                "MASTER_ADDR=10.0.0.5", "MASTER_PORT=29500", "GPUS_PER_NODE=8"}));
   cluster::FanoutOptions options;
   options.command = "true";
   for (const std::vector<cluster::Node>& bad :

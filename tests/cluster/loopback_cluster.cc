@@ -16,9 +16,16 @@ LoopbackCluster::LoopbackCluster(int nodes) {
   for (int rank = 0; rank < nodes; ++rank) {
     SshdOptions options;
     options.host = address(rank);
-    options.launcher = {"unshare", "--uts", "--mount", "--", "sh", "-c",
+    options.launcher = {"unshare",
+                        "--uts",
+                        "--mount",
+                        "--",
+                        "sh",
+                        "-c",
                         R"(hostname "$1" && mount --bind "$2" /etc/hosts && shift 2 && exec "$@")",
-                        "sh", "node" + std::to_string(rank), (m_dir / "hosts").string()};
+                        "sh",
+                        "node" + std::to_string(rank),
+                        (m_dir / "hosts").string()};
     m_sshd.push_back(std::make_unique<SshdFixture>(options));
   }
 }

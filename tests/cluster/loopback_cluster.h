@@ -1,6 +1,6 @@
 // Test support: N loopback "nodes" of a cluster, each a real OpenSSH sshd on its own address
-// 127.0.R+1.1 (R the rank) running in a UTS + mount namespace of its own, with hostname nodeR and an
-// /etc/hosts that names every node, so what runs there (gloo binds to the address its hostname
+// 127.0.R+1.1 (R the rank) running in a UTS + mount namespace of its own, with hostname nodeR and
+// an /etc/hosts that names every node, so what runs there (gloo binds to the address its hostname
 // resolves to) sees one machine per rank. Everything stays on loopback.
 #pragma once
 

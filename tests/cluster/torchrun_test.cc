@@ -18,10 +18,10 @@ bool have_torch() {
   return run_capture({"/usr/bin/python3", "-c", "import torch.distributed.run"}).status == 0;
 }
 
-#define SKIP_WITHOUT_TORCH()                                                                 \
-  if (!have_torch()) {                                                                       \
+#define SKIP_WITHOUT_TORCH()                                                                   \
+  if (!have_torch()) {                                                                         \
     GTEST_SKIP() << "python3-torch is not installed (scripts/setup.sh installs it); skipping " \
-                    "the real torchrun test";                                                \
+                    "the real torchrun test";                                                  \
   }
 
 /// torchrun 1.13 as the real-parts sheet says: underscore flags, --redirects 1 --tee 1 (Python
@@ -75,8 +75,9 @@ TEST(ClusterTorchrun, AFailingRankStopsTheRunningTorchrunJob) {
   std::filesystem::create_directories(pids);
   Lines lines;
   cluster::FanoutOptions options;
-  options.command = "if [ \"$NODE_RANK\" = 2 ]; then while [ ! -e " + pids.string() + "/0 ] || [ ! -e " +
-                    pids.string() + "/1 ]; do sleep 0.1; done; echo failing >&2; exit 3; fi; " +
+  options.command = "if [ \"$NODE_RANK\" = 2 ]; then while [ ! -e " + pids.string() +
+                    "/0 ] || [ ! -e " + pids.string() +
+                    "/1 ]; do sleep 0.1; done; echo failing >&2; exit 3; fi; " +
                     torchrun("2", "GM_TEST_PIDS=" + pids.string() + " ");
   options.master_port = free_port(LoopbackCluster::address(0));
   options.on_line = lines.sink();
