@@ -6,7 +6,9 @@ before and after.
 
 Usage: bench/compare.py ROUNDS LABEL COMMAND [LABEL COMMAND ...]
 A COMMAND is run by bash (-c), so pipes work; `exec` in front keeps bash out of the CPU figure.
-With --json FILE the results are also written there.
+With --json FILE the results are also written there; with --settle SECONDS each run waits that
+long first, so that what a command left running on the servers (sshd children) does not land on
+the next one.
 """
 import json
 import os
@@ -30,8 +32,13 @@ def run_once(command: str) -> tuple[float, float]:
 def main() -> None:
     args = sys.argv[1:]
     out = None
-    if args[:1] == ["--json"]:
-        out, args = args[1], args[2:]
+    settle = 0.0
+    while args[:1] in (["--json"], ["--settle"]):
+        if args[0] == "--json":
+            out = args[1]
+        else:
+            settle = float(args[1])
+        args = args[2:]
     rounds = int(args[0])
     pairs = list(zip(args[1::2], args[2::2]))
     walls = {label: [] for label, _ in pairs}
@@ -39,6 +46,7 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     for r in range(rounds):
         for label, command in (pairs if r % 2 == 0 else list(reversed(pairs))):
+            time.sleep(settle)
             wall, cpu = run_once(command)
             walls[label].append(wall)
             cpus[label].append(cpu)

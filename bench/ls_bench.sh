@@ -27,6 +27,16 @@ cleanup() {
 trap cleanup EXIT
 start_loopback_sshd "$work"
 port=$SSHD_PORT
+# Every sshd here without re-execution (-r): a check costs the server a fork, not a new sshd
+# process image, so that 200 servers on this one machine do not starve the client measured.
+shared_pid=$(cat "$work/sshd.pid")
+stop_loopback_sshd "$work"
+while kill -0 "$shared_pid" 2>/dev/null; do sleep 0.05; done
+/usr/sbin/sshd -r -f "$work/sshd_config" -E "$work/sshd.log"
+for _ in $(seq 100); do
+  (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+  sleep 0.05
+done
 
 export HOME="$work/user"
 mkdir -p "$HOME" "$work/distinct"
@@ -37,7 +47,7 @@ GPUMACHINE_HOME="$work/shared" "$gm" -q create --driver generic --generic-ip-add
 # One sshd per machine for the distinct case: the same host key and port, its own address.
 grep -v -e '^ListenAddress' -e '^PidFile' "$work/sshd_config" >"$work/distinct/sshd_config"
 for i in $(seq 200); do
-  /usr/sbin/sshd -f "$work/distinct/sshd_config" -o "ListenAddress=127.0.2.$i" \
+  /usr/sbin/sshd -r -f "$work/distinct/sshd_config" -o "ListenAddress=127.0.2.$i" \
     -o "PidFile=$work/distinct/$i.pid" -E "$work/distinct/sshd.log"
 done
 
@@ -63,12 +73,18 @@ for home in shared distinct; do
   [[ $running == 200 ]] || { echo "$home: only $running of 200 running" >&2; exit 1; }
 done
 
+runs=(
+  "gpumachine ls, 200 live behind one address" "GPUMACHINE_HOME=$work/shared exec $gm ls"
+  "gpumachine ls, 200 live on distinct addresses" "GPUMACHINE_HOME=$work/distinct exec $gm ls"
+  "gpumachine ls --cached (no checks), 200" "GPUMACHINE_HOME=$work/distinct exec $gm ls --cached"
+  "Docker Machine floor: 200 plugin starts" "for _ in {1..200}; do docker --version; done")
+# GM_BEFORE=path/to/an/older/gpumachine measures it too, in the same rounds.
+if [[ -n ${GM_BEFORE:-} ]]; then
+  runs+=("before: ls, behind one address" "GPUMACHINE_HOME=$work/shared exec $GM_BEFORE ls"
+    "before: ls, distinct addresses" "GPUMACHINE_HOME=$work/distinct exec $GM_BEFORE ls")
+fi
 echo "uptime before: $(uptime)"
-bench/compare.py --json "$work/ls.json" "$rounds" \
-  "gpumachine ls, 200 live behind one address" "GPUMACHINE_HOME=$work/shared exec $gm ls" \
-  "gpumachine ls, 200 live on distinct addresses" "GPUMACHINE_HOME=$work/distinct exec $gm ls" \
-  "gpumachine ls --cached (no checks), 200" "GPUMACHINE_HOME=$work/distinct exec $gm ls --cached" \
-  "Docker Machine floor: 200 plugin starts" "for _ in {1..200}; do docker --version; done"
+bench/compare.py --json "$work/ls.json" --settle 1 "$rounds" "${runs[@]}"
 python3 - "$work/ls.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))["results"]

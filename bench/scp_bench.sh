@@ -48,6 +48,14 @@ bench/compare.py --json "$w/large.json" "$rounds" \
   "scp download ${large_mb} MB" "exec $scp_cmd $remote:$w/large.bin $w/l4"
 for d in u1 u2 d1 d2; do diff -r "$w/small" "$w/$d"; done
 for f in l1 l2 l3 l4; do cmp "$w/large.bin" "$w/$f"; done
+# GM_BEFORE=path/to/an/older/gpumachine: the same four small-file runs with it, in the same rounds.
+if [[ -n ${GM_BEFORE:-} ]]; then
+  bench/compare.py "$rounds" \
+    "gm upload 1000x4KiB" "rm -rf $w/u1 && exec $gm -q scp -r $w/small b0:$w/u1" \
+    "before: upload 1000x4KiB" "rm -rf $w/u3 && exec $GM_BEFORE -q scp -r $w/small b0:$w/u3" \
+    "gm download 1000x4KiB" "rm -rf $w/d1 && exec $gm -q scp -r b0:$w/small $w/d1" \
+    "before: download 1000x4KiB" "rm -rf $w/d3 && exec $GM_BEFORE -q scp -r b0:$w/small $w/d3"
+fi
 python3 - "$w/small.json" "$w/large.json" <<'PY'
 import json, sys
 for path in sys.argv[1:]:
