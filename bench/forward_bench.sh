@@ -164,25 +164,6 @@ ssh_forward() {  # extra ssh options first
     "${opts[@]}" -L "$l1:127.0.0.1:$src_port" -L "$l2:127.0.0.1:$echo_port" \
     -L "$l3:127.0.0.1:$sink_port" "$(id -un)@127.0.0.1"
 }
-# A design for forward's data plane (issue 17 item 4), not what gpumachine does today: one OpenSSH
-# master session (-M), our own listeners (here systemd-socket-activate), and each accepted
-# connection handed to the master as a file descriptor by a mux client (`ssh -S CTL -W`), so the
-# bytes go through OpenSSH's cipher and never through an extra copy.
-ssh_mux() {
-  local ctl=$work/mux-$1 ports=("$@") targets=("$src_port" "$echo_port" "$sink_port") kids=() i
-  ssh -M -S "$ctl" -N -F /dev/null -i "$work/user_key" -p "$sshd_port" -o BatchMode=yes \
-    -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \
-    "$(id -un)@127.0.0.1" &
-  kids+=($!)
-  trap 'kill "${kids[@]}" 2>/dev/null; exit 0' TERM
-  until ssh -S "$ctl" -O check x 2>/dev/null; do sleep 0.05; done
-  for i in 0 1 2; do
-    systemd-socket-activate -q --inetd -l "127.0.0.1:${ports[i]}" \
-      ssh -S "$ctl" -o LogLevel=ERROR -W "127.0.0.1:${targets[i]}" x &
-    kids+=($!)
-  done
-  wait
-}
 ssh_default() { ssh_forward "$@"; }
 ssh_ctr() { ssh_forward -o Ciphers=aes128-ctr -o MACs=hmac-sha2-256 "$@"; }
 
@@ -191,4 +172,3 @@ printf '%-44s %12s %12s %16s\n' "forwarder ($mib MiB, $trips round trips)" "down
 measure "gpumachine forward (libssh2, aes128-ctr)" gm_forward
 measure "ssh -N -L (OpenSSH default cipher)" ssh_default
 measure "ssh -N -L (aes128-ctr + hmac-sha2-256)" ssh_ctr
-measure "OpenSSH master + fd-passing mux (design)" ssh_mux
