@@ -144,7 +144,7 @@ echo "|---|---|---|"
 echo "| \`gpumachine ls\`, 200 ec2 machines, 4 regions, 100 ms latency per call (best of 3) | ${best_ls} s ($running running) | < 0.5 s |"
 echo "| \`/usr/bin/aws ec2 describe-instances\`, same instances, one call per region (best of 3) | ${best_aws} s | |"
 echo "| ratio aws / gpumachine | ${ratio}x | |"
-echo "| \`create\` wall time, pending->running 3 s + sshd 2 s later (median of 3; min $2, max $3) | $1 s | |"
+echo "| \`create\` wall time, pending->running 3 s + sshd 2 s later (median of ${CREATES:-3}; min $2, max $3) | $1 s | |"
 echo "| create overhead over the 5 s critical path (median) | $4 s | < 1 s |"
 if [ -n "$before" ]; then
   # shellcheck disable=SC2046  # four numbers, split on purpose
