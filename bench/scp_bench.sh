@@ -4,31 +4,16 @@
 # large file, each both ways. Interleaved, order reversed every round (bench/compare.py).
 # Usage: bench/scp_bench.sh [ROUNDS (default 7)] [LARGE_MB (default 100)]. Needs the build.
 set -euo pipefail
-GM_TEST_REFUSE_BOOT_ID=$(cat /proc/sys/kernel/random/boot_id)
-export GM_TEST_REFUSE_BOOT_ID
 cd "$(dirname "$0")/.."
 gm="$PWD/build/gpumachine"
 rounds=${1:-7}
 large_mb=${2:-100}
-# shellcheck source=scripts/lib/loopback_sshd.sh
-source scripts/lib/loopback_sshd.sh
-work=$(mktemp -d)
-cleanup() {
-  stop_loopback_sshd "$work"
-  rm -rf "$work"
-}
-trap cleanup EXIT
-start_loopback_sshd "$work"
-port=$SSHD_PORT
-export GPUMACHINE_HOME="$work/home" HOME="$work/user"
-mkdir -p "$HOME"
-"$gm" -q create --driver generic --generic-ip-address 127.0.0.1 --generic-ssh-port "$port" \
-  --generic-ssh-user "$(id -un)" --generic-ssh-key "$work/user_key" --no-provision b0 >/dev/null
-known="$work/known_hosts"
-echo "[127.0.0.1]:$port $(cut -d' ' -f1,2 "$work/host_key.pub")" >"$known"
-scp_cmd="scp -q -i $work/user_key -P $port -o IdentitiesOnly=yes -o BatchMode=yes \
--o UserKnownHostsFile=$known -o StrictHostKeyChecking=yes -o GlobalKnownHostsFile=/dev/null"
-remote="$(id -un)@127.0.0.1"
+# shellcheck source=bench/lib/peer_machine.sh
+source bench/lib/peer_machine.sh
+start_peer_machine "$gm"
+work=$WORK
+scp_cmd="scp -q ${OPENSSH_OPTS/-p /-P }"
+remote=$OPENSSH_DEST
 
 mkdir "$work/small"
 for i in $(seq 1000); do head -c 4096 /dev/urandom >"$work/small/f$i"; done

@@ -4,31 +4,15 @@
 # Interleaved, order reversed every round (bench/compare.py); then each client's peak RSS.
 # Usage: bench/ssh_stdin_bench.sh [ROUNDS (default 7)] [MB (default 200)]. Needs the build.
 set -euo pipefail
-GM_TEST_REFUSE_BOOT_ID=$(cat /proc/sys/kernel/random/boot_id)
-export GM_TEST_REFUSE_BOOT_ID
 cd "$(dirname "$0")/.."
 gm="$PWD/build/gpumachine"
 rounds=${1:-7}
 mb=${2:-200}
-# shellcheck source=scripts/lib/loopback_sshd.sh
-source scripts/lib/loopback_sshd.sh
-work=$(mktemp -d)
-cleanup() {
-  stop_loopback_sshd "$work"
-  rm -rf "$work"
-}
-trap cleanup EXIT
-start_loopback_sshd "$work"
-port=$SSHD_PORT
-export GPUMACHINE_HOME="$work/home" HOME="$work/user"
-mkdir -p "$HOME"
-"$gm" -q create --driver generic --generic-ip-address 127.0.0.1 --generic-ssh-port "$port" \
-  --generic-ssh-user "$(id -un)" --generic-ssh-key "$work/user_key" --no-provision b0 >/dev/null
-known="$work/known_hosts"
-echo "[127.0.0.1]:$port $(cut -d' ' -f1,2 "$work/host_key.pub")" >"$known"
-ssh_cmd="ssh -i $work/user_key -p $port -o IdentitiesOnly=yes -o BatchMode=yes \
--o UserKnownHostsFile=$known -o StrictHostKeyChecking=yes -o GlobalKnownHostsFile=/dev/null \
-$(id -un)@127.0.0.1"
+# shellcheck source=bench/lib/peer_machine.sh
+source bench/lib/peer_machine.sh
+start_peer_machine "$gm"
+work=$WORK
+ssh_cmd="ssh $OPENSSH_OPTS $OPENSSH_DEST"
 
 mkdir "$work/src"
 for i in $(seq "$((mb / 4))"); do head -c 4000000 /dev/urandom >"$work/src/f$i"; done
