@@ -108,26 +108,47 @@ ratio=$(python3 -c "print(f'{$best_aws / $best_ls:.1f}')")
 
 # --- 2. create overhead -----------------------------------------------------------------------
 ctl POST config '{"latency_ms": 0, "run_sshd": true, "ssh_delay": 2, "delays": {"pending": 3}}' >/dev/null
-creates=
-for i in 1 2 3; do
+# create_once BINARY NAME: prints create's wall time in seconds.
+create_once() {
   t0=$(now)
   # --wait ssh: the emulated instance logs in to this machine, which must never be provisioned.
-  "$gm" create --driver ec2 "bench$i" --ec2-instance-type t3.micro --ec2-ssh-user "$user" \
-    --wait ssh 2>"$work/create$i.err" >/dev/null
+  "$1" create --driver ec2 "$2" --ec2-instance-type t3.micro --ec2-ssh-user "$user" \
+    --wait ssh 2>"$work/$2.err" >/dev/null
   t1=$(now)
-  creates="$creates $(elapsed "$t0" "$t1")"
-  "$gm" rm "bench$i" >/dev/null 2>&1
+  "$1" rm "$2" >/dev/null 2>&1
+  elapsed "$t0" "$t1"
+}
+# GM_BEFORE=path/to/an/older/gpumachine: its creates interleave with these, order reversed
+# every round. CREATES rounds (default 3).
+creates=
+before=
+for i in $(seq 1 "${CREATES:-3}"); do
+  if [ -n "${GM_BEFORE:-}" ] && [ $((i % 2)) = 0 ]; then
+    before="$before $(create_once "$GM_BEFORE" "old$i")"
+  fi
+  creates="$creates $(create_once "$gm" "bench$i")"
+  if [ -n "${GM_BEFORE:-}" ] && [ $((i % 2)) = 1 ]; then
+    before="$before $(create_once "$GM_BEFORE" "old$i")"
+  fi
 done
-summary=$(python3 -c "
-v = sorted(float(x) for x in '$creates'.split())
-print(f'{v[len(v)//2]:.2f} {v[0]:.2f} {v[-1]:.2f} {v[len(v)//2]-5:.2f}')")
-# shellcheck disable=SC2086  # four numbers, split on purpose
-set -- $summary
+stats() {
+  python3 -c "
+v = sorted(float(x) for x in '$1'.split())
+print(f'{v[len(v)//2]:.2f} {v[0]:.2f} {v[-1]:.2f} {v[len(v)//2]-5:.2f}')"
+}
+# shellcheck disable=SC2046  # four numbers, split on purpose
+set -- $(stats "$creates")
 
 echo "| measurement | result | target |"
 echo "|---|---|---|"
 echo "| \`gpumachine ls\`, 200 ec2 machines, 4 regions, 100 ms latency per call (best of 3) | ${best_ls} s ($running running) | < 0.5 s |"
 echo "| \`/usr/bin/aws ec2 describe-instances\`, same instances, one call per region (best of 3) | ${best_aws} s | |"
 echo "| ratio aws / gpumachine | ${ratio}x | |"
-echo "| \`create\` wall time, pending->running 3 s + sshd 2 s later (median of 3; min $2, max $3) | $1 s | |"
+echo "| \`create\` wall time, pending->running 3 s + sshd 2 s later (median of ${CREATES:-3}; min $2, max $3) | $1 s | |"
 echo "| create overhead over the 5 s critical path (median) | $4 s | < 1 s |"
+if [ -n "$before" ]; then
+  # shellcheck disable=SC2046  # four numbers, split on purpose
+  set -- $(stats "$before")
+  echo "| GM_BEFORE's create overhead, same rounds (median; wall min $2, max $3) | $4 s | |"
+fi
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"

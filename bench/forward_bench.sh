@@ -2,7 +2,8 @@
 # Port forwarding on loopback, gpumachine side by side with OpenSSH `ssh -N -L`, in one run:
 #   - throughput: 1 GiB from a server on the "machine" through one forwarded connection
 #     (download), and 1 GiB from the client to a server on the "machine" (upload);
-#   - latency: 1,000 one-byte request/response round trips on one connection.
+#   - latency: 1,000 one-byte request/response round trips on one connection;
+# and the same through an OpenSSH master with connections passed to it by fd (a design, ssh_mux).
 # Everything runs on 127.0.0.1: a private sshd (own keys and config), a generic machine in a
 # temporary GPUMACHINE_HOME, python servers behind the forward. Every process is stopped by pid.
 # Usage: bench/forward_bench.sh [path/to/gpumachine] [MiB (default 1024)] [round trips (1000)]
@@ -164,11 +165,37 @@ ssh_forward() {  # extra ssh options first
     "${opts[@]}" -L "$l1:127.0.0.1:$src_port" -L "$l2:127.0.0.1:$echo_port" \
     -L "$l3:127.0.0.1:$sink_port" "$(id -un)@127.0.0.1"
 }
+# A design for forward's data plane (issue 17 item 4), not what gpumachine does today: one OpenSSH
+# master session (-M), our own listeners (here systemd-socket-activate --accept), and each
+# accepted connection handed to the master as a file descriptor by a mux client
+# (`ssh -S CTL -W`), so the bytes go through OpenSSH's cipher with no extra copy.
+ssh_mux() {
+  local ctl=$work/mux-$1 ports=("$@") targets=("$src_port" "$echo_port" "$sink_port") kids=() i
+  ssh -M -S "$ctl" -N -F /dev/null -i "$work/user_key" -p "$sshd_port" -o BatchMode=yes \
+    -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \
+    "$(id -un)@127.0.0.1" &
+  kids+=($!)
+  trap 'kill "${kids[@]}" 2>/dev/null; exit 0' TERM
+  until ssh -S "$ctl" -O check x 2>/dev/null; do sleep 0.05; done
+  for i in 0 1 2; do
+    systemd-socket-activate --accept --inetd -l "127.0.0.1:${ports[i]}" \
+      ssh -S "$ctl" -o LogLevel=ERROR -W "127.0.0.1:${targets[i]}" x 2>/dev/null &
+    kids+=($!)
+  done
+  wait
+}
 ssh_default() { ssh_forward "$@"; }
 ssh_ctr() { ssh_forward -o Ciphers=aes128-ctr -o MACs=hmac-sha2-256 "$@"; }
 
 printf '%-44s %12s %12s %16s\n' "forwarder ($mib MiB, $trips round trips)" "download" "upload" \
   "latency/round trip"
-measure "gpumachine forward (libssh2, aes128-ctr)" gm_forward
-measure "ssh -N -L (OpenSSH default cipher)" ssh_default
-measure "ssh -N -L (aes128-ctr + hmac-sha2-256)" ssh_ctr
+runs=("gpumachine forward (libssh2, aes128-ctr)" gm_forward
+  "ssh -N -L (OpenSSH default cipher)" ssh_default
+  "ssh -N -L (aes128-ctr + hmac-sha2-256)" ssh_ctr
+  "OpenSSH master + fd-passing mux (design)" ssh_mux)
+# REVERSE=1 measures in the opposite order (run both to even out a change of load).
+order=(0 2 4 6)
+[[ ${REVERSE:-0} == 1 ]] && order=(6 4 2 0)
+for i in "${order[@]}"; do
+  measure "${runs[i]}" "${runs[i + 1]}"
+done

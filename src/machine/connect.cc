@@ -3,8 +3,11 @@
 #include "gm/driver.h"
 #include "gm/error.h"
 #include "machine/machine_host.h"
+#include "util/interrupt.h"
 #include "util/log.h"
+#include "util/net.h"
 
+#include <algorithm>
 #include <thread>
 
 namespace gm::machine {
@@ -42,6 +45,22 @@ std::unique_ptr<ssh::Session> connect(const MachineRecord& record,
       throw;
     }
     throw SshError(e.stage(), e.subject(), e.problem(), e.cause(), why);
+  }
+}
+
+void wait_for_port(const MachineRecord& record, DriverHost& host,
+                   std::chrono::steady_clock::time_point deadline) {
+  constexpr std::chrono::milliseconds k_first{10};
+  constexpr std::chrono::milliseconds k_most{100};
+  constexpr std::chrono::milliseconds k_probe{1000};  // a dropped SYN: try again soon
+  std::chrono::milliseconds delay = k_first;
+  while (std::chrono::steady_clock::now() < deadline) {
+    host.check_interrupted();
+    if (util::tcp_reachable({{record.ssh.host, record.ssh.port}}, k_probe).front()) {
+      return;
+    }
+    util::sleep_unless_interrupted(delay);
+    delay = std::min(delay * 2, k_most);
   }
 }
 

@@ -20,6 +20,12 @@ namespace gm::machine {
 std::unique_ptr<ssh::Session> connect(const MachineRecord& record,
                                       std::chrono::milliseconds retry_for = {});
 
+/// Waits until the machine's SSH port accepts TCP connections or \a deadline passes (then it
+/// returns too: the connection that follows reports why). A refused probe costs one round trip,
+/// so probes start 10 ms apart and back off to 100 ms. Checks for Ctrl-C through \a host.
+void wait_for_port(const MachineRecord& record, DriverHost& host,
+                   std::chrono::steady_clock::time_point deadline);
+
 /// The host's boot id (/proc/sys/kernel/random/boot_id, under $GM_SYSROOT on a simulated host);
 /// empty when it cannot be read.
 std::string boot_id(ssh::RemoteShell& shell);

@@ -21,7 +21,9 @@ using std::chrono::milliseconds;
 
 namespace {
 
-constexpr std::size_t k_exec_buffer = 64 * 1024;
+/// Bytes moved per read of stdin or of the channel (256 KiB piped stdin faster than 64 KiB in
+/// the same run, docs/benchmarks.md).
+constexpr std::size_t k_exec_buffer = 256 * 1024;
 /// How long one wait for the socket lasts before the loop looks at keepalives and deadlines.
 constexpr milliseconds k_wait_slice{1000};
 

@@ -1,6 +1,7 @@
 // SFTP transfers. Throughput comes from libssh2's own pipelining: sftp_write splits what it is
 // given into 30000-byte packets and sends them all before waiting for the first ack, and
-// sftp_read requests ahead in proportion to the buffer, so both get large buffers here.
+// sftp_read requests ahead in proportion to the buffer, so both get buffers as large as the file
+// (up to a cap): a small file then costs one round trip for its data, not a hundred requests.
 #include "ssh/session.h"
 
 #include "ssh/session_impl.h"
@@ -14,6 +15,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <memory>
+#include <span>
 #include <vector>
 
 namespace gm::ssh {
@@ -26,8 +29,15 @@ namespace {
 constexpr std::size_t k_write_window = 2 * 1024 * 1024;
 /// Local read buffer for uploads (refilled when less than a window is left).
 constexpr std::size_t k_upload_buffer = 8 * 1024 * 1024;
-/// Buffer handed to libssh2_sftp_read (it reads ahead up to 4x this).
+/// Buffer handed to libssh2_sftp_read (it reads ahead up to 4x this), at most.
 constexpr std::size_t k_read_chunk = 1024 * 1024;
+
+/// A transfer buffer for a file of \a size bytes: as large as the file (plus one byte, so a
+/// single read also sees its end) up to \a cap, and not zero-filled (a new buffer per file).
+std::unique_ptr<char[]> file_buffer(std::uint64_t size, std::size_t cap, std::size_t& length) {
+  length = static_cast<std::size_t>(std::min<std::uint64_t>(size + 1, cap));
+  return std::unique_ptr<char[]>(new char[length]);
+}
 
 std::string sftp_status_text(unsigned long code) {
   switch (code) {
@@ -139,8 +149,15 @@ void upload_file(Session::Impl& impl, const std::filesystem::path& local, const 
   if (file.get() < 0) {
     fail_local(impl.subject, "cannot open", local);
   }
+  struct stat st {};
+  if (::fstat(file.get(), &st) != 0) {
+    fail_local(impl.subject, "cannot read", local);
+  }
   SftpHandlePtr handle = open_for_write(impl, remote, mode);
-  std::vector<char> buffer(k_upload_buffer);
+  std::size_t length = 0;
+  std::unique_ptr<char[]> data =
+      file_buffer(static_cast<std::uint64_t>(st.st_size), k_upload_buffer, length);
+  std::span<char> buffer(data.get(), length);
   std::size_t begin = 0;
   std::size_t end = 0;
   bool at_eof = false;
@@ -226,8 +243,11 @@ void upload_tree(Session::Impl& impl, const std::filesystem::path& local, const 
   }
 }
 
+/// Copies a remote file of the listed \a size: reading stops there, so the end of the file costs
+/// no extra round trip (like OpenSSH's scp, a file growing meanwhile is copied as it was when
+/// listed). Size 0 (also what /proc reports) reads to the end.
 void download_file(Session::Impl& impl, const std::string& remote,
-                   const std::filesystem::path& local, unsigned mode) {
+                   const std::filesystem::path& local, unsigned mode, std::uint64_t size) {
   SftpHandlePtr handle(libssh2_sftp_open(impl.sftp_session(), remote.c_str(), LIBSSH2_FXF_READ, 0));
   if (!handle) {
     impl.fail_sftp("cannot open", remote);
@@ -236,8 +256,10 @@ void download_file(Session::Impl& impl, const std::string& remote,
   if (file.get() < 0) {
     fail_local(impl.subject, "cannot create", local);
   }
-  std::vector<char> buffer(k_read_chunk);
-  while (true) {
+  std::size_t length = 0;
+  std::unique_ptr<char[]> data = file_buffer(size, k_read_chunk, length);
+  std::span<char> buffer(data.get(), length);
+  for (std::uint64_t copied = 0; size == 0 || copied < size;) {
     ssize_t n = libssh2_sftp_read(handle.get(), buffer.data(), buffer.size());
     if (n < 0) {
       impl.fail_sftp("cannot read", remote);
@@ -248,6 +270,7 @@ void download_file(Session::Impl& impl, const std::string& remote,
     if (impl.transferred) {
       impl.transferred(static_cast<std::uint64_t>(n));
     }
+    copied += static_cast<std::uint64_t>(n);
     std::size_t written = 0;
     while (written < static_cast<std::size_t>(n)) {
       ssize_t w =
@@ -280,14 +303,20 @@ bool is_plain_name(std::string_view name) {
          name.find_first_of(std::string_view("/\0", 2)) == std::string_view::npos;
 }
 
-/// The names a remote directory lists, without "." and ".." and without the names a hostile
+/// A name a remote directory lists, with its attributes (those of the entry itself, as lstat).
+struct Listed {
+  std::string name;
+  LIBSSH2_SFTP_ATTRIBUTES attrs;
+};
+
+/// The entries of a remote directory, without "." and ".." and without the names a hostile
 /// host could use to write outside the destination (each one is reported and skipped).
-std::vector<std::string> list_remote_dir(Session::Impl& impl, const std::string& remote) {
+std::vector<Listed> list_remote_dir(Session::Impl& impl, const std::string& remote) {
   SftpHandlePtr dir(libssh2_sftp_opendir(impl.sftp_session(), remote.c_str()));
   if (!dir) {
     impl.fail_sftp("cannot list", remote);
   }
-  std::vector<std::string> names;
+  std::vector<Listed> names;
   char name[4096];
   LIBSSH2_SFTP_ATTRIBUTES entry{};
   while (true) {
@@ -309,19 +338,24 @@ std::vector<std::string> list_remote_dir(Session::Impl& impl, const std::string&
                  "': the host sent a name that is not a plain file name");
       continue;
     }
-    names.push_back(std::move(entry_name));
+    names.push_back({std::move(entry_name), entry});
   }
 }
 
 /// Copies remote to local. The top level (what the user named) follows symbolic links; inside a
 /// tree a link is copied as the file it points to, while a link to a directory is skipped (it can
 /// point at its own parent), as OpenSSH's scp does.
+/// Below the top, \a listed holds the entry's attributes from its directory's listing (saving a
+/// round trip per file).
 void download_tree(Session::Impl& impl, const std::string& remote,
-                   const std::filesystem::path& local, bool recursive, int depth = 0) {
+                   const std::filesystem::path& local, bool recursive, int depth = 0,
+                   const LIBSSH2_SFTP_ATTRIBUTES* listed = nullptr) {
   LIBSSH2_SFTP* sftp = impl.sftp_session();
   LIBSSH2_SFTP_ATTRIBUTES attrs{};
   if (depth > 0) {
-    if (libssh2_sftp_lstat(sftp, remote.c_str(), &attrs) != 0) {
+    if (listed && (listed->flags & LIBSSH2_SFTP_ATTR_PERMISSIONS)) {
+      attrs = *listed;
+    } else if (libssh2_sftp_lstat(sftp, remote.c_str(), &attrs) != 0) {
       impl.fail_sftp("cannot read", remote);
     }
     if (LIBSSH2_SFTP_S_ISLNK(attrs.permissions)) {
@@ -336,7 +370,8 @@ void download_tree(Session::Impl& impl, const std::string& remote,
   }
   unsigned mode = static_cast<unsigned>(attrs.permissions) & 07777;
   if (LIBSSH2_SFTP_S_ISREG(attrs.permissions)) {
-    download_file(impl, remote, local, mode);
+    download_file(impl, remote, local, mode,
+                  (attrs.flags & LIBSSH2_SFTP_ATTR_SIZE) ? attrs.filesize : 0);
     return;
   }
   if (!LIBSSH2_SFTP_S_ISDIR(attrs.permissions)) {
@@ -359,8 +394,9 @@ void download_tree(Session::Impl& impl, const std::string& remote,
     fail_local(impl.subject, "cannot create the directory", local);
   }
   std::filesystem::permissions(local, static_cast<std::filesystem::perms>(mode | 0700), ec);
-  for (const std::string& entry_name : list_remote_dir(impl, remote)) {
-    download_tree(impl, join_remote(remote, entry_name), local / entry_name, true, depth + 1);
+  for (const Listed& entry : list_remote_dir(impl, remote)) {
+    download_tree(impl, join_remote(remote, entry.name), local / entry.name, true, depth + 1,
+                  &entry.attrs);
   }
   std::filesystem::permissions(local, static_cast<std::filesystem::perms>(mode), ec);
 }

@@ -84,6 +84,20 @@ TEST(HostileCli, SshStreamsEndlessStdinLikeOpenSsh) {
   EXPECT_EQ(r.out, "y\n");
 }
 
+// Piped stdin larger than the memory bound arrives whole (issue 17 item 3: streamed, not held).
+TEST(HostileCli, SshPipesThreeHundredMegabytesIntactUnder160MiB) {
+  CliMachine machine;
+  SpawnOptions options;
+  options.env = machine.env();
+  const std::string input = "yes 0123456789abcdef | head -c 300000000";
+  CaptureResult local = run_capture({"sh", "-c", input + " | sha256sum"}, {}, options);
+  CaptureResult r = run_capture(
+      {"sh", "-c", input + " | exec \"$0\" ssh gpu1 -- sha256sum", GM_BINARY_PATH}, {}, options);
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, local.out);
+  EXPECT_LT(r.peak_rss_kib, k_160_mib);
+}
+
 void expect_ssh_command_ends_on(int signal_number, int expected_status) {
   CliMachine machine;
   TempDir dir("gm-ssh-signal");

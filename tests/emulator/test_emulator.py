@@ -640,6 +640,15 @@ class LaunchTests(EmulatorTestBase):
         status, root = self.emu.query(query)
         self.assertEqual(len(find_all(root, "instanceId")), 1)
 
+    def test_filter_values_capped_at_200_per_call(self):
+        query = {"Action": "DescribeInstances", "Filter.1.Name": "instance-id"}
+        query.update({f"Filter.1.Value.{i}": f"i-{i:017x}" for i in range(1, 201)})
+        status, root = self.emu.query(query)
+        self.assertEqual((status, find_all(root, "instanceId")), (200, []))
+        query["Filter.2.Name"] = "instance-state-name"
+        query["Filter.2.Value.1"] = "running"
+        self.assert_error(self.emu.query(query), "FilterLimitExceeded")
+
     def test_modify_instance_shutdown_behavior(self):
         self.import_key()
         iid = self.launch()

@@ -103,6 +103,39 @@ TEST_F(SshSftp, RecursiveDirectoryCopyBothWays) {
   EXPECT_TRUE(std::filesystem::is_directory(back / "empty_dir"));
 }
 
+// Buffers are sized to each file and reading stops at the listed size: every size around the
+// edges (libssh2's 30000-byte requests, the 1 MiB read cap, its 4x read-ahead) arrives whole.
+TEST_F(SshSftp, FilesOfExactSizesRoundTripBothWays) {
+  const std::vector<std::size_t> sizes = {
+      0, 1, 4095, 4096, 4097, 29999, 30000, 30001, 120001, 1 << 20, (1 << 20) + 1, (4 << 20) + 3};
+  std::filesystem::path tree = m_local / "sizes";
+  std::filesystem::create_directories(tree);
+  for (std::size_t size : sizes) {
+    write_text(tree / std::to_string(size), gm::util::random_bytes(size), 0640);
+  }
+  std::string remote = (m_remote / "sizes").string();
+  m_session->upload_path(tree, remote, true);
+  std::filesystem::path back = m_local / "back";
+  m_session->download_path(remote, back, true);
+  for (std::size_t size : sizes) {
+    std::string name = std::to_string(size);
+    EXPECT_EQ(std::filesystem::file_size(std::filesystem::path(remote) / name), size);
+    EXPECT_EQ(std::filesystem::file_size(back / name), size);
+    EXPECT_EQ(checksum(back / name), checksum(tree / name)) << name;
+    EXPECT_EQ(mode_of(back / name), 0640u) << name;
+    // One file on its own, the top level (its size from a stat, not a listing).
+    m_session->download_path((std::filesystem::path(remote) / name).string(), m_local / name,
+                             false);
+    EXPECT_EQ(checksum(m_local / name), checksum(tree / name)) << name;
+  }
+}
+
+// A file whose listed size is 0 but that has content (as /proc files do) is read to its end.
+TEST_F(SshSftp, FileListedAsEmptyIsReadToItsEnd) {
+  m_session->download_path("/proc/self/status", m_local / "status", false);
+  EXPECT_NE(read_text(m_local / "status").find("Name:"), std::string::npos);
+}
+
 TEST_F(SshSftp, DirectoryWithoutRecursiveAndMissingFilesFail) {
   std::filesystem::create_directories(m_local / "dir");
   try {

@@ -91,12 +91,14 @@ using std::chrono::milliseconds;
 constexpr std::chrono::minutes k_state_deadline{10};
 constexpr std::chrono::minutes k_ssh_deadline{5};
 constexpr std::chrono::minutes k_sg_delete_deadline{5};
-// State polls: fast enough that a change is seen within about half a second (create's overhead),
-// slowing down on long waits and under throttling.
-constexpr milliseconds k_poll_first{500};
+// State polls: starting small (a quick change is seen at once), then every half second (create's
+// overhead), slowing down on long waits and under throttling.
+constexpr milliseconds k_poll_first{100};
+constexpr milliseconds k_poll_fast{500};
 constexpr milliseconds k_poll_slow{2000};
 constexpr std::chrono::seconds k_poll_slow_after{60};
 constexpr milliseconds k_poll_throttled_max{15000};
+constexpr milliseconds k_ssh_retry_first{20};  // after a failed login, doubling up to k_ssh_retry
 constexpr milliseconds k_ssh_retry{250};
 constexpr const char* k_default_type = "g4dn.xlarge";
 constexpr int k_default_root_gib = 100;
@@ -300,9 +302,9 @@ std::optional<Instance> wait_for_state(Ec2Api& api, const MachineRecord& record,
                       "`gpumachine rm " + record.name + "` removes what is left");
         }
       }
-      if (Clock::now() - start > k_poll_slow_after) {
-        interval = std::max(interval, k_poll_slow);
-      }
+      interval = Clock::now() - start > k_poll_slow_after
+                     ? std::max(interval, k_poll_slow)
+                     : std::max(interval, std::min(interval * 3 / 2, k_poll_fast));
     } catch (const CloudError& e) {
       if (!is_throttling(e)) {
         throw;
@@ -362,8 +364,9 @@ bool is_connection_level(const SshError& e) {
 /// Connects until SSH answers with the pinned host key (never trusting whatever answers).
 void wait_for_ssh(const MachineRecord& record, DriverHost& host) {
   auto deadline = Clock::now() + k_ssh_deadline;
+  milliseconds retry = k_ssh_retry_first;
   while (true) {
-    host.check_interrupted();
+    machine::wait_for_port(record, host, deadline);
     try {
       std::unique_ptr<ssh::Session> session = machine::connect(record);
       return;
@@ -375,7 +378,8 @@ void wait_for_ssh(const MachineRecord& record, DriverHost& host) {
         throw;
       }
     }
-    pause(host, k_ssh_retry);
+    pause(host, retry);
+    retry = std::min(retry * 2, k_ssh_retry);
   }
 }
 

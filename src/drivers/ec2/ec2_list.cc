@@ -17,8 +17,9 @@ namespace gm::drivers::ec2 {
 
 namespace {
 
-/// AWS caps the values of one filter; 199 keeps each DescribeInstances well inside it.
-constexpr std::size_t k_ids_per_call = 199;
+/// EC2 takes at most 200 filter values per call ("FilterLimitExceeded: The maximum number of
+/// filter values specified on a single call is 200").
+constexpr std::size_t k_ids_per_call = 200;
 
 std::string region_subject() {
   return "ls";

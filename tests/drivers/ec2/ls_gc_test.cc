@@ -1,8 +1,11 @@
 // `ls` of ec2 machines (one batched call per region, regions in parallel) and `gc` of resources
 // no record owns.
 #include "drivers/ec2/ec2_test_util.h"
+#include "util/fs.h"
 
 #include <chrono>
+#include <cstdio>
+#include <filesystem>
 #include <map>
 #include <set>
 
@@ -72,6 +75,53 @@ TEST(Ec2Ls, OneDescribeInstancesPerRegion) {
   }
   EXPECT_TRUE(emu.leaks().empty()) << lines(emu.leaks());
   EXPECT_TRUE(emu.leaks("eu-west-1").empty()) << lines(emu.leaks("eu-west-1"));
+}
+
+/// EC2 takes at most 200 filter values per call (FilterLimitExceeded beyond): 200 machines of one
+/// region take one DescribeInstances, 201 take two.
+TEST(Ec2Ls, BatchesInstanceIdsToTheFilterValueLimit) {
+  Ec2EmulatorFixture emu(nlohmann::json{{"run_sshd", false}});
+  CaptureResult r = emu.gm(create_args("m0", {"--wait", "running"}));
+  ASSERT_EQ(r.status, 0) << describe(r);
+  const std::filesystem::path machines = emu.home() / "machines";
+  nlohmann::json record = nlohmann::json::parse(util::read_file(machines / "m0" / "machine.json"));
+  auto add_records = [&](int first, int last) {
+    for (int i = first; i < last; ++i) {
+      nlohmann::json copy = record;
+      copy["name"] = "m" + std::to_string(i);
+      char id[32];
+      std::snprintf(id, sizeof id, "i-%017x", i);
+      copy["driver_config"]["instance_id"] = id;  // unknown to EC2: listed as terminated
+      util::make_private_dir(machines / copy["name"].get<std::string>());
+      util::write_file_atomic(machines / copy["name"].get<std::string>() / "machine.json",
+                              copy.dump());
+    }
+  };
+  auto ls_calls = [&](std::map<std::string, std::string>* states) {
+    int before = emu.count_calls("DescribeInstances");
+    CaptureResult ls = emu.gm({"ls", "--format", "json"});
+    EXPECT_EQ(ls.status, 0) << describe(ls);
+    for (const auto& row : nlohmann::json::parse(ls.out)) {
+      (*states)[row["name"]] = row["state"];
+    }
+    return emu.count_calls("DescribeInstances") - before;
+  };
+  add_records(1, 200);
+  std::map<std::string, std::string> states;
+  EXPECT_EQ(ls_calls(&states), 1);
+  EXPECT_EQ(states.size(), 200u);
+  EXPECT_EQ(states["m0"], "running");
+  EXPECT_EQ(states["m199"], "terminated");
+  add_records(200, 201);
+  states.clear();
+  EXPECT_EQ(ls_calls(&states), 2);
+  EXPECT_EQ(states["m0"], "running");
+  EXPECT_EQ(states["m200"], "terminated");
+  for (int i = 1; i < 201; ++i) {
+    std::filesystem::remove_all(machines / ("m" + std::to_string(i)));
+  }
+  r = emu.gm({"rm", "m0"});
+  ASSERT_EQ(r.status, 0) << describe(r);
 }
 
 TEST(Ec2Gc, FindsAndDeletesWhatNoRecordOwns) {

@@ -161,6 +161,9 @@ def check_known(params: Params, allowed: Iterable[str]) -> None:
         raise ApiError("UnknownParameter", f"The parameter {root} is not recognized")
 
 
+MAX_FILTER_VALUES = 200
+
+
 def parse_filters(params: Params) -> list[tuple[str, list[str]]]:
     filters = []
     for f in params.get_structs("Filter"):
@@ -168,6 +171,10 @@ def parse_filters(params: Params) -> list[tuple[str, list[str]]]:
         if not name:
             raise ApiError("InvalidParameterValue", "The filter name must be specified")
         filters.append((name, f.get_list("Value")))
+    # EC2 caps the filter values of one call at 200 (all filters together).
+    if sum(len(values) for _, values in filters) > MAX_FILTER_VALUES:
+        raise ApiError("FilterLimitExceeded", "The maximum number of filter values specified on "
+                       f"a single call is {MAX_FILTER_VALUES}")
     return filters
 
 
