@@ -40,6 +40,12 @@ const std::vector<VerbEntry>& verb_table() {
       {"gc", setup_gc},
       {"ssh-config", setup_ssh_config},
       {"ssh-allow", setup_ssh_allow},
+      {"run", setup_run},
+      {"jobs", setup_jobs},
+      {"logs", setup_logs},
+      {"attach", setup_attach},
+      {"cancel", setup_cancel},
+      {"sync", setup_sync},
       {"version", setup_version},
   };
   return verbs;
