@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <csignal>
 #include <fstream>
 
 namespace gm::testing {
@@ -189,6 +190,22 @@ TEST_F(RunCli, DetachedJobIsFoundAgainByANewProcess) {
   CaptureResult newest = machine().gm({"logs", "gpu1"});
   EXPECT_EQ(newest.out, logs.out);
   EXPECT_EQ(machine().gm({"logs", "gpu1", "nosuchjob"}).status, 3);
+}
+
+TEST_F(RunCli, FirstCtrlCAsksTheJobToStopAndKeepsFollowingIt) {
+  TempDir logs{"gm-run-logs"};
+  std::unique_ptr<Process> run = machine().gm_spawn(
+      {"run", "gpu1", "--dir", m_project.path().string(), "--image", DockerdFixture::k_image,
+       "--", "trap 'echo stopping cleanly; exit 5' TERM; echo ready; while true; do sleep 1; "
+             "done"},
+      logs, "run");
+  ASSERT_EQ(wait_for_line(logs / "run.out", "ready"), "ready");
+  ::kill(run->pid(), SIGINT);
+  EXPECT_EQ(run->wait(), 5);  // the job's own status, after it stopped
+  EXPECT_EQ(wait_for_line(logs / "run.out", "stopping"), "stopping cleanly");
+  std::string err = read_text(logs / "run.err");
+  EXPECT_NE(err.find("asking job"), std::string::npos) << err;
+  EXPECT_NE(err.find("gpumachine attach gpu1 "), std::string::npos) << err;
 }
 
 TEST_F(RunCli, CancelStopsARunningJob) {
