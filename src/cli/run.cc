@@ -87,11 +87,7 @@ int run_run(Context& ctx, const RunOptions& o) {
   int status = follow_job(on.record, id);
   if (!o.downloads.empty()) {
     // The session may have idled for hours while the job ran: a fresh one for the results.
-    ProjectOnMachine back = open_project_on(ctx, o.name, project, "run");
-    for (const std::string& path : o.downloads) {
-      run::SyncStats stats = run::download(project, back.target, path);
-      util::info("downloaded " + path + " (" + std::to_string(stats.files_sent) + " files)");
-    }
+    download_results(project, open_project_on(ctx, o.name, project, "run").target, o.downloads);
   }
   return status;
 }
@@ -131,6 +127,14 @@ void upload_project(const run::Project& project, const run::SyncTarget& target) 
   util::info("synced " + project.dir.string() + " to " + target.host.project_dir + ": " +
              std::to_string(stats.files_sent) + " files sent" +
              (stats.rsync ? "" : " (tar stream: no rsync on one end)"));
+}
+
+void download_results(const run::Project& project, const run::SyncTarget& target,
+                      const std::vector<std::string>& paths) {
+  for (const std::string& path : paths) {
+    run::SyncStats stats = run::download(project, target, path);
+    util::info("downloaded " + path + " (" + std::to_string(stats.files_sent) + " files)");
+  }
 }
 
 int follow_job(const MachineRecord& record, const std::string& id) {

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace gm::cli {
 
@@ -28,6 +29,10 @@ ProjectOnMachine open_project_on(Context& ctx, const std::string& name, const ru
 
 /// Sends the project (saying its size before a first upload, and how many files moved).
 void upload_project(const run::Project& project, const run::SyncTarget& target);
+
+/// Copies each path (relative to the project) from the machine into the project, saying so.
+void download_results(const run::Project& project, const run::SyncTarget& target,
+                      const std::vector<std::string>& paths);
 
 /// Writes a chunk of a job's output to stream, at once (flushed).
 void write_all(FILE* stream, std::string_view chunk);

@@ -3,7 +3,6 @@
 #include "cli/run.h"
 #include "cli/verbs.h"
 #include "gm/error.h"
-#include "util/log.h"
 
 namespace gm::cli {
 
@@ -25,10 +24,7 @@ int run_sync(Context& ctx, const SyncOptions& o) {
     upload_project(project, on.target);
     return exit_code::k_ok;
   }
-  for (const std::string& path : o.down) {
-    run::SyncStats stats = run::download(project, on.target, path);
-    util::info("downloaded " + path + " (" + std::to_string(stats.files_sent) + " files)");
-  }
+  download_results(project, on.target, o.down);
   return exit_code::k_ok;
 }
 

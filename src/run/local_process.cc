@@ -1,6 +1,7 @@
 #include "run/local_process.h"
 
 #include "gm/error.h"
+#include "util/path_search.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -16,26 +17,9 @@ extern char** environ;
 
 namespace gm::run {
 
-std::optional<std::string> find_program(const std::string& program) {
-  const char* path = std::getenv("PATH");
-  std::string_view rest = path == nullptr ? "/usr/bin:/bin" : path;
-  while (true) {
-    std::size_t colon = rest.find(':');
-    std::string dir(rest.substr(0, colon));
-    std::string candidate = (dir.empty() ? "." : dir) + "/" + program;
-    if (::access(candidate.c_str(), X_OK) == 0) {
-      return candidate;
-    }
-    if (colon == std::string_view::npos) {
-      return std::nullopt;
-    }
-    rest.remove_prefix(colon + 1);
-  }
-}
-
 LocalProcess::LocalProcess(const std::vector<std::string>& argv, const std::string& cwd,
                            int stdin_fd) {
-  std::optional<std::string> program = find_program(argv.at(0));
+  std::optional<std::string> program = util::find_in_path(argv.at(0));
   if (!program) {
     throw Error(argv[0], "is not installed (not in PATH)", "",
                 "install it (Debian: apt-get install " + argv[0] + ")");

@@ -14,9 +14,6 @@
 
 namespace gm::run {
 
-/// The full path of program in PATH, or nullopt.
-std::optional<std::string> find_program(const std::string& program);
-
 class LocalProcess {
  public:
   /// Starts argv (argv[0] looked up in PATH) in cwd (empty: ours); stdin from stdin_fd (-1:

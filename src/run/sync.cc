@@ -5,6 +5,7 @@
 #include "run/local_process.h"
 #include "ssh/interactive.h"
 #include "util/fd.h"
+#include "util/path_search.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -92,7 +93,7 @@ SyncStats upload(const Project& project, const SyncTarget& target) {
   util::Fd input = temp_input(list);
   const std::string subject = "sync of " + project.dir.string();
   SyncStats stats;
-  if (target.host.rsync && find_program("rsync")) {
+  if (target.host.rsync && util::find_in_path("rsync")) {
     stats.rsync = true;
     stats.files_sent = run_rsync({"--from0", "--files-from=-", "-e",
                                   rsync_ssh_command(target.ssh, target.known_hosts), "./",
@@ -125,7 +126,7 @@ SyncStats download(const Project& project, const SyncTarget& target, const std::
   const std::string remote = target.host.project_dir + "/" + path;
   const std::string subject = "download of " + path;
   SyncStats stats;
-  if (target.host.rsync && find_program("rsync")) {
+  if (target.host.rsync && util::find_in_path("rsync")) {
     stats.rsync = true;
     stats.files_sent = run_rsync({"-e", rsync_ssh_command(target.ssh, target.known_hosts),
                                   remote_spec(target, remote),

@@ -38,6 +38,7 @@ class RunCli : public ::testing::Test {
     if (std::optional<std::string> why = DockerdFixture::unavailable()) {
       GTEST_SKIP() << *why;
     }
+    s_docker->remove_containers();
     // An rsync that, when told to, takes only its first 32 reads of input (well under the 8 MB
     // the test sends; dd passes each read on at once) and fails, as a dropped connection would.
     fs::create_directories(m_tools.path());

@@ -79,6 +79,11 @@ DockerdFixture::DockerdFixture() {
 DockerdFixture::~DockerdFixture() {
   // Containers first (dockerd would stop them too, slower), then the daemon by its pid; its
   // containerd goes with it.
+  remove_containers();
+  m_daemon->stop(std::chrono::seconds(20));
+}
+
+void DockerdFixture::remove_containers() const {
   CaptureResult ids = docker({"ps", "-aq"});
   std::vector<std::string> rm = {"rm", "-f"};
   std::istringstream in(ids.out);
@@ -88,7 +93,6 @@ DockerdFixture::~DockerdFixture() {
   if (rm.size() > 2) {
     docker(rm);
   }
-  m_daemon->stop(std::chrono::seconds(20));
 }
 
 CaptureResult DockerdFixture::docker(std::vector<std::string> args) const {

@@ -29,6 +29,8 @@ class DockerdFixture {
   std::filesystem::path socket() const { return m_dir.path() / "docker.sock"; }
   /// A folder holding a `docker` that talks to this daemon: put it first on a session's PATH.
   std::filesystem::path client_dir() const { return m_dir.path() / "bin"; }
+  /// Removes every container (running or not): each test starts with no jobs.
+  void remove_containers() const;
   /// Runs /usr/bin/docker against this daemon.
   CaptureResult docker(std::vector<std::string> args) const;
 
