@@ -148,6 +148,11 @@ int follow_job(const MachineRecord& record, const std::string& id) {
           id, true, since, [](std::string_view c) { write_all(stdout, c); },
           [](std::string_view c) { write_all(stderr, c); });
       return jobs.wait(id);
+    } catch (const SshError& e) {
+      // The connection went (the laptop slept, the network dropped); the job did not.
+      throw Error("job " + id, "lost the connection while following it", e.what(),
+                  "the job goes on on the machine: `gpumachine attach " + record.name + " " + id +
+                      "` follows it again");
     } catch (const InterruptedError&) {
       if (!since.empty()) {
         throw;

@@ -209,6 +209,27 @@ TEST_F(RunCli, FirstCtrlCAsksTheJobToStopAndKeepsFollowingIt) {
   EXPECT_NE(err.find("gpumachine attach gpu1 "), std::string::npos) << err;
 }
 
+TEST_F(RunCli, AJobOutlivesADroppedConnection) {
+  TempDir logs{"gm-run-logs"};
+  write(m_project / "go", "");
+  std::unique_ptr<Process> run = machine().gm_spawn(
+      {"run", "gpu1", "--dir", m_project.path().string(), "--image", DockerdFixture::k_image,
+       "--", "echo ready; while [ -e go ]; do sleep 0.2; done; echo after the drop; exit 4"},
+      logs, "run");
+  ASSERT_EQ(wait_for_line(logs / "run.out", "ready"), "ready");
+  machine().drop_connections_and_restart_sshd();
+  EXPECT_EQ(run->wait(), 1);
+  std::string err = read_text(logs / "run.err");
+  EXPECT_NE(err.find("lost the connection"), std::string::npos) << err;
+  std::string id = err.substr(err.find("job ") + 4, 8);
+  EXPECT_NE(err.find("gpumachine attach gpu1 " + id), std::string::npos) << err;
+
+  fs::remove(remote_project() / "go");  // the job, still running, ends now
+  CaptureResult attached = machine().gm({"attach", "gpu1", id});
+  EXPECT_EQ(attached.status, 4) << attached.err;
+  EXPECT_NE(attached.out.find("after the drop"), std::string::npos) << attached.out;
+}
+
 TEST_F(RunCli, CancelStopsARunningJob) {
   CaptureResult started = run_in(
       m_project.path(), {"run", "gpu1", "--image", DockerdFixture::k_image, "--detach", "--",
