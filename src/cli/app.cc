@@ -46,6 +46,7 @@ const std::vector<VerbEntry>& verb_table() {
       {"attach", setup_attach},
       {"cancel", setup_cancel},
       {"sync", setup_sync},
+      {"compose", setup_compose},
       {"version", setup_version},
   };
   return verbs;

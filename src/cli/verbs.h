@@ -39,6 +39,7 @@ void setup_logs(CLI::App& app, Dispatch& dispatch);
 void setup_attach(CLI::App& app, Dispatch& dispatch);
 void setup_cancel(CLI::App& app, Dispatch& dispatch);
 void setup_sync(CLI::App& app, Dispatch& dispatch);
+void setup_compose(CLI::App& app, Dispatch& dispatch);
 
 /// The provisioning flags `create` and `provision` share.
 struct ProvisionFlags {

@@ -62,6 +62,19 @@ main() {
         docker inspect --format '{{index .Config.Labels "gpumachine.job"}}	{{.State.Status}}	{{.State.ExitCode}}	{{.State.StartedAt}}	{{.State.FinishedAt}}	{{json (index .Config.Labels "gpumachine.command")}}' $ids </dev/null
       fi
       ;;
+    compose)  # compose PROJECT ARGS...: docker compose (v2), else docker-compose (v1), in the project
+      local project=$1
+      shift
+      cd "$project"
+      if docker compose version >/dev/null 2>&1; then
+        docker compose "$@" </dev/null
+      else
+        docker-compose "$@" </dev/null
+      fi
+      ;;
+    ports)  # ports PROJECT: what the project's compose containers publish (docker's Ports column)
+      docker ps --filter "label=com.docker.compose.project.working_dir=$1" --format '{{.Ports}}' </dev/null
+      ;;
     *)
       echo "job.sh: unknown action '$action'" >&2
       return 2

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <set>
 #include <cstdlib>
 #include <sstream>
 
@@ -77,6 +78,27 @@ std::string job_duration(const JobInfo& job) {
     return "-";
   }
   return util::human_duration(std::chrono::duration_cast<std::chrono::seconds>(*end - *start));
+}
+
+std::vector<int> parse_published_ports(std::string_view text) {
+  std::set<int> ports;
+  for (std::string line : split(text, '\n')) {
+    std::replace(line.begin(), line.end(), ',', ' ');
+    std::istringstream in(line);
+    for (std::string entry; in >> entry;) {
+      std::size_t arrow = entry.find("->");
+      std::size_t colon = entry.rfind(':', arrow);
+      if (arrow == std::string::npos || colon == std::string::npos ||
+          entry.find("/tcp", arrow) == std::string::npos) {
+        continue;
+      }
+      int port = std::atoi(entry.substr(colon + 1, arrow - colon - 1).c_str());
+      if (port > 0 && port < 65536) {
+        ports.insert(port);
+      }
+    }
+  }
+  return {ports.begin(), ports.end()};
 }
 
 Jobs::Jobs(ssh::RemoteShell& shell, std::string machine)
@@ -166,6 +188,19 @@ int Jobs::wait(const std::string& id) {
 
 void Jobs::stop(const std::string& id, bool background) {
   check(run_action({"stop", id, background ? "background" : ""}), "cannot stop job " + id);
+}
+
+int Jobs::compose(const std::string& project_dir, const std::vector<std::string>& args,
+                  const ssh::OutputSink& on_stdout, const ssh::OutputSink& on_stderr) {
+  std::vector<std::string> all = {"compose", project_dir};
+  all.insert(all.end(), args.begin(), args.end());
+  return m_shell.exec(command(all), on_stdout, on_stderr);
+}
+
+std::vector<int> Jobs::published_ports(const std::string& project_dir) {
+  ssh::ExecResult r = run_action({"ports", project_dir});
+  check(r, "cannot list the ports the project publishes");
+  return parse_published_ports(r.out);
 }
 
 std::vector<JobInfo> Jobs::list() {

@@ -46,6 +46,10 @@ std::vector<JobInfo> parse_job_list(std::string_view text);
 /// until now while running); "-" when unknown.
 std::string job_duration(const JobInfo& job);
 
+/// The TCP host ports in docker's Ports column ("127.0.0.1:8888->8888/tcp, :::6006->6006/tcp"),
+/// each once, sorted.
+std::vector<int> parse_published_ports(std::string_view text);
+
 class Jobs {
  public:
   /// machine names the machine in errors and hints ("gpu1").
@@ -69,6 +73,12 @@ class Jobs {
   /// Asks the job to stop (SIGTERM, then SIGKILL after docker's grace period); with background
   /// the machine does it while this returns at once.
   void stop(const std::string& id, bool background = false);
+  /// `docker compose ARGS` (or docker-compose) in the project folder, its output streamed;
+  /// returns its exit status.
+  int compose(const std::string& project_dir, const std::vector<std::string>& args,
+              const ssh::OutputSink& on_stdout, const ssh::OutputSink& on_stderr);
+  /// The host ports the project's compose containers publish.
+  std::vector<int> published_ports(const std::string& project_dir);
   /// Every job on the machine, newest first.
   std::vector<JobInfo> list();
   /// The job with this id; throws NotFoundError naming `gpumachine jobs`.

@@ -5,6 +5,7 @@
 #include "support/dockerd.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
@@ -228,6 +229,30 @@ TEST_F(RunCli, AJobOutlivesADroppedConnection) {
   CaptureResult attached = machine().gm({"attach", "gpu1", id});
   EXPECT_EQ(attached.status, 4) << attached.err;
   EXPECT_NE(attached.out.find("after the drop"), std::string::npos) << attached.out;
+}
+
+TEST_F(RunCli, ComposeSeesTheSyncedFilesAndItsPortIsForwarded) {
+  if (::access("/usr/bin/docker-compose", X_OK) != 0) {
+    GTEST_SKIP() << "no docker-compose here (Debian: apt-get install docker-compose)";
+  }
+  const fs::path p = m_project.path();
+  write(p / "site/index.html", "hello from the synced site\n");
+  write(p / "docker-compose.yml",
+        std::string("version: \"2\"\nservices:\n  web:\n    image: ") + DockerdFixture::k_image +
+            "\n    command: [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", "
+            "\"/www\"]\n    volumes: [\"./site:/www\"]\n    ports: [\"127.0.0.1:" +
+            std::to_string(free_port()) + ":8080\"]\n");
+  CaptureResult up = run_in(p, {"compose", "gpu1", "--background", "--", "up", "-d"});
+  ASSERT_EQ(up.status, 0) << up.err;
+  std::size_t url = up.out.find("http://127.0.0.1:");
+  ASSERT_NE(url, std::string::npos) << up.out;
+  int local = std::atoi(up.out.c_str() + url + std::string("http://127.0.0.1:").size());
+  HttpReply page = http_get(local, "/index.html");
+  EXPECT_EQ(page.status, 200);
+  EXPECT_EQ(page.body, "hello from the synced site\n");
+  EXPECT_EQ(machine().gm({"forward", "gpu1", "--stop"}).status, 0);
+  CaptureResult down = run_in(p, {"compose", "gpu1", "--", "down"});
+  EXPECT_EQ(down.status, 0) << down.err;
 }
 
 TEST_F(RunCli, CancelStopsARunningJob) {

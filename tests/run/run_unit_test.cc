@@ -27,6 +27,13 @@ TEST(RunJobs, ParsesTheListNewestFirstAndSkipsNoise) {
   EXPECT_EQ(job_duration(jobs[1]), util::human_duration(std::chrono::seconds(65)));
 }
 
+TEST(RunJobs, PublishedPortsAreTheTcpHostPortsEachOnce) {
+  EXPECT_EQ(parse_published_ports("0.0.0.0:8888->8888/tcp, :::8888->8888/tcp\n"
+                                  "127.0.0.1:6006->6006/tcp, 127.0.0.1:5353->53/udp\n"
+                                  "8080/tcp\n\n"),
+            (std::vector<int>{6006, 8888}));
+}
+
 TEST(RunJobEnv, FilesThenFlagsWithValuesFromHere) {
   testing::TempDir dir;
   testing::write_text(dir / "env", "# comment\n\nA=from-file\nB=b=c\n  C=spaced\n");

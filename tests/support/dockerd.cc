@@ -74,12 +74,19 @@ DockerdFixture::DockerdFixture() {
   wrapper << "#!/bin/sh\nexec " << k_client << " -H unix://" << socket().string() << " \"$@\"\n";
   wrapper.close();
   fs::permissions(client_dir() / "docker", fs::perms::owner_all);
+  // docker-compose (v1) finds the daemon through DOCKER_HOST.
+  std::ofstream compose(client_dir() / "docker-compose");
+  compose << "#!/bin/sh\nDOCKER_HOST=unix://" << socket().string()
+          << " exec /usr/bin/docker-compose \"$@\"\n";
+  compose.close();
+  fs::permissions(client_dir() / "docker-compose", fs::perms::owner_all);
 }
 
 DockerdFixture::~DockerdFixture() {
   // Containers first (dockerd would stop them too, slower), then the daemon by its pid; its
   // containerd goes with it.
   remove_containers();
+  docker({"network", "prune", "-f"});  // a compose network's bridge, should a test not get to `down`
   m_daemon->stop(std::chrono::seconds(20));
 }
 
