@@ -5,7 +5,6 @@
 #include "gm/error.h"
 #include "machine/connect.h"
 
-
 namespace gm::cli {
 
 namespace {
@@ -119,8 +118,7 @@ void setup_logs(CLI::App& app, Dispatch& dispatch) {
 
 void setup_attach(CLI::App& app, Dispatch& dispatch) {
   auto opts = std::make_shared<JobOptions>();
-  CLI::App* sub =
-      job_verb(app, "attach", "follow a job to its end and exit with its status", opts);
+  CLI::App* sub = job_verb(app, "attach", "follow a job to its end and exit with its status", opts);
   sub->add_option("job", opts->job, "job id")->required();
   sub->callback([&dispatch, opts] {
     dispatch.run = [opts](Context& ctx) { return run_attach(ctx, *opts); };

@@ -14,7 +14,6 @@
 #include "util/progress.h"
 #include "util/time.h"
 
-
 namespace gm::cli {
 
 namespace {
@@ -37,8 +36,8 @@ bool has_gpus(const MachineRecord& record) {
 
 int run_run(Context& ctx, const RunOptions& o) {
   if (o.command.empty()) {
-    throw UsageError("run", "no command given", "put it after --: gpumachine run " + o.name +
-                                                    " -- python train.py");
+    throw UsageError("run", "no command given",
+                     "put it after --: gpumachine run " + o.name + " -- python train.py");
   }
   for (const std::string& path : o.downloads) {
     run::check_relative(path, "--download");
@@ -67,8 +66,9 @@ int run_run(Context& ctx, const RunOptions& o) {
   upload_project(project, on.target);
   if (o.image.empty()) {
     util::info("building " + image + " from " + (project.dir / "Dockerfile").string());
-    run::Jobs(*on.session, o.name)
-        .build(image, on.target.host.project_dir, [](std::string_view c) { write_all(stderr, c); });
+    run::Jobs(*on.session, o.name).build(image, on.target.host.project_dir, [](std::string_view c) {
+      write_all(stderr, c);
+    });
   }
   std::string id = run::new_job_id();
   run::Jobs(*on.session, o.name)

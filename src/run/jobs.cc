@@ -10,8 +10,8 @@
 
 #include <algorithm>
 #include <chrono>
-#include <set>
 #include <cstdlib>
+#include <set>
 #include <sstream>
 
 namespace gm::run {
@@ -71,9 +71,9 @@ std::vector<JobInfo> parse_job_list(std::string_view text) {
 
 std::string job_duration(const JobInfo& job) {
   std::optional<util::SystemTime> start = util::parse_rfc3339(job.started_at);
-  std::optional<util::SystemTime> end =
-      job.running() ? std::optional(std::chrono::system_clock::now())
-                    : util::parse_rfc3339(job.finished_at);
+  std::optional<util::SystemTime> end = job.running()
+                                            ? std::optional(std::chrono::system_clock::now())
+                                            : util::parse_rfc3339(job.finished_at);
   if (!start || !end || *end < *start) {
     return "-";
   }
@@ -155,15 +155,13 @@ void Jobs::build(const std::string& tag, const std::string& project_dir,
   };
   if (m_shell.exec(command({"build", tag, project_dir}), keep, keep) != 0) {
     throw Error("machine '" + m_machine + "'", "cannot build the image " + tag, tail,
-                "fix the project's Dockerfile (the build output is above)",
-                k_exit_not_started);
+                "fix the project's Dockerfile (the build output is above)", k_exit_not_started);
   }
 }
 
 void Jobs::start(const std::string& id, const std::string& image, const std::string& project_dir,
                  bool gpus, const std::string& command, const std::string& env) {
-  ssh::ExecResult r =
-      run_action({"start", id, image, project_dir, gpus ? "1" : "0", command}, env);
+  ssh::ExecResult r = run_action({"start", id, image, project_dir, gpus ? "1" : "0", command}, env);
   check(r, "cannot start the job's container");
 }
 

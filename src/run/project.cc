@@ -120,8 +120,8 @@ std::vector<std::string> project_files(const Project& project) {
   if (has_ignore) {
     // ls-files applies excludes to untracked files only; tracked ones are taken out here.
     std::vector<std::string> tracked_ignored = base;
-    tracked_ignored.insert(tracked_ignored.end(), {"ls-files", "-z", "-ci",
-                                                   "--exclude-from=" + ignore_file.string()});
+    tracked_ignored.insert(tracked_ignored.end(),
+                           {"ls-files", "-z", "-ci", "--exclude-from=" + ignore_file.string()});
     for (const std::string& f :
          split_nul(capture(tracked_ignored, project.dir.string(), subject, problem))) {
       files.erase(f);

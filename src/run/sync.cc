@@ -95,10 +95,10 @@ SyncStats upload(const Project& project, const SyncTarget& target) {
   SyncStats stats;
   if (target.host.rsync && util::find_in_path("rsync")) {
     stats.rsync = true;
-    stats.files_sent = run_rsync({"--from0", "--files-from=-", "-e",
-                                  rsync_ssh_command(target.ssh, target.known_hosts), "./",
-                                  remote_spec(target, target.host.project_dir + "/")},
-                                 input.get(), project.dir.string(), subject);
+    stats.files_sent = run_rsync(
+        {"--from0", "--files-from=-", "-e", rsync_ssh_command(target.ssh, target.known_hosts), "./",
+         remote_spec(target, target.host.project_dir + "/")},
+        input.get(), project.dir.string(), subject);
     return stats;
   }
   // Without rsync on one end: everything, as one tar stream over our session.
@@ -129,8 +129,7 @@ SyncStats download(const Project& project, const SyncTarget& target, const std::
   if (target.host.rsync && util::find_in_path("rsync")) {
     stats.rsync = true;
     stats.files_sent = run_rsync({"-e", rsync_ssh_command(target.ssh, target.known_hosts),
-                                  remote_spec(target, remote),
-                                  local.parent_path().string() + "/"},
+                                  remote_spec(target, remote), local.parent_path().string() + "/"},
                                  -1, {}, subject);
     return stats;
   }

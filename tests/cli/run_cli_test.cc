@@ -43,14 +43,14 @@ class RunCli : public ::testing::Test {
     // An rsync that, when told to, takes only its first 32 reads of input (well under the 8 MB
     // the test sends; dd passes each read on at once) and fails, as a dropped connection would.
     fs::create_directories(m_tools.path());
-    std::ofstream(m_tools / "rsync")
-        << "#!/bin/sh\nif [ -e " << (m_tools / "drop-next").string() << " ]; then rm -f "
-        << (m_tools / "drop-next").string()
-        << "; dd bs=64k count=32 2>/dev/null | /usr/bin/rsync \"$@\"; exit 1; fi\nexec /usr/bin/rsync \"$@\"\n";
+    std::ofstream(m_tools / "rsync") << "#!/bin/sh\nif [ -e " << (m_tools / "drop-next").string()
+                                     << " ]; then rm -f " << (m_tools / "drop-next").string()
+                                     << "; dd bs=64k count=32 2>/dev/null | /usr/bin/rsync \"$@\"; "
+                                        "exit 1; fi\nexec /usr/bin/rsync \"$@\"\n";
     fs::permissions(m_tools / "rsync", fs::perms::owner_all);
-    m_machine = std::make_unique<CliMachine>(
-        "gpu1", m_tools.path().string() + ":" + s_docker->client_dir().string() +
-                    ":/usr/bin:/bin:/usr/sbin:/sbin");
+    m_machine = std::make_unique<CliMachine>("gpu1", m_tools.path().string() + ":" +
+                                                         s_docker->client_dir().string() +
+                                                         ":/usr/bin:/bin:/usr/sbin:/sbin");
   }
 
   CliMachine& machine() { return *m_machine; }
@@ -77,10 +77,11 @@ DockerdFixture* RunCli::s_docker = nullptr;
 
 TEST_F(RunCli, ExitsWithTheJobsOwnStatusAndStreamsItsOutput) {
   write(m_project / "data.txt", "hello from the project\n");
-  CaptureResult r = run_in(m_project.path(),
-                           {"run", "gpu1", "--image", DockerdFixture::k_image, "-e", "GREETING=hi",
-                            "--", "cat data.txt; echo \"$GREETING\" on stdout; echo to-err >&2; "
-                                  "exit 7"});
+  CaptureResult r =
+      run_in(m_project.path(),
+             {"run", "gpu1", "--image", DockerdFixture::k_image, "-e", "GREETING=hi", "--",
+              "cat data.txt; echo \"$GREETING\" on stdout; echo to-err >&2; "
+              "exit 7"});
   EXPECT_EQ(r.status, 7) << r.err;
   EXPECT_NE(r.out.find("hello from the project"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("hi on stdout"), std::string::npos) << r.out;
@@ -96,8 +97,8 @@ TEST_F(RunCli, ToolFailuresUseTheirOwnCodes) {
   CaptureResult no_image = run_in(m_project.path(), {"run", "gpu1", "--", "true"});
   EXPECT_EQ(no_image.status, 2) << no_image.err;
   EXPECT_NE(no_image.err.find("--image"), std::string::npos) << no_image.err;
-  CaptureResult bad_image = run_in(m_project.path(), {"run", "gpu1", "--image",
-                                                      "gm-no-such-image:test", "--", "true"});
+  CaptureResult bad_image =
+      run_in(m_project.path(), {"run", "gpu1", "--image", "gm-no-such-image:test", "--", "true"});
   EXPECT_EQ(bad_image.status, 125) << bad_image.err;
   EXPECT_NE(bad_image.err.find("cannot start the job's container"), std::string::npos)
       << bad_image.err;
@@ -114,9 +115,8 @@ TEST_F(RunCli, IgnoreRulesHonouredAndOnlyWhatChangedIsSent) {
   write(p / "data/small.csv", "a,b\n");
   write(p / "data/big/huge.bin", "do not send\n");
   write(p / "tracked-but-local.txt", "do not send\n");
-  ASSERT_EQ(run_capture({"git", "-C", p.string(), "add", "tracked-but-local.txt", "train.py"})
-                .status,
-            0);
+  ASSERT_EQ(
+      run_capture({"git", "-C", p.string(), "add", "tracked-but-local.txt", "train.py"}).status, 0);
 
   CaptureResult first = run_in(p, {"sync", "gpu1"});
   ASSERT_EQ(first.status, 0) << first.err;
@@ -165,8 +165,8 @@ TEST_F(RunCli, AnInterruptedSyncResumes) {
 
 TEST_F(RunCli, DetachedJobIsFoundAgainByANewProcess) {
   CaptureResult started =
-      run_in(m_project.path(), {"run", "gpu1", "--image", DockerdFixture::k_image, "--detach",
-                                "--", "echo first line; sleep 1; echo last line; exit 3"});
+      run_in(m_project.path(), {"run", "gpu1", "--image", DockerdFixture::k_image, "--detach", "--",
+                                "echo first line; sleep 1; echo last line; exit 3"});
   ASSERT_EQ(started.status, 0) << started.err;
   std::string id = started.out.substr(0, started.out.find('\n'));
   ASSERT_EQ(id.size(), 8U) << started.out;
@@ -197,9 +197,9 @@ TEST_F(RunCli, DetachedJobIsFoundAgainByANewProcess) {
 TEST_F(RunCli, FirstCtrlCAsksTheJobToStopAndKeepsFollowingIt) {
   TempDir logs{"gm-run-logs"};
   std::unique_ptr<Process> run = machine().gm_spawn(
-      {"run", "gpu1", "--dir", m_project.path().string(), "--image", DockerdFixture::k_image,
-       "--", "trap 'echo stopping cleanly; exit 5' TERM; echo ready; while true; do sleep 1; "
-             "done"},
+      {"run", "gpu1", "--dir", m_project.path().string(), "--image", DockerdFixture::k_image, "--",
+       "trap 'echo stopping cleanly; exit 5' TERM; echo ready; while true; do sleep 1; "
+       "done"},
       logs, "run");
   ASSERT_EQ(wait_for_line(logs / "run.out", "ready"), "ready");
   ::kill(run->pid(), SIGINT);
@@ -214,8 +214,8 @@ TEST_F(RunCli, AJobOutlivesADroppedConnection) {
   TempDir logs{"gm-run-logs"};
   write(m_project / "go", "");
   std::unique_ptr<Process> run = machine().gm_spawn(
-      {"run", "gpu1", "--dir", m_project.path().string(), "--image", DockerdFixture::k_image,
-       "--", "echo ready; while [ -e go ]; do sleep 0.2; done; echo after the drop; exit 4"},
+      {"run", "gpu1", "--dir", m_project.path().string(), "--image", DockerdFixture::k_image, "--",
+       "echo ready; while [ -e go ]; do sleep 0.2; done; echo after the drop; exit 4"},
       logs, "run");
   ASSERT_EQ(wait_for_line(logs / "run.out", "ready"), "ready");
   machine().drop_connections_and_restart_sshd();
@@ -256,9 +256,9 @@ TEST_F(RunCli, ComposeSeesTheSyncedFilesAndItsPortIsForwarded) {
 }
 
 TEST_F(RunCli, CancelStopsARunningJob) {
-  CaptureResult started = run_in(
-      m_project.path(), {"run", "gpu1", "--image", DockerdFixture::k_image, "--detach", "--",
-                         "trap 'exit 5' TERM; while true; do sleep 1; done"});
+  CaptureResult started =
+      run_in(m_project.path(), {"run", "gpu1", "--image", DockerdFixture::k_image, "--detach", "--",
+                                "trap 'exit 5' TERM; while true; do sleep 1; done"});
   ASSERT_EQ(started.status, 0) << started.err;
   std::string id = started.out.substr(0, started.out.find('\n'));
   CaptureResult cancelled = machine().gm({"cancel", "gpu1", id});
@@ -273,13 +273,14 @@ TEST_F(RunCli, DockerfileIsBuiltAndResultsComeBack) {
   const fs::path p = m_project.path();
   write(p / "Dockerfile",
         std::string("FROM ") + DockerdFixture::k_image + "\nRUN echo built-in > /built.txt\n");
-  CaptureResult r = run_in(
-      p, {"run", "gpu1", "--download", "results", "--", "mkdir -p results/sub && cat /built.txt "
-                                                         "> results/sub/out.txt && exit 0"});
+  CaptureResult r = run_in(p, {"run", "gpu1", "--download", "results", "--",
+                               "mkdir -p results/sub && cat /built.txt "
+                               "> results/sub/out.txt && exit 0"});
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(read_text(p / "results/sub/out.txt"), "built-in\n");
   std::string tag = p.filename().string();
-  std::transform(tag.begin(), tag.end(), tag.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::transform(tag.begin(), tag.end(), tag.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
   EXPECT_EQ(s_docker->docker({"image", "inspect", "gpumachine/" + tag + ":latest"}).status, 0);
 }
 

@@ -4,9 +4,9 @@
 #include "run/job_env.h"
 #include "run/jobs.h"
 #include "run/project.h"
-#include "util/time.h"
 #include "support/process.h"
 #include "support/scoped_env.h"
+#include "util/time.h"
 
 #include <gtest/gtest.h>
 
@@ -17,7 +17,8 @@ TEST(RunJobs, ParsesTheListNewestFirstAndSkipsNoise) {
   std::vector<JobInfo> jobs = parse_job_list(
       "aaaa1111\texited\t7\t2026-12-07T20:56:47.0009Z\t2026-12-07T20:57:52.1Z\t\"exit 7\"\n"
       "garbage line\n"
-      "bbbb2222\trunning\t0\t2026-12-07T21:00:00.5Z\t0001-01-01T00:00:00Z\t\"python \\\"a\\tb\\\"\"\n");
+      "bbbb2222\trunning\t0\t2026-12-07T21:00:00.5Z\t0001-01-01T00:00:00Z\t\"python "
+      "\\\"a\\tb\\\"\"\n");
   ASSERT_EQ(jobs.size(), 2U);
   EXPECT_EQ(jobs[0].id, "bbbb2222");
   EXPECT_TRUE(jobs[0].running());

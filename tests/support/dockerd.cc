@@ -63,8 +63,8 @@ DockerdFixture::DockerdFixture() {
   for (const char* tool : {"sh", "echo", "cat", "sleep", "ls", "mkdir", "env", "test", "true"}) {
     fs::create_symlink("busybox", dir / "rootfs/bin" / tool);
   }
-  CaptureResult tar = run_capture({"tar", "-C", (dir / "rootfs").string(), "-cf",
-                                   (dir / "rootfs.tar").string(), "."});
+  CaptureResult tar = run_capture(
+      {"tar", "-C", (dir / "rootfs").string(), "-cf", (dir / "rootfs.tar").string(), "."});
   CaptureResult imported = docker({"import", (dir / "rootfs.tar").string(), k_image});
   if (tar.status != 0 || imported.status != 0) {
     throw std::runtime_error("cannot import the busybox image: " + tar.err + imported.err);
@@ -86,7 +86,8 @@ DockerdFixture::~DockerdFixture() {
   // Containers first (dockerd would stop them too, slower), then the daemon by its pid; its
   // containerd goes with it.
   remove_containers();
-  docker({"network", "prune", "-f"});  // a compose network's bridge, should a test not get to `down`
+  docker(
+      {"network", "prune", "-f"});  // a compose network's bridge, should a test not get to `down`
   m_daemon->stop(std::chrono::seconds(20));
 }
 
