@@ -10,6 +10,7 @@ packages=(
   openssh-server openssh-client python3 python3-botocore shellcheck awscli
   jupyter-notebook python3-jupyter-server hyperfine iproute2 procps
   mmdebstrap systemd-container apt-utils dpkg-dev gnupg python3-torch
+  docker.io docker-compose rsync busybox-static
 )
 
 missing=()

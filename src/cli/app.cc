@@ -40,6 +40,13 @@ const std::vector<VerbEntry>& verb_table() {
       {"gc", setup_gc},
       {"ssh-config", setup_ssh_config},
       {"ssh-allow", setup_ssh_allow},
+      {"run", setup_run},
+      {"jobs", setup_jobs},
+      {"logs", setup_logs},
+      {"attach", setup_attach},
+      {"cancel", setup_cancel},
+      {"sync", setup_sync},
+      {"compose", setup_compose},
       {"version", setup_version},
   };
   return verbs;

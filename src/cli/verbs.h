@@ -33,6 +33,13 @@ void setup_env(CLI::App& app, Dispatch& dispatch);
 void setup_prices(CLI::App& app, Dispatch& dispatch);
 void setup_autostop(CLI::App& app, Dispatch& dispatch);
 void setup_ssh_allow(CLI::App& app, Dispatch& dispatch);
+void setup_run(CLI::App& app, Dispatch& dispatch);
+void setup_jobs(CLI::App& app, Dispatch& dispatch);
+void setup_logs(CLI::App& app, Dispatch& dispatch);
+void setup_attach(CLI::App& app, Dispatch& dispatch);
+void setup_cancel(CLI::App& app, Dispatch& dispatch);
+void setup_sync(CLI::App& app, Dispatch& dispatch);
+void setup_compose(CLI::App& app, Dispatch& dispatch);
 
 /// The provisioning flags `create` and `provision` share.
 struct ProvisionFlags {

@@ -4,6 +4,7 @@
 #include "ssh/known_hosts.h"
 #include "ssh/session.h"
 #include "ssh/session_impl.h"
+#include "util/path_search.h"
 
 #include <poll.h>
 #include <signal.h>
@@ -23,26 +24,6 @@ namespace gm::ssh {
 using Stage = SshError::Stage;
 
 namespace {
-
-std::optional<std::string> find_in_path(const std::string& name) {
-  const char* path = std::getenv("PATH");
-  if (path == nullptr) {
-    return std::nullopt;
-  }
-  std::string_view rest(path);
-  while (true) {
-    std::size_t colon = rest.find(':');
-    std::string dir(rest.substr(0, colon));
-    std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
-    if (::access(candidate.c_str(), X_OK) == 0) {
-      return candidate;
-    }
-    if (colon == std::string_view::npos) {
-      return std::nullopt;
-    }
-    rest.remove_prefix(colon + 1);
-  }
-}
 
 // OpenSSH splits option values on whitespace (UserKnownHostsFile takes a list); quoting keeps
 // a path with spaces whole.
@@ -212,7 +193,7 @@ std::vector<std::string> openssh_argv(const std::string& ssh_path, const SshTarg
 }
 
 int run_openssh(std::vector<std::string> argv) {
-  std::optional<std::string> ssh = find_in_path(argv.at(0));
+  std::optional<std::string> ssh = util::find_in_path(argv.at(0));
   if (!ssh) {
     throw Error("ssh", "no OpenSSH client ('" + argv[0] + "' is not in PATH)", "",
                 "install it (Debian: apt-get install openssh-client)");
@@ -224,7 +205,7 @@ int run_openssh(std::vector<std::string> argv) {
 int interactive_session(const SshTarget& target, const std::filesystem::path& known_hosts_file,
                         const std::vector<std::string>& extra_ssh_args,
                         const std::string& command) {
-  if (std::optional<std::string> ssh = find_in_path("ssh")) {
+  if (std::optional<std::string> ssh = util::find_in_path("ssh")) {
     return run_child(
         openssh_argv(*ssh, target, known_hosts_file, extra_ssh_args, command, ::isatty(0) != 0));
   }

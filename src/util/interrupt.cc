@@ -22,6 +22,7 @@ constexpr milliseconds k_slice{100};
 
 std::atomic<int> g_signals{0};
 std::atomic<int> g_signal_number{0};
+std::atomic<bool> g_acknowledged{false};
 
 extern "C" void on_signal(int number) {
   if (g_signals.fetch_add(1) >= 1) {
@@ -45,7 +46,11 @@ void install_interrupt_handlers() {
 }
 
 bool interrupt_requested() {
-  return g_signals.load() > 0;
+  return g_signals.load() > (g_acknowledged.load() ? 1 : 0);
+}
+
+void acknowledge_interrupt() {
+  g_acknowledged.store(g_signals.load() > 0);
 }
 
 int interrupt_exit_code() {

@@ -18,6 +18,9 @@ bool interrupt_requested();
 /// The exit status for the signal that arrived, as shells report a process it killed:
 /// 130 for SIGINT, 143 for SIGTERM (130 when none arrived).
 int interrupt_exit_code();
+/// For a verb that handles the first signal itself (`run` asks its job to stop and goes on
+/// following it): waits run again; a second signal still ends the process at once.
+void acknowledge_interrupt();
 /// Throws gm::InterruptedError(subject) when a signal arrived.
 void throw_if_interrupted(const std::string& subject);
 

@@ -53,6 +53,7 @@ class AgentHost {
         "    1 00:00:03 /sbin/init\n  812 00:00:00 /usr/bin/python3 "
         "/usr/bin/networkd-dispatcher\n");
     set_who("");
+    set_docker("");
     set_boot("boot-a", 100);
     config("IDLE_SECONDS=600\nMAX_LIFETIME_SECONDS=0\n");
   }
@@ -72,6 +73,15 @@ class AgentHost {
   }
   void set_ps(const std::string& out) { write_text(m_dir / "ps.txt", out); }
   void set_who(const std::string& out) { write_text(m_dir / "who.txt", out); }
+  /// A docker client that answers the agent's running-jobs query with these container ids (and
+  /// anything else with nothing, as docker does for a filter nothing matches).
+  void set_docker(const std::string& running_job_ids) {
+    write_text(m_dir / "docker",
+               "#!/bin/sh\n[ \"$*\" = \"ps -q --filter label=gpumachine.job --filter "
+               "status=running\" ] || exit 0\ncat <<'EOF'\n" +
+                   running_job_ids + "EOF\n",
+               0755);
+  }
   void set_boot(const std::string& boot_id, long uptime_seconds) {
     write_text(m_dir / "boot_id", boot_id + "\n");
     write_text(m_dir / "uptime", std::to_string(uptime_seconds) + ".42 1234.00\n");
@@ -87,6 +97,7 @@ class AgentHost {
                    {"AUTOSTOP_NVIDIA_SMI", path("nvidia-smi")},
                    {"AUTOSTOP_PS_CMD", "cat " + path("ps.txt")},
                    {"AUTOSTOP_WHO_CMD", "cat " + path("who.txt")},
+                   {"AUTOSTOP_DOCKER", path("docker")},
                    {"AUTOSTOP_UPTIME_FILE", path("uptime")},
                    {"AUTOSTOP_BOOT_ID_FILE", path("boot_id")},
                    {"AUTOSTOP_SYSTEMD_DIR", path("systemd")},
@@ -205,6 +216,17 @@ TEST(AutostopAgent, NamedProcessesAndBusyKernels) {
   host.run("--arm", k_t0 + 3000);
   host.check(k_t0 + 3060);
   EXPECT_TRUE(host.check(k_t0 + 3600));
+}
+
+TEST(AutostopAgent, RunningJobsAreActivityFinishedOnesAreNot) {
+  AgentHost host;
+  host.run("--arm", k_t0);
+  host.set_docker("3f2a9c1e77aa\n");
+  EXPECT_FALSE(host.check(k_t0 + 600));
+  EXPECT_NE(host.last_log_line().find("jobs: 1 running"), std::string::npos) << host.log();
+  host.set_docker("");  // the job finished: its container stays, but not as a running one
+  EXPECT_FALSE(host.check(k_t0 + 1199));
+  EXPECT_TRUE(host.check(k_t0 + 1200));
 }
 
 TEST(AutostopAgent, LoggedInUsersAreActivity) {

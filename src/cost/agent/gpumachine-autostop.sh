@@ -93,6 +93,7 @@ BOOT_ID_FILE=${AUTOSTOP_BOOT_ID_FILE:-/proc/sys/kernel/random/boot_id}
 NVIDIA_SMI=${AUTOSTOP_NVIDIA_SMI:-nvidia-smi}
 PS_CMD=${AUTOSTOP_PS_CMD:-ps -eo pid=,time=,args=}
 WHO_CMD=${AUTOSTOP_WHO_CMD:-who}
+DOCKER_CMD=${AUTOSTOP_DOCKER:-docker}
 SYSTEMD_DIR=${AUTOSTOP_SYSTEMD_DIR:-/etc/systemd/system}
 SYSTEMCTL=${AUTOSTOP_SYSTEMCTL:-systemctl}
 SELF_PATH=${AUTOSTOP_SELF:-/usr/local/lib/gpumachine/gpumachine-autostop.sh}
@@ -269,6 +270,19 @@ process_activity() {
   return 1
 }
 
+job_activity() {
+  # `gpumachine run` jobs: containers labelled gpumachine.job that are running (a finished one
+  # stays for its log, and is not activity). No docker (or no daemon): no jobs.
+  local ids count
+  ids=$($DOCKER_CMD ps -q --filter label=gpumachine.job --filter status=running 2>/dev/null) || return 1
+  count=$(printf '%s\n' "$ids" | awk 'NF { c++ } END { print c + 0 }')
+  if [ "$count" -gt 0 ]; then
+    REASON="jobs: $count running"
+    return 0
+  fi
+  return 1
+}
+
 user_activity() {
   local users
   users=$($WHO_CMD 2>/dev/null | awk 'NF && !seen[$1]++ { printf "%s ", $1 }') || true
@@ -315,7 +329,7 @@ do_check() {
     S_BOOT_ID=$boot_id
   fi
   local reasons=() signal
-  for signal in ssh_activity gpu_activity process_activity user_activity; do
+  for signal in ssh_activity gpu_activity process_activity job_activity user_activity; do
     if "$signal"; then reasons+=("$REASON"); fi
   done
   S_PROC_CPU=$NEW_PROC_CPU

@@ -1,0 +1,191 @@
+// `gpumachine run NAME [--image IMAGE] [--dir DIR] [-e K=V]... [--env-file F]... [--detach]
+// [--download PATH]... -- CMD...`: sync the project, build its Dockerfile, run CMD in a container
+// on the machine as a job that outlives the connection, follow its output, copy results back and
+// exit with the job's own status (docs/run.md).
+#include "cli/run.h"
+
+#include "cli/verbs.h"
+#include "gm/error.h"
+#include "machine/connect.h"
+#include "machine/setup.h"
+#include "run/job_env.h"
+#include "util/interrupt.h"
+#include "util/log.h"
+#include "util/progress.h"
+#include "util/time.h"
+
+namespace gm::cli {
+
+namespace {
+
+struct RunOptions {
+  std::string name;
+  std::string image;
+  std::string dir = ".";
+  std::vector<std::string> env;
+  std::vector<std::string> env_files;
+  bool detach = false;
+  std::vector<std::string> downloads;
+  std::vector<std::string> command;
+};
+
+bool has_gpus(const MachineRecord& record) {
+  return !machine::nvidia_gpus_on_pci(record).empty() ||
+         machine::expected_gpus(record).value_or(0) > 0;
+}
+
+int run_run(Context& ctx, const RunOptions& o) {
+  if (o.command.empty()) {
+    throw UsageError("run", "no command given",
+                     "put it after --: gpumachine run " + o.name + " -- python train.py");
+  }
+  for (const std::string& path : o.downloads) {
+    run::check_relative(path, "--download");
+  }
+  if (o.detach && !o.downloads.empty()) {
+    throw UsageError("--download", "needs the job's end, which --detach does not wait for",
+                     "later: gpumachine sync " + o.name + " --down PATH");
+  }
+  std::string env = run::job_env(o.env, o.env_files);
+  run::Project project = run::open_project(o.dir);
+  std::string image = o.image;
+  if (image.empty()) {
+    if (!project.has_dockerfile) {
+      throw UsageError("run", "no image: the project has no Dockerfile and --image is not given",
+                       "add --image IMAGE (e.g. --image pytorch/pytorch) or a Dockerfile in " +
+                           project.dir.string());
+    }
+    image = project.image_tag;
+  }
+  std::string command;
+  for (const std::string& word : o.command) {
+    command += (command.empty() ? "" : " ") + word;
+  }
+
+  ProjectOnMachine on = open_project_on(ctx, o.name, project, "run");
+  upload_project(project, on.target);
+  if (o.image.empty()) {
+    util::info("building " + image + " from " + (project.dir / "Dockerfile").string());
+    run::Jobs(*on.session, o.name).build(image, on.target.host.project_dir, [](std::string_view c) {
+      write_all(stderr, c);
+    });
+  }
+  std::string id = run::new_job_id();
+  run::Jobs(*on.session, o.name)
+      .start(id, image, on.target.host.project_dir, has_gpus(on.record), command, env);
+  if (o.detach) {
+    if (ctx.json()) {
+      ctx.out().print_json({{"job", id}, {"machine", o.name}});
+    } else {
+      ctx.out().print_line(id);
+    }
+    util::info("job " + id + " runs on '" + o.name + "'; `gpumachine logs " + o.name + " " + id +
+               " -f` follows it, `gpumachine jobs " + o.name + "` lists it");
+    return exit_code::k_ok;
+  }
+  util::info("job " + id + " started on '" + o.name + "'");
+  int status = follow_job(on.record, id);
+  if (!o.downloads.empty()) {
+    // The session may have idled for hours while the job ran: a fresh one for the results.
+    download_results(project, open_project_on(ctx, o.name, project, "run").target, o.downloads);
+  }
+  return status;
+}
+
+}  // namespace
+
+void write_all(FILE* stream, std::string_view chunk) {
+  std::fwrite(chunk.data(), 1, chunk.size(), stream);
+  std::fflush(stream);
+}
+
+ProjectOnMachine open_project_on(Context& ctx, const std::string& name, const run::Project& project,
+                                 const std::string& verb) {
+  ProjectOnMachine on;
+  on.record = machine::load_for_ssh(ctx.store(), name, verb);
+  on.session = machine::connect(on.record);
+  on.session->set_command_timeout({});  // builds and transfers take as long as they take
+  on.target.ssh = on.record.ssh;
+  on.target.known_hosts = ctx.store().known_hosts_path(name);
+  on.target.session = on.session.get();
+  on.target.host = run::Jobs(*on.session, name).prepare(project.remote_name);
+  if (!on.target.host.docker) {
+    throw Error("machine '" + name + "'", "has no docker", "",
+                "`gpumachine provision " + name + "` installs Docker and the NVIDIA toolkit",
+                run::k_exit_not_started);
+  }
+  return on;
+}
+
+void upload_project(const run::Project& project, const run::SyncTarget& target) {
+  if (!target.host.existed) {
+    std::vector<std::string> files = run::project_files(project);
+    util::info("first upload of " + project.dir.string() + ": " + std::to_string(files.size()) +
+               " files, " + util::human_bytes(run::total_size(project, files)));
+  }
+  run::SyncStats stats = run::upload(project, target);
+  util::info("synced " + project.dir.string() + " to " + target.host.project_dir + ": " +
+             std::to_string(stats.files_sent) + " files sent" +
+             (stats.rsync ? "" : " (tar stream: no rsync on one end)"));
+}
+
+void download_results(const run::Project& project, const run::SyncTarget& target,
+                      const std::vector<std::string>& paths) {
+  for (const std::string& path : paths) {
+    run::SyncStats stats = run::download(project, target, path);
+    util::info("downloaded " + path + " (" + std::to_string(stats.files_sent) + " files)");
+  }
+}
+
+int follow_job(const MachineRecord& record, const std::string& id) {
+  std::string since;
+  while (true) {
+    try {
+      std::unique_ptr<ssh::Session> session = machine::connect(record);
+      session->set_command_timeout({});
+      run::Jobs jobs(*session, record.name);
+      jobs.logs(
+          id, true, since, [](std::string_view c) { write_all(stdout, c); },
+          [](std::string_view c) { write_all(stderr, c); });
+      return jobs.wait(id);
+    } catch (const SshError& e) {
+      // The connection went (the laptop slept, the network dropped); the job did not.
+      throw Error("job " + id, "lost the connection while following it", e.what(),
+                  "the job goes on on the machine: `gpumachine attach " + record.name + " " + id +
+                      "` follows it again");
+    } catch (const InterruptedError&) {
+      if (!since.empty()) {
+        throw;
+      }
+      since = util::rfc3339(std::chrono::system_clock::now());
+      util::acknowledge_interrupt();
+      util::warn("asking job " + id + " to stop; Ctrl-C again leaves it running " +
+                 "(`gpumachine attach " + record.name + " " + id + "` follows it again)");
+      std::unique_ptr<ssh::Session> session = machine::connect(record);
+      run::Jobs(*session, record.name).stop(id, true);
+    }
+  }
+}
+
+void setup_run(CLI::App& app, Dispatch& dispatch) {
+  CLI::App* sub = app.add_subcommand(
+      "run", "sync the project, run a command in a container on the machine, exit with its status");
+  auto opts = std::make_shared<RunOptions>();
+  sub->add_option("name", opts->name, "machine name")->required();
+  sub->add_option("command", opts->command, "command to run in the container (after --)");
+  sub->add_option("--image", opts->image,
+                  "container image (default: built from the project's Dockerfile)");
+  sub->add_option("--dir", opts->dir, "project folder to sync (default: the current one)");
+  sub->add_option("-e,--env", opts->env, "K=V (or K: its value here) for the job; repeatable")
+      ->allow_extra_args(false);
+  sub->add_option("--env-file", opts->env_files, "file of K=V lines for the job; repeatable")
+      ->allow_extra_args(false);
+  sub->add_flag("-d,--detach", opts->detach, "print the job id and leave it running");
+  sub->add_option("--download", opts->downloads,
+                  "copy this path (relative to the project) back when the job ends; repeatable")
+      ->allow_extra_args(false);
+  sub->callback(
+      [&dispatch, opts] { dispatch.run = [opts](Context& ctx) { return run_run(ctx, *opts); }; });
+}
+
+}  // namespace gm::cli

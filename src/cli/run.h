@@ -1,0 +1,45 @@
+// What `run`, `attach`, `sync` and `compose` share: reaching the project's folder on a machine
+// and following a job to its end.
+#pragma once
+
+#include "cli/context.h"
+#include "gm/machine.h"
+#include "run/jobs.h"
+#include "run/project.h"
+#include "run/sync.h"
+#include "ssh/session.h"
+
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace gm::cli {
+
+/// A machine's project folder, prepared (made, its tools checked) over one session.
+struct ProjectOnMachine {
+  MachineRecord record;
+  std::unique_ptr<ssh::Session> session;
+  run::SyncTarget target;
+};
+
+/// Connects to the machine and makes the project's folder there.
+ProjectOnMachine open_project_on(Context& ctx, const std::string& name, const run::Project& project,
+                                 const std::string& verb);
+
+/// Sends the project (saying its size before a first upload, and how many files moved).
+void upload_project(const run::Project& project, const run::SyncTarget& target);
+
+/// Copies each path (relative to the project) from the machine into the project, saying so.
+void download_results(const run::Project& project, const run::SyncTarget& target,
+                      const std::vector<std::string>& paths);
+
+/// Writes a chunk of a job's output to stream, at once (flushed).
+void write_all(FILE* stream, std::string_view chunk);
+
+/// Streams the job's output until it ends and returns its exit status. The first Ctrl-C asks
+/// the job to stop and goes on following it; a second one leaves it running (and says how to
+/// attach again).
+int follow_job(const MachineRecord& record, const std::string& id);
+
+}  // namespace gm::cli

@@ -1,0 +1,288 @@
+// `gpumachine run`, `jobs`, `logs`, `attach`, `cancel` and `sync` through the real binary, against
+// a generic machine (a loopback sshd) whose sessions reach a real Docker daemon the suite starts,
+// with real rsync and git's real ignore rules.
+#include "cli/machine_env.h"
+#include "support/dockerd.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <csignal>
+#include <fstream>
+
+namespace gm::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+void write(const fs::path& file, const std::string& text) {
+  fs::create_directories(file.parent_path());
+  std::ofstream(file) << text;
+}
+
+class RunCli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!DockerdFixture::unavailable()) {
+      s_docker = new DockerdFixture();  // one daemon and image for the suite
+    }
+  }
+  static void TearDownTestSuite() {
+    delete s_docker;
+    s_docker = nullptr;
+  }
+  void SetUp() override {
+    if (std::optional<std::string> why = DockerdFixture::unavailable()) {
+      GTEST_SKIP() << *why;
+    }
+    s_docker->remove_containers();
+    // An rsync that, when told to, takes only its first 32 reads of input (well under the 8 MB
+    // the test sends; dd passes each read on at once) and fails, as a dropped connection would.
+    fs::create_directories(m_tools.path());
+    std::ofstream(m_tools / "rsync") << "#!/bin/sh\nif [ -e " << (m_tools / "drop-next").string()
+                                     << " ]; then rm -f " << (m_tools / "drop-next").string()
+                                     << "; dd bs=64k count=32 2>/dev/null | /usr/bin/rsync \"$@\"; "
+                                        "exit 1; fi\nexec /usr/bin/rsync \"$@\"\n";
+    fs::permissions(m_tools / "rsync", fs::perms::owner_all);
+    m_machine = std::make_unique<CliMachine>("gpu1", m_tools.path().string() + ":" +
+                                                         s_docker->client_dir().string() +
+                                                         ":/usr/bin:/bin:/usr/sbin:/sbin");
+  }
+
+  CliMachine& machine() { return *m_machine; }
+  /// The project's folder on the machine (the only one there).
+  fs::path remote_project() {
+    fs::path projects = machine().remote_home() / "gpumachine/projects";
+    for (const auto& entry : fs::directory_iterator(projects)) {
+      return entry.path();
+    }
+    return {};
+  }
+  CaptureResult run_in(const fs::path& project, std::vector<std::string> args) {
+    args.insert(args.begin() + 2, {"--dir", project.string()});
+    return machine().gm(args);
+  }
+
+  static DockerdFixture* s_docker;
+  TempDir m_tools{"gm-run-tools"};
+  TempDir m_project{"gm-run-project"};
+  std::unique_ptr<CliMachine> m_machine;
+};
+
+DockerdFixture* RunCli::s_docker = nullptr;
+
+TEST_F(RunCli, ExitsWithTheJobsOwnStatusAndStreamsItsOutput) {
+  write(m_project / "data.txt", "hello from the project\n");
+  CaptureResult r =
+      run_in(m_project.path(),
+             {"run", "gpu1", "--image", DockerdFixture::k_image, "-e", "GREETING=hi", "--",
+              "cat data.txt; echo \"$GREETING\" on stdout; echo to-err >&2; "
+              "exit 7"});
+  EXPECT_EQ(r.status, 7) << r.err;
+  EXPECT_NE(r.out.find("hello from the project"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("hi on stdout"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("to-err"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("to-err"), std::string::npos) << r.err;
+  // The environment did not stay in a file on the machine.
+  for (const auto& e : fs::directory_iterator(machine().remote_home() / "gpumachine/jobs")) {
+    ADD_FAILURE() << "left behind: " << e.path();
+  }
+}
+
+TEST_F(RunCli, ToolFailuresUseTheirOwnCodes) {
+  CaptureResult no_image = run_in(m_project.path(), {"run", "gpu1", "--", "true"});
+  EXPECT_EQ(no_image.status, 2) << no_image.err;
+  EXPECT_NE(no_image.err.find("--image"), std::string::npos) << no_image.err;
+  CaptureResult bad_image =
+      run_in(m_project.path(), {"run", "gpu1", "--image", "gm-no-such-image:test", "--", "true"});
+  EXPECT_EQ(bad_image.status, 125) << bad_image.err;
+  EXPECT_NE(bad_image.err.find("cannot start the job's container"), std::string::npos)
+      << bad_image.err;
+}
+
+TEST_F(RunCli, IgnoreRulesHonouredAndOnlyWhatChangedIsSent) {
+  const fs::path p = m_project.path();
+  ASSERT_EQ(run_capture({"git", "-C", p.string(), "init", "-q"}).status, 0);
+  write(p / ".gitignore", "secret.txt\n*.log\n");
+  write(p / ".gpumachineignore", "data/big/\ntracked-but-local.txt\n");
+  write(p / "train.py", "print('hi')\n");
+  write(p / "secret.txt", "do not send\n");
+  write(p / "run.log", "do not send\n");
+  write(p / "data/small.csv", "a,b\n");
+  write(p / "data/big/huge.bin", "do not send\n");
+  write(p / "tracked-but-local.txt", "do not send\n");
+  ASSERT_EQ(
+      run_capture({"git", "-C", p.string(), "add", "tracked-but-local.txt", "train.py"}).status, 0);
+
+  CaptureResult first = run_in(p, {"sync", "gpu1"});
+  ASSERT_EQ(first.status, 0) << first.err;
+  EXPECT_NE(first.err.find("first upload"), std::string::npos) << first.err;
+  fs::path remote = remote_project();
+  EXPECT_TRUE(fs::exists(remote / "train.py"));
+  EXPECT_TRUE(fs::exists(remote / "data/small.csv"));
+  EXPECT_TRUE(fs::exists(remote / ".gitignore"));
+  for (const char* absent :
+       {".git", "secret.txt", "run.log", "data/big", "tracked-but-local.txt"}) {
+    EXPECT_FALSE(fs::exists(remote / absent)) << absent << " was uploaded";
+  }
+
+  CaptureResult again = run_in(p, {"sync", "gpu1"});
+  ASSERT_EQ(again.status, 0) << again.err;
+  EXPECT_NE(again.err.find(": 0 files sent"), std::string::npos) << again.err;
+  EXPECT_EQ(again.err.find("first upload"), std::string::npos) << again.err;
+
+  write(p / "train.py", "print('changed')\n");
+  CaptureResult changed = run_in(p, {"sync", "gpu1"});
+  ASSERT_EQ(changed.status, 0) << changed.err;
+  EXPECT_NE(changed.err.find(": 1 files sent"), std::string::npos) << changed.err;
+  EXPECT_EQ(read_text(remote / "train.py"), "print('changed')\n");
+}
+
+TEST_F(RunCli, AnInterruptedSyncResumes) {
+  const fs::path p = m_project.path();
+  write(p / "a-small.txt", "first\n");
+  std::string big(8'000'000, '\0');
+  for (std::size_t i = 0; i < big.size(); ++i) {
+    big[i] = static_cast<char>((i * 2654435761U) >> 13);
+  }
+  write(p / "z-big.bin", big);
+  write_text(m_tools / "drop-next", "");
+  CaptureResult dropped = run_in(p, {"sync", "gpu1"});
+  EXPECT_EQ(dropped.status, 125) << dropped.err;
+  EXPECT_NE(dropped.err.find("run again to resume"), std::string::npos) << dropped.err;
+  fs::path remote = remote_project();
+  EXPECT_EQ(read_text(remote / "a-small.txt"), "first\n");  // what was sent stays
+
+  CaptureResult resumed = run_in(p, {"sync", "gpu1"});
+  ASSERT_EQ(resumed.status, 0) << resumed.err;
+  EXPECT_NE(resumed.err.find(": 1 files sent"), std::string::npos) << resumed.err;
+  EXPECT_EQ(read_text(remote / "z-big.bin"), big);
+}
+
+TEST_F(RunCli, DetachedJobIsFoundAgainByANewProcess) {
+  CaptureResult started =
+      run_in(m_project.path(), {"run", "gpu1", "--image", DockerdFixture::k_image, "--detach", "--",
+                                "echo first line; sleep 1; echo last line; exit 3"});
+  ASSERT_EQ(started.status, 0) << started.err;
+  std::string id = started.out.substr(0, started.out.find('\n'));
+  ASSERT_EQ(id.size(), 8U) << started.out;
+
+  CaptureResult listed = machine().gm({"jobs", "gpu1", "--format", "json"});
+  ASSERT_EQ(listed.status, 0) << listed.err;
+  nlohmann::json jobs = nlohmann::json::parse(listed.out);
+  ASSERT_EQ(jobs.size(), 1U) << listed.out;
+  EXPECT_EQ(jobs[0]["id"], id);
+  EXPECT_EQ(jobs[0]["command"], "echo first line; sleep 1; echo last line; exit 3");
+
+  CaptureResult attached = machine().gm({"attach", "gpu1", id});
+  EXPECT_EQ(attached.status, 3) << attached.err;
+
+  CaptureResult finished = machine().gm({"jobs", "gpu1", "--format", "json"});
+  nlohmann::json after = nlohmann::json::parse(finished.out);
+  EXPECT_EQ(after[0]["state"], "finished");
+  EXPECT_EQ(after[0]["exit_status"], 3);
+
+  CaptureResult logs = machine().gm({"logs", "gpu1", id});
+  ASSERT_EQ(logs.status, 0) << logs.err;
+  EXPECT_EQ(logs.out, "first line\nlast line\n");
+  CaptureResult newest = machine().gm({"logs", "gpu1"});
+  EXPECT_EQ(newest.out, logs.out);
+  EXPECT_EQ(machine().gm({"logs", "gpu1", "nosuchjob"}).status, 3);
+}
+
+TEST_F(RunCli, FirstCtrlCAsksTheJobToStopAndKeepsFollowingIt) {
+  TempDir logs{"gm-run-logs"};
+  std::unique_ptr<Process> run = machine().gm_spawn(
+      {"run", "gpu1", "--dir", m_project.path().string(), "--image", DockerdFixture::k_image, "--",
+       "trap 'echo stopping cleanly; exit 5' TERM; echo ready; while true; do sleep 1; "
+       "done"},
+      logs, "run");
+  ASSERT_EQ(wait_for_line(logs / "run.out", "ready"), "ready");
+  ::kill(run->pid(), SIGINT);
+  EXPECT_EQ(run->wait(), 5);  // the job's own status, after it stopped
+  EXPECT_EQ(wait_for_line(logs / "run.out", "stopping"), "stopping cleanly");
+  std::string err = read_text(logs / "run.err");
+  EXPECT_NE(err.find("asking job"), std::string::npos) << err;
+  EXPECT_NE(err.find("gpumachine attach gpu1 "), std::string::npos) << err;
+}
+
+TEST_F(RunCli, AJobOutlivesADroppedConnection) {
+  TempDir logs{"gm-run-logs"};
+  write(m_project / "go", "");
+  std::unique_ptr<Process> run = machine().gm_spawn(
+      {"run", "gpu1", "--dir", m_project.path().string(), "--image", DockerdFixture::k_image, "--",
+       "echo ready; while [ -e go ]; do sleep 0.2; done; echo after the drop; exit 4"},
+      logs, "run");
+  ASSERT_EQ(wait_for_line(logs / "run.out", "ready"), "ready");
+  machine().drop_connections_and_restart_sshd();
+  EXPECT_EQ(run->wait(), 1);
+  std::string err = read_text(logs / "run.err");
+  EXPECT_NE(err.find("lost the connection"), std::string::npos) << err;
+  std::string id = err.substr(err.find("job ") + 4, 8);
+  EXPECT_NE(err.find("gpumachine attach gpu1 " + id), std::string::npos) << err;
+
+  fs::remove(remote_project() / "go");  // the job, still running, ends now
+  CaptureResult attached = machine().gm({"attach", "gpu1", id});
+  EXPECT_EQ(attached.status, 4) << attached.err;
+  EXPECT_NE(attached.out.find("after the drop"), std::string::npos) << attached.out;
+}
+
+TEST_F(RunCli, ComposeSeesTheSyncedFilesAndItsPortIsForwarded) {
+  if (::access("/usr/bin/docker-compose", X_OK) != 0) {
+    GTEST_SKIP() << "no docker-compose here (Debian: apt-get install docker-compose)";
+  }
+  const fs::path p = m_project.path();
+  write(p / "site/index.html", "hello from the synced site\n");
+  write(p / "docker-compose.yml",
+        std::string("version: \"2\"\nservices:\n  web:\n    image: ") + DockerdFixture::k_image +
+            "\n    command: [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", "
+            "\"/www\"]\n    volumes: [\"./site:/www\"]\n    ports: [\"127.0.0.1:" +
+            std::to_string(free_port()) + ":8080\"]\n");
+  CaptureResult up = run_in(p, {"compose", "gpu1", "--background", "--", "up", "-d"});
+  ASSERT_EQ(up.status, 0) << up.err;
+  std::size_t url = up.out.find("http://127.0.0.1:");
+  ASSERT_NE(url, std::string::npos) << up.out;
+  int local = std::atoi(up.out.c_str() + url + std::string("http://127.0.0.1:").size());
+  HttpReply page = http_get(local, "/index.html");
+  EXPECT_EQ(page.status, 200);
+  EXPECT_EQ(page.body, "hello from the synced site\n");
+  EXPECT_EQ(machine().gm({"forward", "gpu1", "--stop"}).status, 0);
+  CaptureResult down = run_in(p, {"compose", "gpu1", "--", "down"});
+  EXPECT_EQ(down.status, 0) << down.err;
+}
+
+TEST_F(RunCli, CancelStopsARunningJob) {
+  CaptureResult started =
+      run_in(m_project.path(), {"run", "gpu1", "--image", DockerdFixture::k_image, "--detach", "--",
+                                "trap 'exit 5' TERM; while true; do sleep 1; done"});
+  ASSERT_EQ(started.status, 0) << started.err;
+  std::string id = started.out.substr(0, started.out.find('\n'));
+  CaptureResult cancelled = machine().gm({"cancel", "gpu1", id});
+  ASSERT_EQ(cancelled.status, 0) << cancelled.err;
+  nlohmann::json jobs =
+      nlohmann::json::parse(machine().gm({"jobs", "gpu1", "--format", "json"}).out);
+  EXPECT_EQ(jobs[0]["state"], "finished");
+  EXPECT_EQ(jobs[0]["exit_status"], 5);
+}
+
+TEST_F(RunCli, DockerfileIsBuiltAndResultsComeBack) {
+  const fs::path p = m_project.path();
+  write(p / "Dockerfile",
+        std::string("FROM ") + DockerdFixture::k_image + "\nRUN echo built-in > /built.txt\n");
+  CaptureResult r = run_in(p, {"run", "gpu1", "--download", "results", "--",
+                               "mkdir -p results/sub && cat /built.txt "
+                               "> results/sub/out.txt && exit 0"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(read_text(p / "results/sub/out.txt"), "built-in\n");
+  std::string tag = p.filename().string();
+  std::transform(tag.begin(), tag.end(), tag.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  EXPECT_EQ(s_docker->docker({"image", "inspect", "gpumachine/" + tag + ":latest"}).status, 0);
+}
+
+}  // namespace
+}  // namespace gm::testing
