@@ -68,7 +68,7 @@ def md5_fingerprint(blob: bytes) -> str:
 
 class Store:
     def __init__(self, state_dir: Path, config_overrides: dict | None = None) -> None:
-        self.state_dir = state_dir
+        self.state_dir = state_dir.resolve()
         (self.state_dir / "droplets").mkdir(parents=True, exist_ok=True)
         self.lock = threading.RLock()
         self.control_url = ""
