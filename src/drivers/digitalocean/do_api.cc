@@ -206,6 +206,7 @@ DoApi::DoApi(std::string token, std::string base_url, std::unique_ptr<http::Tran
     : m_token(std::move(token)),
       m_base(std::move(base_url)),
       m_transport(transport ? std::move(transport) : std::make_unique<http::CurlTransport>()),
+      m_curl(m_transport != nullptr && dynamic_cast<http::CurlTransport*>(m_transport.get())),
       // godo retries 4 times (facts 1.4); the policy's delays and quota are the shared ones.
       m_retry(http::RetrySettings{.max_attempts = 5}, std::move(sleep)) {}
 
@@ -224,12 +225,19 @@ std::optional<nlohmann::json> DoApi::call(const std::string& method, const std::
   if (body != nullptr) {
     request.body = body->dump();
     request.headers.push_back({"Content-Type", "application/json"});
-    request.headers.push_back({"Expect", ""});  // no 100-continue for large user data
   }
+  // libcurl silently resends a request whose kept-alive connection turns out dead; a POST that
+  // reached the API (a droplet made, its answer lost) must never go twice, so a POST always gets
+  // a connection of its own.
+  std::unique_ptr<http::Transport> fresh;
+  if (method == "POST" && m_curl) {
+    fresh = std::make_unique<http::CurlTransport>();
+  }
+  http::Transport& transport = fresh ? *fresh : *m_transport;
   const std::string action = method + " " + path;
   util::debug("digitalocean: " + action + (query.empty() ? "" : "?" + query));
   http::Response response = m_retry.execute(
-      [&](int) { return m_transport->send(request); },
+      [&](int) { return transport.send(request); },
       [](const http::Response& r) -> std::optional<http::Failure> {
         if (r.status < 400) {
           return std::nullopt;

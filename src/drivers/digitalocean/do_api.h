@@ -137,6 +137,7 @@ class DoApi {
   std::string m_token;
   std::string m_base;
   std::unique_ptr<http::Transport> m_transport;
+  bool m_curl = false;  ///< m_transport is libcurl's (not a test's fake)
   http::RetryPolicy m_retry;
 };
 
