@@ -28,7 +28,7 @@ class PopulatedHome {
       r.name = "gpu-" + std::to_string(i);
       r.id = "3f2b8c1e-0d4a-4c55-9a57-" + std::to_string(100000000000 + i);
       r.driver = "ec2";
-      r.driver_config = {{"region", "us-east-1"}, {"instance_type", "g5.xlarge"}};
+      r.size = {.region = "us-east-1", .instance_type = "g5.xlarge"};
       r.ssh = {"10.0." + std::to_string(i / 250) + "." + std::to_string(i % 250), 22, "ubuntu",
                store.key_path(r.name).string(),
                "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBmN0xd0uYgnCpa9H3Lj8bSUBLEMVfYrW1TbnQ1nN2iQ"};

@@ -50,20 +50,85 @@ struct Resource {
   std::string status;  ///< "creating", "created" or "deleted".
 };
 
+/// How far `create` got: a driver that can resume an interrupted create marks it incomplete
+/// until the machine is up; a create that undid its own resources marks it rolled back.
+struct CreateProgress {
+  bool incomplete = false;
+  bool rolled_back = false;
+
+  bool operator==(const CreateProgress&) const = default;
+};
+
+/// What the machine is, in the provider's terms the core understands (prices, `ls`, the GPU
+/// count `create --wait gpu` expects). The driver fills it in configure() and create().
+struct MachineSize {
+  std::string region;         ///< Provider region; empty where there is none (generic).
+  std::string instance_type;  ///< EC2 instance type, DigitalOcean size slug; empty: none.
+  bool spot = false;          ///< Interruptible capacity (EC2 spot).
+  int vcpus = 0;              ///< 0: unknown.
+  long memory_mib = 0;        ///< 0: unknown.
+  int gpu_count = 0;          ///< From the provider's catalogue; 0: none or unknown.
+  std::string gpu_model;      ///< "T4", "H100"; empty: none or unknown.
+  long gpu_memory_mib = 0;    ///< Per GPU; 0: unknown.
+
+  bool operator==(const MachineSize&) const = default;
+};
+
+/// The provisioning choices the machine keeps (create's and the last provision's).
+struct ProvisionChoices {
+  /// provision::driver_overrides_to_json() form; empty object: the defaults.
+  nlohmann::json overrides = nlohmann::json::object();
+  /// Provisioning follows create, so a cloud driver may start installing at first boot.
+  bool at_boot = false;
+
+  bool operator==(const ProvisionChoices&) const = default;
+};
+
+/// The autostop setting (docs/cost.md): idle and lifetime limits, and what happens at them.
+struct AutostopPolicy {
+  long idle_seconds = 0;          ///< 0: no idle limit.
+  long max_lifetime_seconds = 0;  ///< 0: no lifetime limit.
+  std::string action = "stop";    ///< "stop" or "terminate".
+  int gpu_threshold = 10;         ///< Percent utilisation below which a GPU counts as idle.
+
+  bool operator==(const AutostopPolicy&) const = default;
+};
+
+/// Cost control state of the machine.
+struct CostControl {
+  std::optional<AutostopPolicy> autostop;  ///< nullopt: off.
+  bool agent_on_host = true;               ///< The agent for `autostop` is installed on the host.
+  /// What the host's own power-off becomes at the provider: "stop", "terminate", or empty where
+  /// the driver has no such setting.
+  std::string power_off_action;
+  std::string launched_at;           ///< RFC 3339 UTC start of the current run; empty: unknown.
+  std::optional<double> spot_price;  ///< USD per hour the provider charges now, where known.
+
+  bool operator==(const CostControl&) const = default;
+};
+
 /// The record kept in <home>/machines/<name>/machine.json. Never holds cloud credentials.
+/// Version 2 splits what the core owns (typed fields) from the driver's own settings (an opaque
+/// blob only the driver reads); store::migrate_record() reads version 1.
 struct MachineRecord {
-  static constexpr int k_schema_version = 1;
+  static constexpr int k_schema_version = 2;
 
   int schema_version = k_schema_version;
   std::string name;
   std::string id;      ///< Per-machine UUID, also used to tag cloud resources.
   std::string driver;  ///< Registry name of the driver ("generic", "ec2").
-  nlohmann::json driver_config = nlohmann::json::object();  ///< Driver-specific settings.
+  CreateProgress progress;
+  MachineSize size;
+  ProvisionChoices provision;
+  CostControl cost;
+  /// The driver's own typed config, serialized by the driver (an opaque object to the core);
+  /// nothing outside the driver's folder reads it.
+  nlohmann::json driver_config = nlohmann::json::object();
   SshTarget ssh;
   std::string created_at;  ///< RFC 3339 UTC.
   std::string updated_at;  ///< RFC 3339 UTC.
   std::vector<Resource> resources;
-  nlohmann::json facts = nlohmann::json::object();    ///< Cached host facts (os, cpus, gpus...).
+  nlohmann::json facts = nlohmann::json::object();    ///< Host facts and probe results.
   nlohmann::json timings = nlohmann::json::object();  ///< Seconds per create phase.
   std::string last_state;                             ///< Last state seen, for `ls --cached`.
 
@@ -75,7 +140,18 @@ void to_json(nlohmann::json& j, const SshTarget& t);
 void from_json(const nlohmann::json& j, SshTarget& t);
 void to_json(nlohmann::json& j, const Resource& r);
 void from_json(const nlohmann::json& j, Resource& r);
+void to_json(nlohmann::json& j, const CreateProgress& p);
+void from_json(const nlohmann::json& j, CreateProgress& p);
+void to_json(nlohmann::json& j, const MachineSize& s);
+void from_json(const nlohmann::json& j, MachineSize& s);
+void to_json(nlohmann::json& j, const ProvisionChoices& p);
+void from_json(const nlohmann::json& j, ProvisionChoices& p);
+void to_json(nlohmann::json& j, const AutostopPolicy& a);
+void from_json(const nlohmann::json& j, AutostopPolicy& a);
+void to_json(nlohmann::json& j, const CostControl& c);
+void from_json(const nlohmann::json& j, CostControl& c);
 void to_json(nlohmann::json& j, const MachineRecord& r);
+/// Reads the current schema only; store::migrate_record() brings older ones up to it first.
 void from_json(const nlohmann::json& j, MachineRecord& r);
 
 }  // namespace gm

@@ -37,17 +37,17 @@ int run_autostop(Context& ctx, const AutostopOptions& opts) {
   if (settings) {
     cost::check_poweroff_allowed(record, driver->capabilities().power, opts.allow_poweroff);
   }
-  if (settings && !driver->capabilities().shutdown_behavior &&
+  if (settings && !driver->capabilities().power_off_action &&
       settings->action != cost::AutostopAction::stop) {
     throw UsageError("autostop --action " + std::string(cost::to_string(settings->action)),
                      "a " + record.driver + " machine only powers off",
                      "use --action stop (the default)");
   }
   std::unique_ptr<ssh::Session> session = machine::connect(record);
-  if (settings && driver->capabilities().shutdown_behavior) {
+  if (settings && driver->capabilities().power_off_action) {
     // The provider first: the host's power-off must become what was asked before it can fire.
     machine::MachineHost host(ctx.store(), lock);
-    driver->set_shutdown_behavior(record, host, cost::to_string(settings->action));
+    driver->set_power_off_action(record, host, cost::to_string(settings->action));
     host.finish();
   }
   cost::apply_on_host(*session, settings, "machine '" + record.name + "'");
@@ -58,8 +58,9 @@ int run_autostop(Context& ctx, const AutostopOptions& opts) {
     ctx.out().print_json(
         {{"name", record.name},
          {"autostop", settings ? cost::to_json(*settings) : nlohmann::json(nullptr)},
-         {"shutdown_behavior",
-          record.driver_config.value("shutdown_behavior", nlohmann::json(nullptr))}});
+         {"shutdown_behavior", record.cost.power_off_action.empty()
+                                   ? nlohmann::json(nullptr)
+                                   : nlohmann::json(record.cost.power_off_action)}});
   } else {
     ctx.out().print_line(settings
                              ? "autostop for '" + record.name + "': " + cost::describe(*settings) +

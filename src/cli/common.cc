@@ -19,7 +19,8 @@ std::string gpu_summary(const MachineRecord& record) {
   if (by_id.empty()) {
     // Cloud drivers know the type's GPUs before any probe (ec2: DescribeInstanceTypes).
     if (std::optional<int> n = machine::expected_gpus(record)) {
-      return std::to_string(*n) + "x " + record.facts["instance_type"].value("gpu_name", "GPU");
+      return std::to_string(*n) + "x " +
+             (record.size.gpu_model.empty() ? std::string("GPU") : record.size.gpu_model);
     }
     return "-";
   }
@@ -31,7 +32,9 @@ std::string gpu_summary(const MachineRecord& record) {
 }
 
 nlohmann::json machine_summary(const MachineRecord& record) {
-  const nlohmann::json& cfg = record.driver_config;
+  auto or_null = [](const std::string& s) {
+    return s.empty() ? nlohmann::json(nullptr) : nlohmann::json(s);
+  };
   return {
       {"name", record.name},
       {"driver", record.driver},
@@ -39,9 +42,8 @@ nlohmann::json machine_summary(const MachineRecord& record) {
       {"ip", record.ssh.host.empty() ? nlohmann::json(nullptr) : nlohmann::json(record.ssh.host)},
       {"ssh_port", record.ssh.port},
       {"ssh_user", record.ssh.user},
-      {"region", cfg.contains("region") ? cfg["region"] : nlohmann::json(nullptr)},
-      {"instance_type",
-       cfg.contains("instance_type") ? cfg["instance_type"] : nlohmann::json(nullptr)},
+      {"region", or_null(record.size.region)},
+      {"instance_type", or_null(record.size.instance_type)},
       {"gpu", gpu_summary(record)},
       {"created_at", record.created_at},
   };

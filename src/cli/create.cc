@@ -214,9 +214,9 @@ int run_create(Context& ctx, const CreateOptions& cli) {
   bool resumed = false;
   if (ctx.store().has_record(opts.name)) {
     MachineRecord existing = ctx.store().load(opts.name);
-    // Drivers that can resume mark an unfinished create in their config (ec2: a create that
-    // was interrupted or killed); anything else is a finished machine.
-    if (!existing.driver_config.value("create_incomplete", false)) {
+    // Drivers that can resume mark an unfinished create in the record (ec2: a create that was
+    // interrupted or killed); anything else is a finished machine.
+    if (!existing.progress.incomplete) {
       throw Error("machine '" + opts.name + "'", "already exists", {},
                   "pick another name, or remove it first: `gpumachine rm " + opts.name + "`");
     }
@@ -235,9 +235,8 @@ std::pair<MachineRecord, std::unique_ptr<Driver>> configure_new(Context& ctx,
                                                                 const CreateOptions& opts,
                                                                 const Options& defaults,
                                                                 const Options& file) {
-  // EC2 is the default: `gpumachine create gpu1` is the product's first example.
-  const std::string driver_name = opts.driver.empty() ? "ec2" : opts.driver;
-  const DriverInfo& info = find_driver(driver_name);
+  // `gpumachine create gpu1` is the product's first example: the registry names the default.
+  const DriverInfo& info = opts.driver.empty() ? default_driver() : find_driver(opts.driver);
   FlagIndex index = flag_index();
   std::string config_path = (ctx.store().home() / "config.yaml").string();
   Options options = overlay(overlay(file_options(defaults, index, info.name, config_path, false),
@@ -257,14 +256,9 @@ std::pair<MachineRecord, std::unique_ptr<Driver>> configure_new(Context& ctx,
   driver->configure(options, record);
   // The machine keeps its driver choices: the boot-time start below and every later `provision`
   // install what they name (machine::remembered_overrides).
-  nlohmann::json chosen = provision::driver_overrides_to_json(opts.provision.overrides());
-  if (!chosen.empty()) {
-    record.driver_config["provision_overrides"] = std::move(chosen);
-  }
+  record.provision.overrides = provision::driver_overrides_to_json(opts.provision.overrides());
   // A hint for cloud drivers: provisioning follows, so package installation may start at boot.
-  if (opts.wait == "gpu" && !opts.no_provision) {
-    record.driver_config["provision_at_boot"] = true;
-  }
+  record.provision.at_boot = opts.wait == "gpu" && !opts.no_provision;
   // Cost control, still offline: the setting goes into the record before the driver launches
   // (shutdown_behavior), and an over-budget type is refused before any call.
   std::optional<cost::AutostopSettings> autostop =
@@ -283,13 +277,9 @@ std::pair<MachineRecord, std::unique_ptr<Driver>> configure_new(Context& ctx,
   if (opts.max_price_per_hour >= 0) {
     max_price = opts.max_price_per_hour;
   }
-  const nlohmann::json& cfg = record.driver_config;
-  if (cfg.contains("instance_type") && cfg.contains("region")) {
-    cost::LaunchQuote quote = cost::quote_launch(
-        cfg["instance_type"].get<std::string>(), cfg["region"].get<std::string>(),
-        cfg.contains("spot") && cfg["spot"] == true, ctx.store().home());
-    cost::enforce_max_price(quote, max_price);
-    if (!cost::confirm_launch(quote, ctx.globals().yes, cost::terminal_attached(), util::info,
+  if (std::optional<PriceQuote> quote = driver->quote(record, ctx.store().home())) {
+    cost::enforce_max_price(*quote, max_price);
+    if (!cost::confirm_launch(*quote, ctx.globals().yes, cost::terminal_attached(), util::info,
                               cost::ask_on_terminal)) {
       throw Error("create " + opts.name, "cancelled: nothing was launched");
     }
@@ -359,7 +349,7 @@ int finish_create(Context& ctx, const store::MachineLock& lock, const CreateOpti
     // A driver that saved nothing created nothing: leave no record behind. A cloud driver
     // that saved keeps its record so `create` can resume and `rm` can clean up, unless it
     // rolled everything back itself.
-    bool kept = !((!host.saved() && !resumed) || record.driver_config.value("rolled_back", false));
+    bool kept = !((!host.saved() && !resumed) || record.progress.rolled_back);
     if (!kept) {
       ctx.store().remove(lock, opts.name);
     }

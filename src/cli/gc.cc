@@ -5,13 +5,13 @@
 // local record that cannot be read are listed as kept, with the reason.
 #include "cli/verbs.h"
 
-#include "aws/endpoints.h"
 #include "cost/cost.h"
-#include "drivers/ec2/ec2_driver.h"
+#include "gm/driver.h"
 #include "gm/error.h"
 #include "util/log.h"
 #include "util/time.h"
 
+#include <map>
 #include <set>
 
 namespace gm::cli {
@@ -33,13 +33,9 @@ std::string joined(const std::set<std::string>& items) {
   return s;
 }
 
-nlohmann::json to_json(const drivers::ec2::Orphan& o) {
-  nlohmann::json row = {{"kind", o.resource.kind},
-                        {"id", o.resource.id},
-                        {"region", o.resource.region},
-                        {"state", o.resource.state},
-                        {"detail", o.resource.detail},
-                        {"machine", o.machine},
+nlohmann::json to_json(const Orphan& o) {
+  nlohmann::json row = {{"kind", o.kind},   {"id", o.id},         {"region", o.region},
+                        {"state", o.state}, {"detail", o.detail}, {"machine", o.machine},
                         {"home", o.home}};
   if (!o.kept.empty()) {
     row["reason"] = o.kept;
@@ -47,57 +43,83 @@ nlohmann::json to_json(const drivers::ec2::Orphan& o) {
   return row;
 }
 
-std::vector<std::string> row_of(const drivers::ec2::Orphan& o) {
+std::vector<std::string> row_of(const Orphan& o) {
   auto dash = [](const std::string& s) { return s.empty() ? std::string("-") : s; };
-  std::vector<std::string> row = {o.resource.kind,         o.resource.id,
-                                  o.resource.region,       dash(o.resource.state),
-                                  dash(o.resource.detail), dash(o.machine)};
+  std::vector<std::string> row = {o.kind,        o.id,           dash(o.region),
+                                  dash(o.state), dash(o.detail), dash(o.machine)};
   if (!o.kept.empty()) {
     row.push_back(o.kept);
   }
   return row;
 }
 
+/// One driver's part of a gc run: its scan and what it found.
+struct DriverScan {
+  const DriverInfo* info = nullptr;
+  OrphanScope scope;
+  std::vector<Orphan> found;
+};
+
 int run_gc(Context& ctx, const GcOptions& opts) {
-  drivers::ec2::GcScope scope;
+  OrphanScope common;
   std::optional<std::chrono::seconds> min_age = util::parse_duration(opts.min_age);
   if (!min_age) {
     throw UsageError("--min-age " + opts.min_age, "not a duration", "e.g. --min-age 30m");
   }
-  scope.min_age = *min_age;
-  scope.all_homes = opts.all_homes;
+  common.min_age = *min_age;
+  common.all_homes = opts.all_homes;
   // Deleting needs a yes: asked on a terminal, else --yes (never assumed in a script).
   if (opts.remove && !ctx.globals().yes && !cost::terminal_attached()) {
     throw UsageError("gc --delete", "there is no terminal to ask for confirmation on",
                      "list first with `gpumachine gc`, then pass --yes to delete what it lists");
   }
-  std::set<std::string> regions(opts.regions.begin(), opts.regions.end());
+  // Each driver that leaves tagged resources scans its regions: --region, else those of its
+  // machines and its default one. A regional driver with none to scan is skipped.
+  std::map<std::string, std::set<std::string>> regions_of;
   for (const store::Entry& e : ctx.store().list()) {
     if (!e.record) {
-      scope.unreadable_names.insert(e.name);
+      common.unreadable_names.insert(e.name);
       continue;
     }
-    scope.known_ids.insert(e.record->id);
-    if (opts.regions.empty() && e.record->driver == "ec2") {
-      std::string region = e.record->driver_config.value("region", "");
-      if (!region.empty()) {
-        regions.insert(region);
+    common.known_ids.insert(e.record->id);
+    if (!e.record->size.region.empty()) {
+      regions_of[e.record->driver].insert(e.record->size.region);
+    }
+  }
+  common.home_id = ctx.store().home_id();
+  std::set<std::string> regions(opts.regions.begin(), opts.regions.end());
+  std::vector<DriverScan> scanned;
+  for (const DriverInfo& info : driver_registry()) {
+    if (!info.find_orphans) {
+      continue;
+    }
+    std::set<std::string> own = regions;
+    if (opts.regions.empty()) {
+      own = regions_of[info.name];
+      if (info.default_region) {
+        if (std::optional<std::string> region = info.default_region()) {
+          own.insert(*region);
+        }
       }
     }
-  }
-  if (opts.regions.empty()) {
-    if (std::optional<std::string> region = aws::find_region()) {
-      regions.insert(*region);
+    if (own.empty() && info.default_region) {
+      continue;  // regional, and nothing names a region
     }
+    DriverScan scan{&info, common, {}};
+    scan.scope.regions = {own.begin(), own.end()};
+    regions.insert(own.begin(), own.end());
+    scanned.push_back(std::move(scan));
   }
-  if (regions.empty()) {
+  if (scanned.empty()) {
     throw UsageError("gc", "no region to scan", "pass --region R (repeatable), or set AWS_REGION");
   }
-  scope.home_id = ctx.store().home_id();
-  std::vector<drivers::ec2::Orphan> found =
-      drivers::ec2::find_orphans({regions.begin(), regions.end()}, scope);
-  std::vector<drivers::ec2::Orphan> orphans, kept;
-  for (drivers::ec2::Orphan& o : found) {
+  std::vector<Orphan> found;
+  for (DriverScan& scan : scanned) {
+    scan.found = scan.info->find_orphans(scan.scope);
+    found.insert(found.end(), scan.found.begin(), scan.found.end());
+  }
+  std::vector<Orphan> orphans, kept;
+  for (Orphan& o : found) {
     (o.kept.empty() ? orphans : kept).push_back(std::move(o));
   }
   if (!ctx.json()) {
@@ -134,7 +156,18 @@ int run_gc(Context& ctx, const GcOptions& opts) {
       throw Error("gc --delete", "cancelled: nothing was deleted", {},
                   "answer y, or pass --yes to skip the question");
     }
-    actions = drivers::ec2::delete_orphans(orphans);
+    for (const DriverScan& scan : scanned) {
+      std::vector<Orphan> own;
+      for (const Orphan& o : scan.found) {
+        if (o.kept.empty()) {
+          own.push_back(o);
+        }
+      }
+      if (!own.empty()) {
+        std::vector<std::string> done = scan.info->delete_orphans(own);
+        actions.insert(actions.end(), done.begin(), done.end());
+      }
+    }
   }
   bool failed = false;
   for (const std::string& a : actions) {
@@ -149,7 +182,7 @@ int run_gc(Context& ctx, const GcOptions& opts) {
       kept_rows.push_back(to_json(o));
     }
     ctx.out().print_json({{"regions", regions},
-                          {"home", scope.home_id},
+                          {"home", common.home_id},
                           {"orphans", rows},
                           {"kept", kept_rows},
                           {"deleted", opts.remove},

@@ -20,15 +20,25 @@ struct LsOptions {
 };
 
 std::string uptime_text(const MachineRecord& record) {
-  if (record.last_state != "running" || !record.facts.contains("launched_at")) {
+  if (record.last_state != "running" || record.cost.launched_at.empty()) {
     return "-";
   }
-  auto t = util::parse_rfc3339(record.facts["launched_at"].get<std::string>());
+  auto t = util::parse_rfc3339(record.cost.launched_at);
   if (!t) {
     return "-";
   }
   return util::human_duration(
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() - *t));
+}
+
+/// The machine's price from its driver; nullopt for a driver this version does not know.
+std::optional<PriceQuote> price_of(const MachineRecord& r, const std::filesystem::path& home) {
+  for (const DriverInfo& info : driver_registry()) {
+    if (info.name == r.driver) {
+      return info.make()->quote(r, home);
+    }
+  }
+  return std::nullopt;
 }
 
 /// What ls shows of one machine: its table cells and its JSON row.
@@ -55,17 +65,15 @@ Row describe(const MachineRecord& r, std::chrono::system_clock::time_point now,
     row.error = r.facts.at("ls_error").get<std::string>();
     row.json["error"] = row.error;
   }
-  cost::CostView costs = cost::cost_view(r, now, home);
+  cost::CostView costs = cost::cost_view(r, price_of(r, home), now);
   cost::add_cost_fields(row.json, costs);
   std::string autostop = cost::autostop_text(r);
   row.json["autostop"] = autostop == "-" ? nlohmann::json(nullptr) : nlohmann::json(autostop);
-  auto cfg = [&](const char* key) {
-    return r.driver_config.contains(key) ? r.driver_config.at(key).get<std::string>() : "-";
-  };
+  auto dash = [](const std::string& s) { return s.empty() ? std::string("-") : s; };
   row.cells = {r.name,
                r.driver,
-               cfg("region"),
-               cfg("instance_type"),
+               dash(r.size.region),
+               dash(r.size.instance_type),
                gpu_summary(r),
                r.last_state.empty() ? "unknown" : r.last_state,
                r.ssh.host.empty() ? "-" : r.ssh.host,

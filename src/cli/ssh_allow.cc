@@ -20,9 +20,8 @@ int run_ssh_allow(Context& ctx, const SshAllowOptions& opts) {
   MachineRecord record = ctx.store().load(opts.name);
   std::unique_ptr<Driver> driver = find_driver(record.driver).make();
   machine::MachineHost host(ctx.store(), lock);
-  std::string old = driver->allow_ssh_from(record, host, opts.cidr);
+  auto [old, now] = driver->allow_ssh_from(record, host, opts.cidr);
   host.finish();
-  std::string now = record.driver_config.value("ssh_cidr", "");
   if (ctx.json()) {
     ctx.out().print_json({{"name", record.name}, {"cidr", now}, {"replaced", old}});
   } else {

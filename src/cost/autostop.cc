@@ -121,16 +121,15 @@ nlohmann::json to_json(const AutostopSettings& s) {
 }
 
 std::optional<AutostopSettings> autostop_from_record(const MachineRecord& record) {
-  const nlohmann::json& cfg = record.driver_config;
-  if (!cfg.contains("autostop") || !cfg["autostop"].is_object()) {
+  if (!record.cost.autostop) {
     return std::nullopt;
   }
-  const nlohmann::json& j = cfg["autostop"];
+  const AutostopPolicy& p = *record.cost.autostop;
   AutostopSettings s;
-  s.idle = std::chrono::seconds(j.value("idle_seconds", 0L));
-  s.max_lifetime = std::chrono::seconds(j.value("max_lifetime_seconds", 0L));
-  s.action = parse_action(j.value("action", "stop")).value_or(AutostopAction::stop);
-  s.gpu_threshold = j.value("gpu_threshold", 10);
+  s.idle = std::chrono::seconds(p.idle_seconds);
+  s.max_lifetime = std::chrono::seconds(p.max_lifetime_seconds);
+  s.action = parse_action(p.action).value_or(AutostopAction::stop);
+  s.gpu_threshold = p.gpu_threshold;
   if (s.idle.count() == 0 && s.max_lifetime.count() == 0) {
     return std::nullopt;
   }
@@ -139,20 +138,23 @@ std::optional<AutostopSettings> autostop_from_record(const MachineRecord& record
 
 void store_autostop(MachineRecord& record, const std::optional<AutostopSettings>& settings) {
   if (!settings) {
-    record.driver_config.erase("autostop");
+    record.cost.autostop.reset();
     return;
   }
-  record.driver_config["autostop"] = to_json(*settings);
-  record.driver_config["shutdown_behavior"] = std::string(to_string(settings->action));
+  record.cost.autostop = AutostopPolicy{.idle_seconds = settings->idle.count(),
+                                        .max_lifetime_seconds = settings->max_lifetime.count(),
+                                        .action = std::string(to_string(settings->action)),
+                                        .gpu_threshold = settings->gpu_threshold};
+  record.cost.power_off_action = std::string(to_string(settings->action));
   set_agent_on_host(record, false);
 }
 
 bool agent_on_host(const MachineRecord& record) {
-  return record.driver_config.value("autostop_on_host", true);
+  return record.cost.agent_on_host;
 }
 
 void set_agent_on_host(MachineRecord& record, bool on_host) {
-  record.driver_config["autostop_on_host"] = on_host;
+  record.cost.agent_on_host = on_host;
 }
 
 void check_poweroff_allowed(const MachineRecord& record, bool can_power_on, bool allow_poweroff) {

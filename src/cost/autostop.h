@@ -2,7 +2,7 @@
 // record, and the remote side: the host agent (src/cost/agent/gpumachine-autostop.sh, embedded),
 // its config file and its installation in one SSH round trip. The host decides on its own (systemd
 // timer), so a forgotten machine stops with the laptop closed; the instance's
-// InstanceInitiatedShutdownBehavior (driver_config["shutdown_behavior"]) turns the host's power-off
+// InstanceInitiatedShutdownBehavior (record.cost.power_off_action) turns the host's power-off
 // into an EC2 stop or terminate.
 #pragma once
 
@@ -47,13 +47,13 @@ std::optional<AutostopSettings> parse_autostop_flags(const std::string& idle,
 /// "30m", "30m (terminate)", "30m, max 8h", "max 8h".
 std::string describe(const AutostopSettings& settings);
 
-/// The record's setting (driver_config["autostop"]), nullopt when off or absent.
+/// The record's setting (record.cost.autostop), nullopt when off or absent.
 std::optional<AutostopSettings> autostop_from_record(const MachineRecord& record);
-/// Stores the setting (nullopt: off) in driver_config["autostop"] and the matching
-/// driver_config["shutdown_behavior"] ("stop" or "terminate"; the EC2 driver passes it as
+/// Stores the setting (nullopt: off) in record.cost.autostop and the matching
+/// record.cost.power_off_action ("stop" or "terminate"; the EC2 driver passes it as
 /// InstanceInitiatedShutdownBehavior). Kept across stop/start: it is part of the record.
 void store_autostop(MachineRecord& record, const std::optional<AutostopSettings>& settings);
-/// Whether the agent for the record's setting is on the host (driver_config.autostop_on_host;
+/// Whether the agent for the record's setting is on the host (record.cost.agent_on_host;
 /// store_autostop() clears it, a successful install sets it). Records without it count as on.
 bool agent_on_host(const MachineRecord& record);
 void set_agent_on_host(MachineRecord& record, bool on_host);

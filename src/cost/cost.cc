@@ -13,39 +13,6 @@ namespace gm::cost {
 
 namespace {
 
-std::string config_string(const MachineRecord& record, const char* key) {
-  const nlohmann::json& cfg = record.driver_config;
-  return cfg.contains(key) && cfg[key].is_string() ? cfg[key].get<std::string>() : std::string();
-}
-
-bool record_is_spot(const MachineRecord& record) {
-  const nlohmann::json& cfg = record.driver_config;
-  if (!cfg.contains("spot")) {
-    return false;
-  }
-  const nlohmann::json& spot = cfg["spot"];
-  return spot.is_boolean() ? spot.get<bool>() : (spot.is_string() && spot == "true");
-}
-
-/// The spot price the driver recorded (facts.spot_price, number or numeric string), if any.
-std::optional<double> recorded_spot_price(const MachineRecord& record) {
-  if (!record.facts.contains("spot_price")) {
-    return std::nullopt;
-  }
-  const nlohmann::json& p = record.facts["spot_price"];
-  if (p.is_number()) {
-    return p.get<double>();
-  }
-  if (p.is_string()) {
-    char* end = nullptr;
-    double v = std::strtod(p.get<std::string>().c_str(), &end);
-    if (end != p.get<std::string>().c_str()) {
-      return v;
-    }
-  }
-  return std::nullopt;
-}
-
 std::string number(double v, const char* format) {
   char buf[64];
   std::snprintf(buf, sizeof buf, format, v);
@@ -66,36 +33,21 @@ double accrued_cost(double usd_per_hour, SystemTime launched_at, SystemTime now)
   return usd_per_hour * hours.count();
 }
 
-CostView cost_view(const MachineRecord& record, SystemTime now, const std::filesystem::path& home) {
+CostView cost_view(const MachineRecord& record, const std::optional<PriceQuote>& quote,
+                   SystemTime now) {
   CostView view;
   view.price_text = "-";
   view.cost_text = "-";
-  std::string type = config_string(record, "instance_type");
-  std::string region = config_string(record, "region");
-  bool spot = record_is_spot(record);
-  if (spot) {
-    if (auto p = recorded_spot_price(record)) {
-      view.price_per_hour = *p;
-      view.price_basis = "spot";
-      view.price_origin = "record";
-    }
-  }
-  if (!view.price_per_hour && !type.empty() && !region.empty()) {
-    if (std::optional<Price> p = price_for(type, region, home)) {
-      view.price_per_hour = p->usd_per_hour;
-      // AWS caps the spot price at the on-demand price, so that is an upper bound.
-      view.price_basis = spot ? "spot-max" : "on-demand";
-      view.price_origin = p->origin + " " + p->as_of;
-    }
-  }
-  if (!view.price_per_hour) {
+  if (!quote || !quote->usd_per_hour) {
     return view;
   }
+  view.price_per_hour = quote->usd_per_hour;
+  view.price_basis = quote->basis;
+  view.price_origin = quote->origin + (quote->as_of.empty() ? "" : " " + quote->as_of);
   view.price_text =
       (view.price_basis == "spot-max" ? "<=" : "") + price_number(*view.price_per_hour);
-  if (record.last_state == "running" && record.facts.contains("launched_at") &&
-      record.facts["launched_at"].is_string()) {
-    if (auto t = util::parse_rfc3339(record.facts["launched_at"].get<std::string>())) {
+  if (record.last_state == "running" && !record.cost.launched_at.empty()) {
+    if (auto t = util::parse_rfc3339(record.cost.launched_at)) {
       view.cost_estimate = accrued_cost(*view.price_per_hour, *t, now);
       view.cost_text = (view.price_basis == "spot-max" ? "<=" : "~") +
                        number(*view.cost_estimate, *view.cost_estimate < 1 ? "%.3f" : "%.2f");
@@ -123,42 +75,54 @@ std::string autostop_text(const MachineRecord& record) {
   return s ? describe(*s) + (agent_on_host(record) ? "" : " (not on the host yet)") : "-";
 }
 
-LaunchQuote quote_launch(const std::string& instance_type, const std::string& region, bool spot,
-                         const std::filesystem::path& home) {
-  return {instance_type, region, spot, price_for(instance_type, region, home)};
+PriceQuote quote_launch(const std::string& instance_type, const std::string& region, bool spot,
+                        const std::filesystem::path& home) {
+  PriceQuote quote{.size = instance_type, .region = region, .spot = spot};
+  if (std::optional<Price> p = price_for(instance_type, region, home)) {
+    quote.usd_per_hour = p->usd_per_hour;
+    quote.basis = spot ? "spot-max" : "on-demand";
+    quote.origin = p->origin;
+    quote.as_of = p->as_of;
+  }
+  return quote;
 }
 
-void enforce_max_price(const LaunchQuote& quote, std::optional<double> max_per_hour) {
+void enforce_max_price(const PriceQuote& quote, std::optional<double> max_per_hour) {
   if (!max_per_hour) {
     return;
   }
-  if (!quote.price) {
-    throw UsageError(
-        "--max-price-per-hour",
-        "cannot be checked: no known price for " + quote.instance_type + " in " + quote.region,
-        "run `gpumachine prices --refresh`, or drop --max-price-per-hour");
+  std::string where = quote.size + (quote.region.empty() ? "" : " in " + quote.region);
+  if (!quote.usd_per_hour) {
+    throw UsageError("--max-price-per-hour", "cannot be checked: no known price for " + where,
+                     "run `gpumachine prices --refresh`, or drop --max-price-per-hour");
   }
-  if (quote.price->usd_per_hour > *max_per_hour) {
-    throw UsageError(quote.instance_type + " in " + quote.region,
-                     "costs " + format_hourly(quote.price->usd_per_hour) +
-                         (quote.spot ? " on-demand (the most a spot instance pays)" : "") +
-                         ", above --max-price-per-hour " + format_hourly(*max_per_hour),
-                     "pick a smaller type (`gpumachine prices --region " + quote.region +
-                         "`) or raise the limit");
+  if (*quote.usd_per_hour > *max_per_hour) {
+    throw UsageError(
+        where,
+        "costs " + format_hourly(*quote.usd_per_hour) +
+            (quote.basis == "spot-max" ? " on-demand (the most a spot instance pays)" : "") +
+            ", above --max-price-per-hour " + format_hourly(*max_per_hour),
+        "pick a smaller type (`gpumachine prices" +
+            (quote.region.empty() ? "" : " --region " + quote.region) + "`) or raise the limit");
   }
 }
 
-std::string describe_quote(const LaunchQuote& quote) {
-  std::string head = quote.instance_type + " in " + quote.region + ": ";
-  if (!quote.price) {
+std::string describe_quote(const PriceQuote& quote) {
+  std::string head = quote.size + (quote.region.empty() ? "" : " in " + quote.region) + ": ";
+  if (!quote.usd_per_hour) {
     return head + "price unknown (not in the price table; `gpumachine prices --refresh`)";
   }
-  return head + (quote.spot ? "spot, at most " : "") + format_hourly(quote.price->usd_per_hour) +
-         (quote.spot ? " (the on-demand price)" : " on-demand") + " (" + quote.price->origin +
-         " prices as of " + quote.price->as_of + ")";
+  bool at_most = quote.basis == "spot-max";
+  return head + (quote.spot ? (at_most ? "spot, at most " : "spot, ") : "") +
+         format_hourly(*quote.usd_per_hour) +
+         (at_most      ? " (the on-demand price)"
+          : quote.spot ? ""
+                       : " on-demand") +
+         " (" + quote.origin + " prices" + (quote.as_of.empty() ? "" : " as of " + quote.as_of) +
+         ")";
 }
 
-bool confirm_launch(const LaunchQuote& quote, bool assume_yes, bool interactive,
+bool confirm_launch(const PriceQuote& quote, bool assume_yes, bool interactive,
                     const std::function<void(const std::string&)>& say, const AskFn& ask) {
   if (say) {
     say(describe_quote(quote));
@@ -166,9 +130,10 @@ bool confirm_launch(const LaunchQuote& quote, bool assume_yes, bool interactive,
   if (assume_yes || !interactive) {
     return true;
   }
-  std::string question = quote.price ? "this costs " + format_hourly(quote.price->usd_per_hour) +
-                                           (quote.spot ? " at most" : "") + "; launch?"
-                                     : "the price is unknown; launch?";
+  std::string question = quote.usd_per_hour
+                             ? "this costs " + format_hourly(*quote.usd_per_hour) +
+                                   (quote.basis == "spot-max" ? " at most" : "") + "; launch?"
+                             : "the price is unknown; launch?";
   return ask(question);
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "cost/prices.h"
+#include "gm/driver.h"
 #include "gm/machine.h"
 
 #include <nlohmann/json.hpp>
@@ -34,9 +35,10 @@ struct CostView {
   std::string cost_text;                ///< "~3.21" (always an estimate), "-".
 };
 
-/// The record's price and cost at \a now. Reads driver_config region / instance_type / spot and
-/// facts launched_at / spot_price; prices from price_for(type, region, home).
-CostView cost_view(const MachineRecord& record, SystemTime now, const std::filesystem::path& home);
+/// The record's price and cost at \a now: the price from \a quote (its driver's, Driver::quote();
+/// nullopt where the driver has none), the running time from record.cost.launched_at.
+CostView cost_view(const MachineRecord& record, const std::optional<PriceQuote>& quote,
+                   SystemTime now);
 
 /// Adds price_per_hour, price_basis, price_source, cost_estimate (null where unknown) and
 /// cost_is_estimate to an `ls --format json` row.
@@ -45,24 +47,17 @@ void add_cost_fields(nlohmann::json& row, const CostView& view);
 /// The AUTOSTOP column: "30m", "30m (terminate)", "30m, max 8h", "max 8h", "-".
 std::string autostop_text(const MachineRecord& record);
 
-/// What a launch will cost, known before any API call.
-struct LaunchQuote {
-  std::string instance_type;
-  std::string region;
-  bool spot = false;
-  std::optional<Price> price;  ///< On-demand price (a spot launch pays at most this).
-};
-
-/// The quote for a type in a region from the price tables (offline).
-LaunchQuote quote_launch(const std::string& instance_type, const std::string& region, bool spot,
-                         const std::filesystem::path& home);
+/// The quote for an EC2 type in a region from the price tables (offline): on-demand, or for spot
+/// the on-demand price as the most it pays ("spot-max").
+PriceQuote quote_launch(const std::string& instance_type, const std::string& region, bool spot,
+                        const std::filesystem::path& home);
 
 /// Refuses (UsageError, exit 2, before any call) a launch whose price is above \a max_per_hour,
 /// or whose price is unknown while a maximum is set (it cannot be checked).
-void enforce_max_price(const LaunchQuote& quote, std::optional<double> max_per_hour);
+void enforce_max_price(const PriceQuote& quote, std::optional<double> max_per_hour);
 
 /// "g5.xlarge in us-east-1: $1.006/h on-demand (embedded prices as of 2025-08-01)".
-std::string describe_quote(const LaunchQuote& quote);
+std::string describe_quote(const PriceQuote& quote);
 
 /// Asks a yes/no question on the terminal; returns the answer.
 using AskFn = std::function<bool(const std::string& question)>;
@@ -70,7 +65,7 @@ using AskFn = std::function<bool(const std::string& question)>;
 /// Before a launch: prints describe_quote() (through \a say) and, when \a interactive (stdin and
 /// stderr are terminals) and not \a assume_yes, asks "launch? [y/N]". Returns false when the user
 /// said no. Scripts (not a terminal) and --yes proceed without a question.
-bool confirm_launch(const LaunchQuote& quote, bool assume_yes, bool interactive,
+bool confirm_launch(const PriceQuote& quote, bool assume_yes, bool interactive,
                     const std::function<void(const std::string&)>& say, const AskFn& ask);
 
 /// True when stdin and stderr are terminals (the default for confirm_launch's \a interactive).

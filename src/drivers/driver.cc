@@ -30,14 +30,15 @@ void Driver::restart(MachineRecord& record, DriverHost&) {
   unsupported(*this, record, "restart");
 }
 
-void Driver::set_shutdown_behavior(MachineRecord& record, DriverHost&, std::string_view) {
+void Driver::set_power_off_action(MachineRecord& record, DriverHost&, std::string_view) {
   throw UnsupportedError(
       "machine '" + record.name + "'",
       "the " + std::string(name()) + " driver cannot choose what the host's power-off becomes",
       "the host only powers off; use --action stop");
 }
 
-std::string Driver::allow_ssh_from(MachineRecord& record, DriverHost&, const std::string&) {
+std::pair<std::string, std::string> Driver::allow_ssh_from(MachineRecord& record, DriverHost&,
+                                                           const std::string&) {
   throw UnsupportedError("machine '" + record.name + "'",
                          "the " + std::string(name()) + " driver keeps no firewall for the host",
                          "change the host's own firewall, if it has one");
@@ -45,6 +46,19 @@ std::string Driver::allow_ssh_from(MachineRecord& record, DriverHost&, const std
 
 std::string Driver::explain_unreachable(const MachineRecord&) {
   return {};
+}
+
+std::optional<PriceQuote> Driver::quote(const MachineRecord&, const std::filesystem::path&) {
+  return std::nullopt;
+}
+
+const DriverInfo& default_driver() {
+  for (const DriverInfo& info : driver_registry()) {
+    if (info.is_default) {
+      return info;
+    }
+  }
+  return driver_registry().front();
 }
 
 const DriverInfo& find_driver(std::string_view name) {

@@ -18,7 +18,7 @@ std::string subject_of(std::string_view name) {
 std::unique_ptr<ssh::Session> connect(const MachineRecord& record,
                                       std::chrono::milliseconds retry_for) {
   if (record.ssh.host.empty()) {
-    if (record.driver_config.value("create_incomplete", false)) {
+    if (record.progress.incomplete) {
       throw Error(subject_of(record.name), "has no address yet", {},
                   "run `gpumachine create " + record.name + "` to finish creating it");
     }

@@ -1,6 +1,7 @@
 #include "machine/machine_host.h"
 
 #include "gm/error.h"
+#include "machine/boot_script.h"
 #include "util/interrupt.h"
 #include "util/log.h"
 
@@ -103,6 +104,10 @@ void MachineHost::repaint_loop() {
     }
     m_wake.wait_for(lock, std::chrono::milliseconds(100));
   }
+}
+
+BootScript MachineHost::boot_script(MachineRecord& record, const BootImage& image) {
+  return make_boot_script(record, image, m_store.machine_dir(record.name) / "host_ed25519");
 }
 
 }  // namespace gm::machine

@@ -34,6 +34,8 @@ class MachineHost final : public DriverHost {
   void check_interrupted() override;
   std::string wait_target() const override { return m_wait_target; }
   std::string home_id() const override { return m_store.home_id(); }
+  /// machine::make_boot_script() with the host key in the machine's directory.
+  BootScript boot_script(MachineRecord& record, const BootImage& image) override;
   /// Sets what wait_target() answers ("running" or "ssh").
   void set_wait_target(std::string target) { m_wait_target = std::move(target); }
   /// Ends the live line, then asks through the function set_confirm() gave (no function: no).

@@ -31,8 +31,7 @@ void refuse_test_machine(ssh::RemoteShell& shell, const MachineRecord& record) {
 
 provision::Overrides remembered_overrides(const MachineRecord& record,
                                           const provision::Overrides& given) {
-  return provision::driver_overrides_from_json(
-      record.driver_config.value("provision_overrides", nlohmann::json::object()), given);
+  return provision::driver_overrides_from_json(record.provision.overrides, given);
 }
 
 provision::ProvisionResult provision_machine(MachineRecord& record, MachineHost& host,
@@ -40,12 +39,8 @@ provision::ProvisionResult provision_machine(MachineRecord& record, MachineHost&
   provision::ProvisionOptions options;
   options.overrides = remembered_overrides(record, overrides);
   nlohmann::json chosen = provision::driver_overrides_to_json(options.overrides);
-  if (record.driver_config.value("provision_overrides", nlohmann::json::object()) != chosen) {
-    if (chosen.empty()) {
-      record.driver_config.erase("provision_overrides");
-    } else {
-      record.driver_config["provision_overrides"] = chosen;
-    }
+  if (record.provision.overrides != chosen) {
+    record.provision.overrides = chosen;
     host.save(record);  // asked for now, kept even if this run fails
   }
   host.phase("provisioning: connecting");
@@ -113,12 +108,8 @@ probe::ProbeResult probe_machine(MachineRecord& record, MachineHost& host,
 }
 
 std::optional<int> expected_gpus(const MachineRecord& record) {
-  const nlohmann::json& facts = record.facts;
-  if (facts.contains("instance_type") && facts["instance_type"].contains("gpu_count")) {
-    int n = facts["instance_type"]["gpu_count"].get<int>();
-    if (n > 0) {
-      return n;
-    }
+  if (record.size.gpu_count > 0) {
+    return record.size.gpu_count;
   }
   return std::nullopt;
 }

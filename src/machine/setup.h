@@ -14,7 +14,7 @@ namespace gm::machine {
 
 /// The overrides to provision with: \a given, with each group of choices it leaves unset (the
 /// driver choices: branch, flavour, --no-gsp; the repository mirrors) taken from the record
-/// (driver_config.provision_overrides), as the create or provision that last named any left it.
+/// (record.provision.overrides), as the create or provision that last named any left it.
 /// So a later repair run cannot quietly undo --no-gsp, a pinned branch or a mirror; naming any
 /// choice of a group replaces that group.
 provision::Overrides remembered_overrides(const MachineRecord& record,

@@ -1,6 +1,7 @@
 #include "store/store.h"
 
 #include "gm/error.h"
+#include "store/record_migrate.h"
 #include "util/crypto.h"
 #include "util/fd.h"
 #include "util/fs.h"
@@ -123,6 +124,7 @@ MachineRecord parse_record(std::string_view name, const std::filesystem::path& p
   }
   MachineRecord record;
   try {
+    migrate_record(j);
     j.get_to(record);
   } catch (const nlohmann::json::exception& e) {
     throw Error(machine_subject(name), "corrupt record " + path.string(), e.what(), hint);

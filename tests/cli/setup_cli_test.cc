@@ -149,7 +149,7 @@ TEST(ProvisionCli, DriverChoicesStayWithTheMachineUntilOthersAreNamed) {
   const std::filesystem::path gsp_conf = host / "root/etc/modprobe.d/gpumachine-gsp.conf";
   ASSERT_TRUE(std::filesystem::exists(gsp_conf));
   nlohmann::json record = cli.json({"inspect", "gpu1"});
-  EXPECT_EQ(record["driver_config"]["provision_overrides"], nlohmann::json({{"no_gsp", true}}));
+  EXPECT_EQ(record["provision"]["overrides"], nlohmann::json({{"no_gsp", true}}));
 
   // The module is gone (say, a boot on a new kernel), so the driver step runs again. A repair
   // that names no choice uses the machine's and keeps GSP off; the default for a T4 would be the
@@ -171,8 +171,7 @@ TEST(ProvisionCli, DriverChoicesStayWithTheMachineUntilOthersAreNamed) {
   EXPECT_EQ(open["changed"], true);
   EXPECT_FALSE(std::filesystem::exists(gsp_conf));
   record = cli.json({"inspect", "gpu1"});
-  EXPECT_EQ(record["driver_config"]["provision_overrides"],
-            nlohmann::json({{"driver_flavour", "open"}}));
+  EXPECT_EQ(record["provision"]["overrides"], nlohmann::json({{"driver_flavour", "open"}}));
   EXPECT_EQ(record["facts"]["provision"]["driver_flavour"], "open");
 }
 
@@ -187,7 +186,7 @@ TEST(ProvisionCli, MirrorsFromConfigYamlReachTheHostAndStayWithTheMachine) {
   EXPECT_THAT(read_text(sources / "docker.sources"),
               HasSubstr("URIs: http://127.0.0.1:9/docker/debian\n"));
   nlohmann::json record = cli.json({"inspect", "gpu1"});
-  EXPECT_EQ(record["driver_config"]["provision_overrides"],
+  EXPECT_EQ(record["provision"]["overrides"],
             nlohmann::json({{"docker_mirror", "http://127.0.0.1:9/docker"}}));
 
   // A later run without mirrors uses the machine's; naming one replaces them.

@@ -147,15 +147,20 @@ TEST(PriceList, RefreshPagesSignsForPricingAndWritesTheCache) {
   EXPECT_EQ(p->as_of, "2026-02-03T04:05:06Z");
 }
 
+/// The record's price as `ls` asks it: from its driver.
+std::optional<PriceQuote> quote_of(const MachineRecord& r, const std::filesystem::path& home) {
+  return find_driver(r.driver).make()->quote(r, home);
+}
+
 TEST(CostView, LsArithmeticWithAFixedClock) {
   TempDir home("gm-prices");
   MachineRecord r;
   r.driver = "ec2";
-  r.driver_config = {{"region", "us-east-1"}, {"instance_type", "g5.xlarge"}};
+  r.size = {.region = "us-east-1", .instance_type = "g5.xlarge"};
   r.last_state = "running";
-  r.facts["launched_at"] = "2026-03-01T10:00:00Z";
+  r.cost.launched_at = "2026-03-01T10:00:00Z";
   auto now = *util::parse_rfc3339("2026-03-01T13:30:00Z");
-  CostView v = cost_view(r, now, home.path());
+  CostView v = cost_view(r, quote_of(r, home.path()), now);
   ASSERT_TRUE(v.price_per_hour);
   EXPECT_DOUBLE_EQ(*v.price_per_hour, 1.006);
   EXPECT_EQ(v.price_basis, "on-demand");
@@ -171,8 +176,8 @@ TEST(CostView, LsArithmeticWithAFixedClock) {
   EXPECT_EQ(row["price_source"], "embedded " + embedded_prices().as_of);
 
   // Ten minutes of a t3.micro still shows (three decimals below a dollar).
-  r.driver_config["instance_type"] = "t3.micro";
-  v = cost_view(r, *util::parse_rfc3339("2026-03-01T10:10:00Z"), home.path());
+  r.size.instance_type = "t3.micro";
+  v = cost_view(r, quote_of(r, home.path()), *util::parse_rfc3339("2026-03-01T10:10:00Z"));
   EXPECT_EQ(v.price_text, "0.0104");
   EXPECT_EQ(v.cost_text, "~0.002");
   // Clock behind the launch time: nothing accrued rather than a negative cost.
@@ -180,7 +185,7 @@ TEST(CostView, LsArithmeticWithAFixedClock) {
 
   // Stopped: a price but no running cost.
   r.last_state = "stopped";
-  v = cost_view(r, now, home.path());
+  v = cost_view(r, quote_of(r, home.path()), now);
   EXPECT_TRUE(v.price_per_hour);
   EXPECT_FALSE(v.cost_estimate);
   EXPECT_EQ(v.cost_text, "-");
@@ -188,7 +193,7 @@ TEST(CostView, LsArithmeticWithAFixedClock) {
   MachineRecord g;
   g.driver = "generic";
   g.last_state = "running";
-  v = cost_view(g, now, home.path());
+  v = cost_view(g, quote_of(g, home.path()), now);
   EXPECT_EQ(v.price_text, "-");
   row = nlohmann::json::object();
   add_cost_fields(row, v);
@@ -199,16 +204,17 @@ TEST(CostView, LsArithmeticWithAFixedClock) {
 TEST(CostView, SpotShowsTheSpotPriceWhenKnownElseTheOnDemandCap) {
   TempDir home("gm-prices");
   MachineRecord r;
-  r.driver_config = {{"region", "us-east-1"}, {"instance_type", "g5.xlarge"}, {"spot", true}};
+  r.driver = "ec2";
+  r.size = {.region = "us-east-1", .instance_type = "g5.xlarge", .spot = true};
   r.last_state = "running";
-  r.facts["launched_at"] = "2026-03-01T10:00:00Z";
+  r.cost.launched_at = "2026-03-01T10:00:00Z";
   auto now = *util::parse_rfc3339("2026-03-01T12:00:00Z");
-  CostView v = cost_view(r, now, home.path());
+  CostView v = cost_view(r, quote_of(r, home.path()), now);
   EXPECT_EQ(v.price_basis, "spot-max");
   EXPECT_EQ(v.price_text, "<=1.006");
   EXPECT_EQ(v.cost_text, "<=2.01");
-  r.facts["spot_price"] = "0.4123";
-  v = cost_view(r, now, home.path());
+  r.cost.spot_price = 0.4123;
+  v = cost_view(r, quote_of(r, home.path()), now);
   EXPECT_EQ(v.price_basis, "spot");
   EXPECT_EQ(v.price_text, "0.4123");
   EXPECT_EQ(v.cost_text, "~0.825");
@@ -216,8 +222,8 @@ TEST(CostView, SpotShowsTheSpotPriceWhenKnownElseTheOnDemandCap) {
 
 TEST(CostLaunch, MaxPriceGateAndConfirmation) {
   TempDir home("gm-prices");
-  LaunchQuote q = quote_launch("p5.48xlarge", "us-east-1", false, home.path());
-  ASSERT_TRUE(q.price);
+  PriceQuote q = quote_launch("p5.48xlarge", "us-east-1", false, home.path());
+  ASSERT_TRUE(q.usd_per_hour);
   EXPECT_NO_THROW(enforce_max_price(q, std::nullopt));
   EXPECT_NO_THROW(enforce_max_price(q, 100.0));
   try {
@@ -256,9 +262,10 @@ TEST(CostAutostop, FlagsRecordAndColumn) {
   MachineRecord r;
   EXPECT_EQ(autostop_text(r), "-");
   store_autostop(r, parse_autostop_flags("30m", "terminate", "8h"));
-  EXPECT_EQ(r.driver_config["shutdown_behavior"], "terminate");
-  EXPECT_EQ(r.driver_config["autostop"]["idle_seconds"], 1800);
-  EXPECT_EQ(r.driver_config["autostop"]["max_lifetime_seconds"], 28800);
+  EXPECT_EQ(r.cost.power_off_action, "terminate");
+  ASSERT_TRUE(r.cost.autostop);
+  EXPECT_EQ(r.cost.autostop->idle_seconds, 1800);
+  EXPECT_EQ(r.cost.autostop->max_lifetime_seconds, 28800);
   // Until the agent is on the host, the column says so.
   EXPECT_EQ(autostop_text(r), "30m, max 8h (terminate) (not on the host yet)");
   set_agent_on_host(r, true);
@@ -266,7 +273,7 @@ TEST(CostAutostop, FlagsRecordAndColumn) {
   store_autostop(r, parse_autostop_flags("", "", "8h"));
   set_agent_on_host(r, true);
   EXPECT_EQ(autostop_text(r), "max 8h");
-  EXPECT_EQ(r.driver_config["shutdown_behavior"], "stop");
+  EXPECT_EQ(r.cost.power_off_action, "stop");
   store_autostop(r, std::nullopt);
   EXPECT_EQ(autostop_text(r), "-");
 }

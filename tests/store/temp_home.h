@@ -55,7 +55,8 @@ inline MachineRecord full_record(const std::string& name, const std::string& hos
   r.id = "3f2b8c1e-0d4a-4c55-9a57-" +
          std::string(12 - std::min<std::size_t>(12, name.size()), '0') + name.substr(0, 12);
   r.driver = "ec2";
-  r.driver_config = {{"region", "us-east-1"}, {"instance_type", "g5.xlarge"}, {"spot", false}};
+  r.size = {.region = "us-east-1", .instance_type = "g5.xlarge", .spot = false};
+  r.driver_config = {{"instance_id", "i-0123456789abcdef0"}};
   r.ssh.host = host;
   r.ssh.port = 2222;
   r.ssh.user = "ubuntu";

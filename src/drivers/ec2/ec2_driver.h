@@ -8,7 +8,6 @@
 
 #include <chrono>
 #include <memory>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -35,32 +34,15 @@ MachineState map_state(std::string_view ec2_state);
 /// --ec2-ssh-cidr when the lookup fails.
 std::string caller_cidr();
 
-/// Refreshes last_state, ssh.host and facts.launched_at of many ec2 machines: one
+/// Refreshes last_state, ssh.host and cost.launched_at of many ec2 machines: one
 /// DescribeInstances per region (instance-id filter), regions in parallel, all within \a timeout.
 void list_states(std::vector<MachineRecord*>& records, std::chrono::milliseconds timeout);
 
-/// What `gc` may consider.
-struct GcScope {
-  std::set<std::string> known_ids;         ///< gpumachine:id of every readable local record
-  std::set<std::string> unreadable_names;  ///< local records that cannot be read, by name
-  std::string home_id;                     ///< this home's id
-  bool all_homes = false;                  ///< other homes' and untagged resources too
-  std::chrono::seconds min_age{600};       ///< younger resources are never touched
-};
-
-/// One row of `gc`: a tagged resource no local record owns.
-struct Orphan {
-  TaggedResource resource;
-  std::string machine;  ///< its gpumachine:machine tag
-  std::string home;     ///< its gpumachine:home tag; empty: made before homes were tagged
-  std::string kept;     ///< why gc leaves it alone; empty: --delete removes it
-};
-
-/// Scans \a regions for resources tagged gpumachine:* that no readable local record owns
+/// Scans scope.regions for resources tagged gpumachine:* that no readable local record owns
 /// (terminated instances are left out), each with the reason it is kept, if any: it belongs
 /// to an unreadable local record (by name), to another home or to none (unless all_homes), or
 /// is younger than min_age (or of unknown age).
-std::vector<Orphan> find_orphans(const std::vector<std::string>& regions, const GcScope& scope);
+std::vector<Orphan> find_orphans(const OrphanScope& scope);
 /// Deletes orphans (those not kept): terminates instances and waits, then volumes, security groups
 /// (retrying DependencyViolation) and key pairs. Returns one line per action; failures are lines
 /// too.

@@ -1,6 +1,8 @@
-// The registry row (flags), the batched `ls` refresh, and `gc`'s scan for orphans.
-#include "drivers/ec2/ec2_driver.h"
+// The registry row (flags, capabilities of the registry, gc's entry points) and the batched `ls`
+// refresh.
+#include "drivers/ec2/ec2_internal.h"
 
+#include "aws/endpoints.h"
 #include "aws/xml.h"
 #include "gm/error.h"
 #include "http/curl_transport.h"
@@ -89,7 +91,7 @@ void list_states(std::vector<MachineRecord*>& records, std::chrono::milliseconds
   std::map<std::string, std::vector<std::string>> ids_by_region;
   for (MachineRecord* r : records) {
     std::string id = r->driver_config.value("instance_id", "");
-    std::string region = r->driver_config.value("region", "");
+    const std::string& region = r->size.region;
     if (!id.empty() && !region.empty()) {
       ids_by_region[region].push_back(id);
     }
@@ -107,9 +109,9 @@ void list_states(std::vector<MachineRecord*>& records, std::chrono::milliseconds
   }
   for (MachineRecord* r : records) {
     std::string id = r->driver_config.value("instance_id", "");
-    std::string region = r->driver_config.value("region", "");
+    const std::string& region = r->size.region;
     if (id.empty()) {
-      r->last_state = r->driver_config.value("create_incomplete", false) ? "pending" : "unknown";
+      r->last_state = r->progress.incomplete ? "pending" : "unknown";
       continue;
     }
     const RegionResult& res = results[region];
@@ -128,177 +130,8 @@ void list_states(std::vector<MachineRecord*>& records, std::chrono::milliseconds
     }
     r->last_state = std::string(to_string(map_state(it->second.state)));
     r->ssh.host = it->second.public_ip;
-    r->facts["launched_at"] = it->second.launch_time;
+    r->cost.launched_at = it->second.launch_time;
   }
-}
-
-namespace {
-
-std::string tag(const TaggedResource& r, const char* key) {
-  auto it = r.tags.find(key);
-  return it == r.tags.end() ? "" : it->second;
-}
-
-/// When the resource was made: its machine's gpumachine:created tag, else its own launch or
-/// create time, else the earliest of those of its machine's other resources.
-std::optional<util::SystemTime> made_at(const TaggedResource& r,
-                                        const std::map<std::string, util::SystemTime>& family) {
-  for (const std::string& text : {tag(r, k_tag_created), r.created}) {
-    if (std::optional<util::SystemTime> t = util::parse_rfc3339(text)) {
-      return t;
-    }
-  }
-  auto it = family.find(tag(r, k_tag_id));
-  return it == family.end() ? std::nullopt : std::optional(it->second);
-}
-
-/// Why gc leaves \a o alone, or "" when it may go.
-std::string kept_reason(const Orphan& o, const GcScope& scope,
-                        std::optional<util::SystemTime> made) {
-  if (scope.unreadable_names.contains(o.machine) && (o.home.empty() || o.home == scope.home_id)) {
-    return "the local record of '" + o.machine +
-           "' cannot be read (see `gpumachine ls`): fix it, or `gpumachine rm " + o.machine + "`";
-  }
-  if (!scope.all_homes && o.home.empty()) {
-    return "no gpumachine:home tag (made by an older gpumachine, from any home); --all-homes "
-           "includes it";
-  }
-  if (!scope.all_homes && o.home != scope.home_id) {
-    return "another home's (gpumachine:home " + o.home.substr(0, 8) +
-           "...: a teammate, CI, another computer); --all-homes includes it";
-  }
-  if (!made) {
-    return "its age is unknown; delete it by hand if it is yours";
-  }
-  auto age =
-      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() - *made);
-  if (age < scope.min_age) {
-    return "made " + util::human_duration(std::max(age, std::chrono::seconds(0))) +
-           " ago; gc leaves anything younger than " + util::human_duration(scope.min_age) +
-           " alone (a create may be under way)";
-  }
-  return "";
-}
-
-}  // namespace
-
-std::vector<Orphan> find_orphans(const std::vector<std::string>& regions, const GcScope& scope) {
-  std::vector<Orphan> out;
-  for (const std::string& region : regions) {
-    Ec2Api api(region);
-    std::vector<TaggedResource> found = api.tagged_resources(k_tag_id);
-    std::map<std::string, util::SystemTime> family;  // gpumachine:id -> earliest known time
-    for (const TaggedResource& r : found) {
-      for (const std::string& text : {tag(r, k_tag_created), r.created}) {
-        if (std::optional<util::SystemTime> t = util::parse_rfc3339(text)) {
-          auto it = family.emplace(tag(r, k_tag_id), *t).first;
-          it->second = std::min(it->second, *t);
-        }
-      }
-    }
-    for (TaggedResource& r : found) {
-      if (scope.known_ids.contains(tag(r, k_tag_id)) || r.state == "terminated") {
-        continue;
-      }
-      Orphan o{.resource = r, .machine = tag(r, k_tag_machine), .home = tag(r, k_tag_home)};
-      o.kept = kept_reason(o, scope, made_at(r, family));
-      out.push_back(std::move(o));
-    }
-  }
-  return out;
-}
-
-std::vector<std::string> delete_orphans(const std::vector<Orphan>& found) {
-  std::vector<Orphan> orphans;
-  std::copy_if(found.begin(), found.end(), std::back_inserter(orphans),
-               [](const Orphan& o) { return o.kept.empty(); });
-  std::vector<std::string> lines;
-  std::map<std::string, std::unique_ptr<Ec2Api>> apis;
-  auto api_for = [&](const std::string& region) -> Ec2Api& {
-    auto& a = apis[region];
-    if (!a) {
-      a = std::make_unique<Ec2Api>(region);
-    }
-    return *a;
-  };
-  auto attempt = [&](const Orphan& o, const std::string& action, aws::QueryParams p) {
-    try {
-      api_for(o.resource.region).call(action, p);
-      return true;
-    } catch (const CloudError& e) {
-      if (e.code().ends_with(".NotFound")) {
-        return true;
-      }
-      lines.push_back("FAILED " + o.resource.kind + " " + o.resource.id + ": " + e.what());
-      return false;
-    }
-  };
-  // Instances first (their volumes and groups depend on them), then wait until they are gone.
-  for (const Orphan& o : orphans) {
-    if (o.resource.kind == "instance") {
-      aws::QueryParams p;
-      p.set("InstanceId.1", o.resource.id);
-      if (attempt(o, "TerminateInstances", p)) {
-        lines.push_back("terminating instance " + o.resource.id + " in " + o.resource.region);
-      }
-    }
-  }
-  for (const Orphan& o : orphans) {
-    if (o.resource.kind != "instance") {
-      continue;
-    }
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(10);
-    while (std::chrono::steady_clock::now() < deadline) {
-      auto found =
-          api_for(o.resource.region).describe_instances({{"instance-id", {o.resource.id}}});
-      if (found.empty() || found.front().state == "terminated") {
-        lines.push_back("terminated instance " + o.resource.id);
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(500));
-    }
-  }
-  for (const Orphan& o : orphans) {
-    aws::QueryParams p;
-    if (o.resource.kind == "volume" && o.resource.state == "available") {
-      p.set("VolumeId", o.resource.id);
-      if (attempt(o, "DeleteVolume", p)) {
-        lines.push_back("deleted volume " + o.resource.id);
-      }
-    } else if (o.resource.kind == "key-pair") {
-      p.set("KeyName", o.resource.id);
-      if (attempt(o, "DeleteKeyPair", p)) {
-        lines.push_back("deleted key pair " + o.resource.id);
-      }
-    }
-  }
-  for (const Orphan& o : orphans) {
-    if (o.resource.kind != "security-group") {
-      continue;
-    }
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(5);
-    std::chrono::milliseconds delay{1000};
-    while (true) {
-      try {
-        aws::QueryParams p;
-        p.set("GroupId", o.resource.id);
-        api_for(o.resource.region).call("DeleteSecurityGroup", p);
-        lines.push_back("deleted security group " + o.resource.id);
-        break;
-      } catch (const CloudError& e) {
-        if (e.code().ends_with(".NotFound")) {
-          break;
-        }
-        if (e.code() != "DependencyViolation" || std::chrono::steady_clock::now() > deadline) {
-          lines.push_back("FAILED security-group " + o.resource.id + ": " + e.what());
-          break;
-        }
-      }
-      std::this_thread::sleep_for(delay);
-      delay = std::min(delay * 2, std::chrono::milliseconds(10000));
-    }
-  }
-  return lines;
 }
 
 DriverInfo driver_info() {
@@ -362,6 +195,11 @@ DriverInfo driver_info() {
   };
   info.make = [] { return make_driver(); };
   info.list_states = list_states;
+  info.default_region = [] { return aws::find_region(); };
+  info.find_orphans = find_orphans;
+  info.delete_orphans = delete_orphans;
+  // `gpumachine create gpu1` is the product's first example.
+  info.is_default = true;
   return info;
 }
 

@@ -43,6 +43,16 @@ std::string default_key_path() {
   return {};
 }
 
+/// The generic driver's own settings (record.driver_config).
+struct GenericConfig {
+  std::string host_key_fingerprint;  ///< --generic-host-key-fingerprint; empty: none given.
+  bool ssh_agent = false;            ///< --generic-ssh-agent.
+  /// The user's RSA key that installs the machine's own key (own_key.h); empty: not needed.
+  std::string rsa_login_key;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(GenericConfig, host_key_fingerprint, ssh_agent,
+                                                rsa_login_key)
+
 class GenericDriver final : public Driver {
  public:
   std::string_view name() const override { return "generic"; }
@@ -85,28 +95,30 @@ class GenericDriver final : public Driver {
     record.ssh.port = port;
     record.ssh.user = single(options, "generic-ssh-user", "root");
     record.ssh.key_path = key_path.string();
-    record.driver_config = {{"host_key_fingerprint", fingerprint},
-                            {"ssh_agent", options.contains("generic-ssh-agent")}};
+    GenericConfig config{.host_key_fingerprint = fingerprint,
+                         .ssh_agent = options.contains("generic-ssh-agent")};
     if (!own_key.empty() && ssh::is_rsa_key(key_path)) {
-      record.driver_config["rsa_login_key"] = key_path.string();
+      config.rsa_login_key = key_path.string();
       record.ssh.key_path = own_key;
     }
+    record.driver_config = config;
   }
 
   void create(MachineRecord& record, DriverHost& host) override {
     host.phase("connecting to " + record.ssh.user + "@" + record.ssh.host + ":" +
                std::to_string(record.ssh.port));
+    const auto config = record.driver_config.get<GenericConfig>();
     ssh::ConnectOptions options;
     options.target = record.ssh;
     options.subject = "machine '" + record.name + "'";
-    options.use_agent = record.driver_config.value("ssh_agent", false);
+    options.use_agent = config.ssh_agent;
     options.retry_for = std::chrono::seconds(10);
     options.command_timeout = k_facts_timeout;  // a host that never answers fails clearly
     std::filesystem::path user_known_hosts = util::expand_user("~/.ssh/known_hosts");
     ssh::KnownHost known =
         ssh::lookup_known_host(user_known_hosts, record.ssh.host, record.ssh.port);
     options.revoked_host_keys = known.revoked;
-    options.expected_fingerprint = record.driver_config.value("host_key_fingerprint", "");
+    options.expected_fingerprint = config.host_key_fingerprint;
     if (known.key) {
       // The user already trusts a key for this host: require exactly that one.
       options.target.host_key = *known.key;
@@ -122,7 +134,7 @@ class GenericDriver final : public Driver {
     } else {
       options.host_key_policy = ssh::HostKeyPolicy::trust_on_first_use;
     }
-    std::string rsa_key = record.driver_config.value("rsa_login_key", "");
+    const std::string& rsa_key = config.rsa_login_key;
     if (!rsa_key.empty()) {
       // Verify the host key first (the OpenSSH login must meet the same key), then install
       // the machine's own key with the RSA key, then log in natively with the pinned key.

@@ -22,7 +22,7 @@ TEST(Ec2Interrupt, CtrlCStopsAtASafePointAndCreateResumes) {
   EXPECT_EQ(p->wait(), 130);
   nlohmann::json rec =
       nlohmann::json::parse(read_text(emu.home() / "machines/resume/machine.json"));
-  EXPECT_TRUE(rec["driver_config"]["create_incomplete"].get<bool>());
+  EXPECT_TRUE(rec["progress"]["incomplete"].get<bool>());
   EXPECT_FALSE(rec["driver_config"].value("instance_id", "").empty());
 
   CaptureResult r = emu.gm({"create", "resume"});  // no --driver needed to resume

@@ -31,8 +31,8 @@ TEST(Ec2Lifecycle, CreateSshStopStartRmLeavesNothing) {
 
   // The record: ledger, host key pinned, timings.
   nlohmann::json rec = nlohmann::json::parse(read_text(emu.home() / "machines/life/machine.json"));
-  EXPECT_FALSE(rec["driver_config"]["create_incomplete"].get<bool>());
-  EXPECT_EQ(rec["driver_config"]["shutdown_behavior"], "stop");
+  EXPECT_FALSE(rec["progress"]["incomplete"].get<bool>());
+  EXPECT_EQ(rec["cost"]["power_off_action"], "stop");
   EXPECT_TRUE(rec["ssh"]["host_key"].get<std::string>().starts_with("ssh-ed25519 "));
   EXPECT_FALSE(rec["timings"].empty());
   EXPECT_TRUE(std::filesystem::exists(emu.home() / "machines/life/id_ed25519"));
@@ -176,7 +176,7 @@ TEST(Ec2Lifecycle, UserDataIsMergedAsMultipartMime) {
   EXPECT_NE(user_data.find("echo booted"), std::string::npos);
   // --wait running: no SSH attempted, still a complete machine.
   nlohmann::json rec = nlohmann::json::parse(read_text(emu.home() / "machines/ud/machine.json"));
-  EXPECT_FALSE(rec["driver_config"]["create_incomplete"].get<bool>());
+  EXPECT_FALSE(rec["progress"]["incomplete"].get<bool>());
   r = emu.gm({"rm", "ud"});
   ASSERT_EQ(r.status, 0) << describe(r);
   EXPECT_TRUE(emu.leaks().empty()) << lines(emu.leaks());

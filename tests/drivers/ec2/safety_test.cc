@@ -207,7 +207,7 @@ TEST_F(Ec2AutostopAgent, CreateInstallsItAsSoonAsSshAnswers) {
   EXPECT_NE(agent_config().find("IDLE_SECONDS=1800"), std::string::npos) << agent_config();
   nlohmann::json rec =
       nlohmann::json::parse(read_text(m_emu->home() / "machines/early/machine.json"));
-  EXPECT_TRUE(rec["driver_config"]["autostop_on_host"].get<bool>()) << rec.dump(2);
+  EXPECT_TRUE(rec["cost"]["agent_on_host"].get<bool>()) << rec.dump(2);
   r = m_emu->gm({"rm", "early"});
   ASSERT_EQ(r.status, 0) << describe(r);
   EXPECT_TRUE(m_emu->leaks().empty()) << lines(m_emu->leaks());

@@ -1,0 +1,220 @@
+// State, start, stop, kill and restart; the power-off action; the security group's source range
+// (ssh-allow) and why SSH may not get through.
+#include "drivers/ec2/ec2_internal.h"
+
+#include "drivers/ec2/host_key.h"
+#include "gm/error.h"
+#include "machine/connect.h"
+#include "util/log.h"
+
+namespace gm::drivers::ec2 {
+
+MachineState Ec2Driver::state(MachineRecord& record, DriverHost&) {
+  std::string id = instance_id(record);
+  if (id.empty()) {
+    return record.progress.incomplete ? MachineState::pending : MachineState::unknown;
+  }
+  Ec2Api api(record.size.region);
+  std::vector<Instance> found = api.describe_instances({{"instance-id", {id}}});
+  if (found.empty()) {
+    return MachineState::terminated;
+  }
+  MachineState s = map_state(found.front().state);
+  if (s == MachineState::running && !found.front().public_ip.empty()) {
+    record.ssh.host = found.front().public_ip;
+  }
+  return s;
+}
+
+void Ec2Driver::start(MachineRecord& record, DriverHost& host) {
+  std::string id = instance_id(record);
+  if (id.empty()) {
+    throw Error(subject_of(record), "has no instance yet", {},
+                "run `gpumachine create " + record.name + "` to finish creating it");
+  }
+  Ec2Api api(record.size.region);
+  std::vector<Instance> found = api.describe_instances({{"instance-id", {id}}});
+  if (found.empty() || found.front().state == "terminated" ||
+      found.front().state == "shutting-down") {
+    throw Error(subject_of(record), "instance " + id + " is terminated", {},
+                "`gpumachine rm " + record.name + "` removes the record");
+  }
+  if (found.front().state == "stopping") {
+    host.phase("waiting for " + id + " to finish stopping");
+    wait_for_state(api, record, id, {"stopped"}, {"terminated"}, false, host);
+  }
+  if (found.front().state != "running" && found.front().state != "pending") {
+    host.phase("starting " + id);
+    aws::QueryParams p;
+    p.set("InstanceId.1", id);
+    api.call("StartInstances", p);
+  }
+  host.phase("waiting for " + id + " to run");
+  std::optional<Instance> running = wait_for_state(
+      api, record, id, {"running"}, {"shutting-down", "terminated", "stopped"}, false, host);
+  record_address(record, *running);
+  host.save(record);  // new address -> record and ssh_config
+  if (host.wait_target() == "ssh") {
+    host.phase("waiting for SSH on " + record.ssh.host);
+    wait_for_ssh(record, host);
+    replace_user_data_host_key(record, host);
+  }
+}
+
+void Ec2Driver::power_off(MachineRecord& record, DriverHost& host, bool force) {
+  std::string id = instance_id(record);
+  if (id.empty()) {
+    throw Error(subject_of(record), "has no instance yet", {},
+                "`gpumachine rm " + record.name + "` removes what was created");
+  }
+  Ec2Api api(record.size.region);
+  host.phase(std::string(force ? "force-stopping " : "stopping ") + id);
+  aws::QueryParams p;
+  p.set("InstanceId.1", id);
+  if (force) {
+    p.set("Force", true);
+  }
+  try {
+    api.call("StopInstances", p);
+  } catch (const CloudError& e) {
+    if (e.code() != "IncorrectInstanceState") {
+      throw;
+    }
+    // Pending: wait until it runs, then stop it.
+    wait_for_state(api, record, id, {"running", "stopped"}, {"terminated"}, false, host);
+    api.call("StopInstances", p);
+  }
+  host.phase("waiting for " + id + " to stop");
+  wait_for_state(api, record, id, {"stopped"}, {"terminated"}, false, host);
+  record.ssh.host.clear();  // the public address is released on stop
+  record.last_state = "stopped";
+  host.save(record);
+}
+
+void Ec2Driver::set_power_off_action(MachineRecord& record, DriverHost& host,
+                                     std::string_view behavior) {
+  check_shutdown_behavior(record, behavior);
+  std::string id = instance_id(record);
+  if (id.empty()) {
+    throw Error(subject_of(record), "has no instance yet", {},
+                "run `gpumachine create " + record.name + "` to finish creating it");
+  }
+  Ec2Api api(record.size.region);
+  host.phase("setting " + id + "'s shutdown behavior to " + std::string(behavior));
+  aws::QueryParams p;
+  p.set("InstanceId", id);
+  p.set("InstanceInitiatedShutdownBehavior.Value", std::string(behavior));
+  api.call("ModifyInstanceAttribute", p);
+  record.cost.power_off_action = std::string(behavior);
+  host.save(record);
+}
+
+std::pair<std::string, std::string> Ec2Driver::allow_ssh_from(MachineRecord& record,
+                                                              DriverHost& host,
+                                                              const std::string& wanted) {
+  nlohmann::json& cfg = record.driver_config;
+  if (!cfg.value("security_group_ids", nlohmann::json::array()).empty()) {
+    throw UsageError(subject_of(record),
+                     "uses your own security groups (--ec2-security-group-id), which gpumachine "
+                     "never modifies",
+                     "change their rules in the EC2 console or with `aws ec2 "
+                     "authorize-security-group-ingress`");
+  }
+  Resource* sg = ledger(record, "security-group");
+  if (sg == nullptr || sg->status != "created" || !sg->id.starts_with("sg-")) {
+    throw Error(subject_of(record), "has no security group of its own yet", {},
+                "run `gpumachine create " + record.name + "` to finish creating it");
+  }
+  std::string cidr = wanted.empty() ? caller_cidr() : wanted;
+  std::optional<std::string> network = cidr_network(cidr);
+  if (!network || *network != cidr) {
+    throw UsageError("--cidr '" + cidr + "'", "not an IPv4 CIDR block with no host bits set",
+                     "e.g. --cidr 203.0.113.5/32");
+  }
+  std::string old = cfg.value("ssh_cidr", "");
+  if (cidr == old) {
+    return {old, cidr};
+  }
+  Ec2Api api(record.size.region);
+  // The new rule first, so SSH is never shut out in between.
+  host.phase("allowing SSH to " + sg->id + " from " + cidr);
+  try {
+    api.call("AuthorizeSecurityGroupIngress", ingress_rules(cfg, sg->id, cidr));
+  } catch (const CloudError& e) {
+    if (e.code() != "InvalidPermission.Duplicate") {
+      throw;
+    }
+  }
+  cfg["ssh_cidr"] = cidr;
+  host.save(record);
+  if (!old.empty()) {
+    host.phase("removing the rule for " + old);
+    try {
+      api.call("RevokeSecurityGroupIngress", ingress_rules(cfg, sg->id, old));
+    } catch (const CloudError& e) {
+      if (e.code() != "InvalidPermission.NotFound") {
+        throw;
+      }
+    }
+  }
+  return {old, cidr};
+}
+
+std::string Ec2Driver::explain_unreachable(const MachineRecord& record) {
+  const nlohmann::json& cfg = record.driver_config;
+  std::string allowed = cfg.value("ssh_cidr", "");
+  if (!cfg.value("security_group_ids", nlohmann::json::array()).empty() ||
+      !allowed.ends_with("/32")) {
+    return {};
+  }
+  static std::optional<std::string> here;  // one lookup per process: create retries connects
+  if (!here) {
+    try {
+      here = caller_cidr();
+    } catch (const Error&) {
+      here = "";
+    }
+  }
+  if (here->empty() || *here == allowed) {
+    return {};
+  }
+  return "this computer's public address is now " + *here + ", but the security group of '" +
+         record.name + "' lets SSH in only from " + allowed + ": `gpumachine ssh-allow " +
+         record.name + "` replaces that rule";
+}
+
+void Ec2Driver::restart(MachineRecord& record, DriverHost& host) {
+  std::string id = instance_id(record);
+  if (id.empty()) {
+    throw Error(subject_of(record), "has no instance yet", {},
+                "run `gpumachine create " + record.name + "` to finish creating it");
+  }
+  Ec2Api api(record.size.region);
+  // The boot before the reboot, so the wait below is not ended by the old boot's sshd, which
+  // keeps answering until the guest begins to shut down. Unreachable now: any answer is new.
+  std::string old_boot;
+  if (host.wait_target() == "ssh" && !record.ssh.host.empty()) {
+    try {
+      old_boot = machine::boot_id(*machine::connect(record));
+    } catch (const SshError& e) {
+      if (!machine::is_unreachable(e)) {
+        throw;
+      }
+    }
+  }
+  host.phase("rebooting " + id);
+  aws::QueryParams p;
+  p.set("InstanceId.1", id);
+  api.call("RebootInstances", p);
+  std::optional<Instance> running =
+      wait_for_state(api, record, id, {"running"}, {"terminated", "stopped"}, false, host);
+  record_address(record, *running);
+  host.save(record);
+  if (host.wait_target() == "ssh") {
+    host.phase("waiting for " + record.name + " to come back from the reboot");
+    machine::wait_for_new_boot(record, host, old_boot, k_ssh_deadline);
+    replace_user_data_host_key(record, host);
+  }
+}
+
+}  // namespace gm::drivers::ec2
