@@ -171,13 +171,22 @@ std::string api_base_url() {
   return "https://api.digitalocean.com";
 }
 
-std::string access_token() {
+std::optional<std::string> find_token() {
   std::string token = env("DIGITALOCEAN_ACCESS_TOKEN").value_or("");
-  std::filesystem::path config = doctl_config_path();
   if (token.empty()) {
-    token = doctl_token(config);
+    token = doctl_token(doctl_config_path());
   }
   if (token.empty()) {
+    return std::nullopt;
+  }
+  util::add_secret(token);
+  return token;
+}
+
+std::string access_token() {
+  std::optional<std::string> token = find_token();
+  if (!token) {
+    std::filesystem::path config = doctl_config_path();
     throw Error("digitalocean", "no API token",
                 "DIGITALOCEAN_ACCESS_TOKEN is not set and " + config.string() +
                     " has no access-token",
@@ -185,8 +194,7 @@ std::string access_token() {
                 "https://cloud.digitalocean.com/account/api/tokens and export "
                 "DIGITALOCEAN_ACCESS_TOKEN=..., or run `doctl auth init`");
   }
-  util::add_secret(token);
-  return token;
+  return *token;
 }
 
 std::string key_fingerprint(const std::string& openssh_public_key) {
@@ -393,6 +401,14 @@ SshKey DoApi::create_key(const std::string& name, const std::string& public_key)
 
 bool DoApi::delete_key(const std::string& id_or_fingerprint) {
   return call("DELETE", "/v2/account/keys/" + id_or_fingerprint, "", nullptr, true).has_value();
+}
+
+std::vector<SshKey> DoApi::keys() {
+  std::vector<SshKey> out;
+  for (const auto& j : list("/v2/account/keys", "", "ssh_keys")) {
+    out.push_back(key_from(j));
+  }
+  return out;
 }
 
 void DoApi::create_tag(const std::string& name) {

@@ -23,6 +23,9 @@ namespace gm::drivers::digitalocean {
 /// emulator) or https://api.digitalocean.com. Plain http only to loopback.
 std::string api_base_url();
 
+/// The token when one is configured (environment or doctl's config), else nullopt.
+std::optional<std::string> find_token();
+
 /// The token: $DIGITALOCEAN_ACCESS_TOKEN, else doctl's config file ($XDG_CONFIG_HOME or
 /// ~/.config, doctl/config.yaml: `access-token`, or `auth-contexts[context]`). Registered with
 /// util::add_secret. Throws Error with a hint when there is none.
@@ -114,6 +117,8 @@ class DoApi {
   std::optional<SshKey> key(const std::string& id_or_fingerprint);
   SshKey create_key(const std::string& name, const std::string& public_key);
   bool delete_key(const std::string& id_or_fingerprint);
+  /// All keys (GET /v2/account/keys is limited to 10 a minute: gc only).
+  std::vector<SshKey> keys();
 
   /// POST /v2/tags (an existing tag is fine).
   void create_tag(const std::string& name);

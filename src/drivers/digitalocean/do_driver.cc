@@ -32,27 +32,24 @@ constexpr std::chrono::minutes k_action_deadline{5};
 constexpr std::chrono::minutes k_gone_deadline{2};
 constexpr milliseconds k_poll{500};
 constexpr const char* k_default_size = "gpu-4000adax1-20gb";
-constexpr const char* k_host_key_file = "host_ed25519";
+constexpr double k_mib_per_gib = 1024;
 
 /// The driver's own settings and progress, kept in record.driver_config.
+/// The size and the region asked for are the core's (record.size.instance_type, .region; an
+/// empty region: the size's regions in the API's order), and so is create's progress.
 struct Config {
-  std::string size = k_default_size;
-  std::string region;  ///< asked for; empty: the size's regions in the API's order
-  std::string image;   ///< empty: default_image(size)
+  std::string image;
   std::string ssh_cidr;
   std::vector<std::string> user_tags;
   std::string user_data;  ///< path of the user's own user data; empty: none
   std::string home_id;
   double price_hourly = -1;  ///< from /v2/sizes at create; < 0: unknown
   std::int64_t create_action = 0;
-  bool create_incomplete = false;
 };
 
 Config config_of(const MachineRecord& record) {
   const nlohmann::json& j = record.driver_config;
   Config c;
-  c.size = j.value("size", c.size);
-  c.region = j.value("region", "");
   c.image = j.value("image", "");
   c.ssh_cidr = j.value("ssh_cidr", "");
   c.user_tags = j.value("user_tags", std::vector<std::string>{});
@@ -60,14 +57,11 @@ Config config_of(const MachineRecord& record) {
   c.home_id = j.value("home_id", "");
   c.price_hourly = j.value("price_hourly", -1.0);
   c.create_action = j.value("create_action", std::int64_t{0});
-  c.create_incomplete = j.value("create_incomplete", false);
   return c;
 }
 
 void store_config(MachineRecord& record, const Config& c) {
   nlohmann::json& j = record.driver_config;
-  j["size"] = c.size;
-  j["region"] = c.region;
   j["image"] = c.image;
   j["ssh_cidr"] = c.ssh_cidr;
   j["user_tags"] = c.user_tags;
@@ -75,7 +69,6 @@ void store_config(MachineRecord& record, const Config& c) {
   j["home_id"] = c.home_id;
   j["price_hourly"] = c.price_hourly;
   j["create_action"] = c.create_action;
-  j["create_incomplete"] = c.create_incomplete;
 }
 
 std::string subject_of(const MachineRecord& record) {
@@ -250,7 +243,11 @@ void wait_gone(const std::string& what, Exists exists, DriverHost& host) {
 class DoDriver : public Driver {
  public:
   std::string_view name() const override { return "digitalocean"; }
-  Capabilities capabilities() const override { return {.power = true, .reboot = true}; }
+  Capabilities capabilities() const override {
+    // A powered-off droplet is billed in full, and the host's own power-off cannot be made a
+    // destroy (facts 2.6, 10).
+    return {.power = true, .reboot = true, .stop_saves_compute = false};
+  }
 
   void configure(const Options& options, MachineRecord& record) override;
   void create(MachineRecord& record, DriverHost& host) override;
@@ -260,13 +257,17 @@ class DoDriver : public Driver {
   void kill(MachineRecord& record, DriverHost& host) override;
   void restart(MachineRecord& record, DriverHost& host) override;
   std::vector<std::string> remove(MachineRecord& record, DriverHost& host) override;
+  std::optional<PriceQuote> quote(const MachineRecord& record,
+                                  const std::filesystem::path& home) override;
 
  private:
-  void ensure_local_keys(MachineRecord& record);
+  void ensure_local_keys(MachineRecord& record, DriverHost& host);
   void ensure_ssh_key(DoApi& api, MachineRecord& record, DriverHost& host);
   void ensure_firewall(DoApi& api, MachineRecord& record, DriverHost& host);
   void launch(DoApi& api, MachineRecord& record, const Size& size, DriverHost& host);
   std::string user_data(const MachineRecord& record) const;
+
+  BootScript m_boot;
   void power(MachineRecord& record, DriverHost& host, const std::string& type,
              const std::string& until);
 };
@@ -278,13 +279,14 @@ std::string single(const Options& options, const std::string& name) {
 
 void DoDriver::configure(const Options& options, MachineRecord& record) {
   Config c;
-  if (std::string v = single(options, "do-size"); !v.empty()) {
-    c.size = v;
+  record.size.instance_type = single(options, "do-size");
+  if (record.size.instance_type.empty()) {
+    record.size.instance_type = k_default_size;
   }
-  c.region = single(options, "do-region");
+  record.size.region = single(options, "do-region");
   c.image = single(options, "do-image");
   if (c.image.empty()) {
-    c.image = default_image(c.size);
+    c.image = default_image(record.size.instance_type);
   }
   c.ssh_cidr = single(options, "do-ssh-cidr");
   if (!c.ssh_cidr.empty() && c.ssh_cidr.find('/') == std::string::npos) {
@@ -312,23 +314,29 @@ void DoDriver::configure(const Options& options, MachineRecord& record) {
   store_config(record, c);
 }
 
-void DoDriver::ensure_local_keys(MachineRecord& record) {
-  std::filesystem::path key = record.ssh.key_path;
-  ssh::ensure_key_pair(key, "gpumachine-" + record.name);
-  std::filesystem::path host_key = key.parent_path() / k_host_key_file;
-  ssh::ensure_key_pair(host_key, "host-" + record.name);
-  std::string pub = util::read_file(host_key.string() + ".pub");
-  auto second_space = pub.find(' ', pub.find(' ') + 1);
-  record.ssh.host_key = pub.substr(0, std::min(second_space, pub.find('\n')));
+void DoDriver::ensure_local_keys(MachineRecord& record, DriverHost& host) {
+  ssh::ensure_key_pair(record.ssh.key_path, "gpumachine-" + record.name);
+  // Plain Ubuntu gets the provisioning prelude; the AI/ML-ready images come with the driver.
+  const std::string image = config_of(record).image;
+  BootImage boot;
+  for (const char* version : {"24.04", "22.04"}) {
+    std::string slug = "ubuntu-" + std::string(version) + "-x64";
+    std::replace(slug.begin(), slug.end(), '.', '-');
+    if (image == slug) {
+      boot.os_id = "ubuntu";
+      boot.os_version = version;
+    }
+  }
+  boot.nvswitch = record.size.instance_type.find("x8-") != std::string::npos;
+  m_boot = host.boot_script(record, boot);
 }
 
 std::string DoDriver::user_data(const MachineRecord& record) const {
   Config c = config_of(record);
   ec2::UserDataParts parts;
-  std::filesystem::path host_key =
-      std::filesystem::path(record.ssh.key_path).parent_path() / k_host_key_file;
-  parts.host_private_key = util::read_file(host_key);
-  parts.host_public_key = record.ssh.host_key;
+  parts.host_private_key = m_boot.host_private_key;
+  parts.host_public_key = m_boot.host_public_key;
+  parts.provision_prelude = m_boot.script;
   if (!c.user_data.empty()) {
     parts.user_data = util::read_file(c.user_data);
   }
@@ -433,7 +441,7 @@ void DoDriver::launch(DoApi& api, MachineRecord& record, const Size& size, Drive
     request.tags.push_back(k_tag_home + c.home_id);
   }
   request.tags.insert(request.tags.end(), c.user_tags.begin(), c.user_tags.end());
-  std::vector<std::string> regions = regions_for(size, c.region);
+  std::vector<std::string> regions = regions_for(size, record.size.region);
   std::string tried;
   for (const std::string& region : regions) {
     request.region = region;
@@ -444,6 +452,8 @@ void DoDriver::launch(DoApi& api, MachineRecord& record, const Size& size, Drive
       c.create_action = action;
       store_config(record, c);
       set_ledger(record, host, "droplet", std::to_string(droplet.id), "created", region);
+      record.size.region = region;
+      host.save(record);
       return;
     } catch (const CloudError& e) {
       if (e.http_status() >= 500 && adopt_existing()) {
@@ -471,15 +481,24 @@ void DoDriver::create(MachineRecord& record, DriverHost& host) {
     c.home_id = host.home_id();
   }
   DoApi api = DoApi::from_env();
-  Size size = find_size(api, c.size);
+  Size size = find_size(api, record.size.instance_type);
   c.price_hourly = size.price_hourly;
-  regions_for(size, c.region);  // refuse an impossible region before anything is made
+  regions_for(size, record.size.region);  // refuse an impossible region before anything is made
+  record.size.vcpus = size.vcpus;
+  record.size.memory_mib = size.memory_mib;
+  record.size.gpu_count = size.gpu_count;
+  record.size.gpu_model = size.gpu_model;
+  record.size.gpu_memory_mib =
+      size.gpu_count > 0
+          ? static_cast<long>(static_cast<double>(size.gpu_vram_gib) * k_mib_per_gib) /
+                size.gpu_count
+          : 0;
   host.phase(size.slug + " (" + size.description + "): " + price_text(size.price_hourly) +
              " from DigitalOcean's /v2/sizes, billed while the droplet exists, powered off too");
-  c.create_incomplete = true;
+  record.progress.incomplete = true;
   store_config(record, c);
   host.save(record);
-  ensure_local_keys(record);
+  ensure_local_keys(record, host);
   host.save(record);
   ensure_ssh_key(api, record, host);
   host.check_interrupted();
@@ -492,6 +511,8 @@ void DoDriver::create(MachineRecord& record, DriverHost& host) {
   } catch (const Error&) {
     if (droplet_id(record) == 0) {
       remove(record, host);  // nothing bills; leave nothing behind
+      record.progress.rolled_back = true;
+      host.save(record);
     }
     throw;
   }
@@ -504,8 +525,7 @@ void DoDriver::create(MachineRecord& record, DriverHost& host) {
   record.ssh.host = d.public_ip;
   host.save(record);
   wait_for_ssh(record, host);
-  c.create_incomplete = false;
-  store_config(record, c);
+  record.progress.incomplete = false;
   record.last_state = "running";
   host.save(record);
 }
@@ -513,7 +533,7 @@ void DoDriver::create(MachineRecord& record, DriverHost& host) {
 MachineState DoDriver::state(MachineRecord& record, DriverHost&) {
   std::int64_t id = droplet_id(record);
   if (id == 0) {
-    return config_of(record).create_incomplete ? MachineState::pending : MachineState::unknown;
+    return record.progress.incomplete ? MachineState::pending : MachineState::unknown;
   }
   std::optional<Droplet> d = DoApi::from_env().droplet(id);
   if (!d) {
@@ -572,6 +592,18 @@ void DoDriver::kill(MachineRecord& record, DriverHost& host) {
 void DoDriver::restart(MachineRecord& record, DriverHost& host) {
   power(record, host, "reboot", "active");
   wait_for_ssh(record, host);
+}
+
+/// Prices move (facts 3.1), so the quote is asked of /v2/sizes, not a table.
+std::optional<PriceQuote> DoDriver::quote(const MachineRecord& record,
+                                          const std::filesystem::path&) {
+  DoApi api = DoApi::from_env();
+  Size size = find_size(api, record.size.instance_type);
+  return PriceQuote{.size = size.slug,
+                    .region = record.size.region,
+                    .usd_per_hour = size.price_hourly,
+                    .basis = "on-demand",
+                    .origin = "DigitalOcean /v2/sizes"};
 }
 
 std::vector<std::string> DoDriver::remove(MachineRecord& record, DriverHost& host) {
@@ -729,6 +761,8 @@ DriverInfo driver_info() {
   };
   info.make = make_driver;
   info.list_states = list_states;
+  info.find_orphans = find_orphans;
+  info.delete_orphans = delete_orphans;
   return info;
 }
 

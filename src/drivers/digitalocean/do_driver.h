@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace gm::drivers::digitalocean {
 
@@ -24,6 +25,12 @@ inline constexpr const char* k_tag_home = "gpumachine:home:";
 /// The registry row for this driver (flags, factory, batched ls).
 DriverInfo driver_info();
 std::unique_ptr<Driver> make_driver();
+
+/// `gc`: droplets tagged gpumachine that no local record owns, with the firewalls and SSH keys of
+/// machines without a record; nothing when no token is configured (DigitalOcean is not in use).
+std::vector<Orphan> find_orphans(const OrphanScope& scope);
+/// `gc --delete`: droplets (each waited for until gone), then firewalls and keys.
+std::vector<std::string> delete_orphans(const std::vector<Orphan>& orphans);
 
 /// The portable state of a droplet status (new, active, off, archive).
 MachineState map_status(std::string_view status);
