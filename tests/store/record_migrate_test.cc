@@ -20,7 +20,8 @@ using testing::TempDir;
 MachineRecord load_fixture(Store& store, const std::string& file, const std::string& name) {
   std::string text =
       util::read_file(std::filesystem::path(GM_SOURCE_DIR) / "tests/fixtures/records" / file);
-  store.save(store.lock(name, "test"), MachineRecord{.name = name});  // makes the directory
+  MachineRecord placeholder{.name = name};
+  store.save(store.lock(name, "test"), placeholder);  // makes the directory
   util::write_file_atomic(store.record_path(name), text);
   return store.load(name);
 }

@@ -1,0 +1,265 @@
+// The driver contract suite: what every cloud driver must do, run through the real CLI against the
+// driver's emulator. One parametrised suite; each driver is one DriverUnderTest.
+//
+// Adding a driver (e.g. DigitalOcean): write a class deriving from DriverUnderTest below that
+// starts its emulator in the constructor (and ends it by pid in the destructor), and implement
+// each member from the emulator's control API:
+//   - create_args(): `create --driver NAME MACHINE` with the smallest size and the emulator's
+//     login user;
+//   - gm()/gm_async()/home(): the real binary with the driver's credentials env (a token,
+//     endpoints on loopback, GPUMACHINE_CALLER_IP=127.0.0.1);
+//   - leaks(): everything the provider still holds for a machine ("kind id" lines: droplets,
+//     firewalls, SSH keys, ...), empty when nothing leaked;
+//   - machine_states(), boot_host_key(), firewall_rules(): read from the emulator's state;
+//   - fail_next_creates() / create_calls(): the emulator's fault injection (5xx, 429) on the
+//     call that makes the machine.
+// Then add a line to drivers() at the bottom; every TEST_P runs against it.
+#include "drivers/ec2/ec2_test_util.h"
+#include "util/crypto.h"
+#include "util/gzip.h"
+
+#include <signal.h>
+
+#include <functional>
+#include <memory>
+#include <ostream>
+#include <set>
+#include <tuple>
+
+namespace gm::testing {
+namespace {
+
+/// A firewall rule as the provider holds it.
+struct FirewallRule {
+  int port = 0;
+  std::string protocol;
+  std::string source;  ///< CIDR
+
+  bool operator<(const FirewallRule& o) const {
+    return std::tie(port, protocol, source) < std::tie(o.port, o.protocol, o.source);
+  }
+  bool operator==(const FirewallRule& o) const = default;
+};
+
+/// One driver and its emulator, running for one test.
+class DriverUnderTest {
+ public:
+  virtual ~DriverUnderTest() = default;
+  /// `create` arguments for a small machine called \a name (driver flags, login user).
+  virtual std::vector<std::string> create_args(const std::string& name,
+                                               std::vector<std::string> extra = {}) = 0;
+  /// Runs the real binary against the emulator (\a env overlaid on the driver's).
+  virtual CaptureResult gm(const std::vector<std::string>& args,
+                           const std::map<std::string, std::string>& env = {}) = 0;
+  virtual std::unique_ptr<Process> gm_async(const std::vector<std::string>& args) = 0;
+  /// The gpumachine home the runs use.
+  virtual std::filesystem::path home() const = 0;
+  /// What the provider still holds ("kind id"); empty: nothing leaked.
+  virtual std::vector<std::string> leaks() = 0;
+  /// The provider's state of each machine it holds, by gpumachine machine name.
+  virtual std::map<std::string, std::string> machine_states() = 0;
+  /// The public host key ("ssh-ed25519 AAAA...") the machine \a name was handed at first boot.
+  virtual std::string boot_host_key(const std::string& name) = 0;
+  /// The inbound rules of the machine's own firewall.
+  virtual std::set<FirewallRule> firewall_rules(const std::string& name) = 0;
+  /// Makes the provider answer the next \a n machine-creating calls with a retryable error.
+  virtual void fail_next_creates(int n) = 0;
+  /// How many machine-creating calls the provider has seen.
+  virtual int create_calls() = 0;
+  /// Waits until the running \a p has made a machine-creating call; false if it ended first.
+  virtual bool wait_for_create_call(Process& p) = 0;
+};
+
+class Ec2UnderTest final : public DriverUnderTest {
+ public:
+  Ec2UnderTest() : m_emu(nlohmann::json{{"delays", {{"pending", 1.0}}}}) {}
+
+  std::vector<std::string> create_args(const std::string& name,
+                                       std::vector<std::string> extra) override {
+    return ec2::create_args(name, std::move(extra));
+  }
+  CaptureResult gm(const std::vector<std::string>& args,
+                   const std::map<std::string, std::string>& env) override {
+    return m_emu.gm(args, env);
+  }
+  std::unique_ptr<Process> gm_async(const std::vector<std::string>& args) override {
+    return m_emu.gm_async(args);
+  }
+  std::filesystem::path home() const override { return m_emu.home(); }
+  std::vector<std::string> leaks() override { return m_emu.leaks(); }
+  std::map<std::string, std::string> machine_states() override {
+    std::map<std::string, std::string> out;
+    for (const nlohmann::json& i : m_emu.live_instances()) {
+      out[i["tags"].value("gpumachine:machine", "")] = i["state"].get<std::string>();
+    }
+    return out;
+  }
+  std::string boot_host_key(const std::string& name) override {
+    // The cloud-config's ssh_keys.ed25519_public, as cloud-init would install it.
+    std::string data = util::base64_decode(instance(name)["userData"].get<std::string>());
+    if (data.starts_with("\x1f\x8b")) {
+      data = util::gunzip(data);
+    }
+    auto at = data.find("ed25519_public: ");
+    if (at == std::string::npos) {
+      return {};
+    }
+    at += std::string("ed25519_public: ").size();
+    return data.substr(at, data.find('\n', at) - at);
+  }
+  std::set<FirewallRule> firewall_rules(const std::string& name) override {
+    nlohmann::json region = m_emu.state()["regions"]["us-east-1"];
+    const nlohmann::json machine = instance(name);
+    std::set<FirewallRule> rules;
+    for (const auto& group : machine["groups"]) {
+      for (const auto& rule : region["security_groups"][group.get<std::string>()]["ingress"]) {
+        rules.insert({rule["fromPort"].get<int>(), rule["protocol"].get<std::string>(),
+                      rule["cidr"].get<std::string>()});
+      }
+    }
+    return rules;
+  }
+  void fail_next_creates(int n) override {
+    m_emu.fault({{"action", "RunInstances"}, {"kind", "http503"}, {"count", n}});
+  }
+  int create_calls() override { return m_emu.count_calls("RunInstances"); }
+  bool wait_for_create_call(Process& p) override {
+    return ec2::wait_for_call(m_emu, p, "RunInstances");
+  }
+
+ private:
+  nlohmann::json instance(const std::string& name) {
+    for (const nlohmann::json& i : m_emu.live_instances()) {
+      if (i["tags"].value("gpumachine:machine", "") == name) {
+        return i;
+      }
+    }
+    ADD_FAILURE() << "no live instance of " << name;
+    return nlohmann::json::object();
+  }
+
+  Ec2EmulatorFixture m_emu;
+};
+
+/// A suite parameter: the driver's name and how to start it under test.
+struct DriverParam {
+  std::string name;
+  std::function<std::unique_ptr<DriverUnderTest>()> make;
+
+  friend void PrintTo(const DriverParam& p, std::ostream* os) { *os << p.name; }
+};
+
+class DriverContract : public ::testing::TestWithParam<DriverParam> {
+ protected:
+  void SetUp() override { m_driver = GetParam().make(); }
+  DriverUnderTest& d() { return *m_driver; }
+
+  nlohmann::json record(const std::string& name) {
+    return nlohmann::json::parse(read_text(d().home() / "machines" / name / "machine.json"));
+  }
+
+ private:
+  std::unique_ptr<DriverUnderTest> m_driver;
+};
+
+using ec2::describe;
+using ec2::lines;
+
+TEST_P(DriverContract, LifecycleLeavesNothing) {
+  CaptureResult r = d().gm(d().create_args("life", {"--wait", "ssh"}));
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(d().machine_states()["life"], "running");
+  r = d().gm({"ls", "--format", "json"});
+  ASSERT_EQ(r.status, 0) << describe(r);
+  nlohmann::json rows = nlohmann::json::parse(r.out);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0]["state"], "running");
+  r = d().gm({"ssh", "life", "--", "echo", "contract"});
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_NE(r.out.find("contract"), std::string::npos);
+
+  r = d().gm({"stop", "life"});
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(d().machine_states()["life"], "stopped");
+  r = d().gm({"status", "life"});
+  EXPECT_EQ(r.out, "stopped\n") << describe(r);
+  r = d().gm({"start", "life"});
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(d().machine_states()["life"], "running");
+  r = d().gm({"ssh", "life", "--", "true"});
+  EXPECT_EQ(r.status, 0) << describe(r);
+
+  r = d().gm({"rm", "life"});
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_TRUE(d().leaks().empty()) << lines(d().leaks());
+  EXPECT_FALSE(std::filesystem::exists(d().home() / "machines/life"));
+}
+
+TEST_P(DriverContract, HostKeyIsPinnedBeforeTheFirstConnection) {
+  // --wait running: create never connects, yet the record already pins the key the machine was
+  // handed for its first boot.
+  CaptureResult r = d().gm(d().create_args("pin", {"--wait", "running"}));
+  ASSERT_EQ(r.status, 0) << describe(r);
+  const std::string pinned = record("pin")["ssh"]["host_key"];
+  EXPECT_TRUE(pinned.starts_with("ssh-ed25519 ")) << pinned;
+  EXPECT_EQ(pinned, d().boot_host_key("pin"));
+  ASSERT_EQ(d().gm({"rm", "pin"}).status, 0);
+  EXPECT_TRUE(d().leaks().empty()) << lines(d().leaks());
+}
+
+TEST_P(DriverContract, FirewallAdmitsOnlySshFromTheCaller) {
+  CaptureResult r = d().gm(d().create_args("wall", {"--wait", "running"}));
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(d().firewall_rules("wall"), (std::set<FirewallRule>{{22, "tcp", "127.0.0.1/32"}}));
+  ASSERT_EQ(d().gm({"rm", "wall"}).status, 0);
+  EXPECT_TRUE(d().leaks().empty()) << lines(d().leaks());
+}
+
+TEST_P(DriverContract, GcDeletesOnlyItsOwnHomesOrphans) {
+  TempDir other("gm-contract-other");
+  const std::map<std::string, std::string> teammate = {{"GPUMACHINE_HOME", other.path().string()}};
+  ASSERT_EQ(d().gm(d().create_args("lost", {"--wait", "running"})).status, 0);
+  ASSERT_EQ(d().gm(d().create_args("theirs", {"--wait", "running"}), teammate).status, 0);
+  std::filesystem::remove_all(d().home() / "machines/lost");  // an orphan of this home
+
+  CaptureResult r = d().gm({"--yes", "gc", "--delete", "--min-age", "0s"});
+  ASSERT_EQ(r.status, 0) << describe(r);
+  std::map<std::string, std::string> states = d().machine_states();
+  EXPECT_FALSE(states.contains("lost")) << describe(r);
+  EXPECT_EQ(states["theirs"], "running");  // another home's: kept
+
+  ASSERT_EQ(d().gm({"rm", "theirs"}, teammate).status, 0);
+  EXPECT_TRUE(d().leaks().empty()) << lines(d().leaks());
+}
+
+TEST_P(DriverContract, RetryableFaultsAreRetriedAndLeaveNothing) {
+  d().fail_next_creates(2);
+  CaptureResult r = d().gm(d().create_args("flaky", {"--wait", "running"}));
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(d().create_calls(), 3);
+  EXPECT_EQ(d().machine_states().size(), 1u);
+  ASSERT_EQ(d().gm({"rm", "flaky"}).status, 0);
+  EXPECT_TRUE(d().leaks().empty()) << lines(d().leaks());
+}
+
+TEST_P(DriverContract, AnInterruptedCreateLeavesNothingAfterRm) {
+  std::unique_ptr<Process> p = d().gm_async(d().create_args("cut"));
+  ASSERT_TRUE(d().wait_for_create_call(*p));
+  ::kill(p->pid(), SIGINT);
+  EXPECT_EQ(p->wait(), 130);
+  CaptureResult r = d().gm({"rm", "cut"});
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_TRUE(d().leaks().empty()) << lines(d().leaks());
+}
+
+std::vector<DriverParam> drivers() {
+  return {
+      {"ec2", [] { return std::make_unique<Ec2UnderTest>(); }},
+  };
+}
+
+INSTANTIATE_TEST_SUITE_P(Drivers, DriverContract, ::testing::ValuesIn(drivers()),
+                         [](const auto& info) { return info.param.name; });
+
+}  // namespace
+}  // namespace gm::testing
