@@ -31,6 +31,8 @@ constexpr std::chrono::minutes k_ssh_deadline{5};
 constexpr std::chrono::minutes k_action_deadline{5};
 constexpr std::chrono::minutes k_gone_deadline{2};
 constexpr milliseconds k_poll{500};
+constexpr milliseconds k_consistency_wait{1500};
+constexpr int k_create_attempts = 3;
 constexpr const char* k_default_size = "gpu-4000adax1-20gb";
 constexpr double k_mib_per_gib = 1024;
 
@@ -431,6 +433,12 @@ void DoDriver::launch(DoApi& api, MachineRecord& record, const Size& size, Drive
   if (r != nullptr && adopt_existing()) {
     return;
   }
+  // Right after a create a droplet may not be listed yet (facts 2.6): wait before looking.
+  auto adopt_after_lost_answer = [&]() {
+    util::sleep_unless_interrupted(k_consistency_wait);
+    host.check_interrupted();
+    return adopt_existing();
+  };
   DropletCreate request{.name = resource_name(record),
                         .size = size.slug,
                         .image = c.image,
@@ -446,29 +454,40 @@ void DoDriver::launch(DoApi& api, MachineRecord& record, const Size& size, Drive
   for (const std::string& region : regions) {
     request.region = region;
     set_ledger(record, host, "droplet", "", "creating", region);
-    host.phase("creating droplet " + request.name + " (" + size.slug + " in " + region + ")");
-    try {
-      auto [droplet, action] = api.create_droplet(request);
-      c.create_action = action;
-      store_config(record, c);
-      set_ledger(record, host, "droplet", std::to_string(droplet.id), "created", region);
-      record.size.region = region;
-      host.save(record);
-      return;
-    } catch (const CloudError& e) {
-      if (e.http_status() >= 500 && adopt_existing()) {
+    for (int attempt = 1;; ++attempt) {
+      host.phase("creating droplet " + request.name + " (" + size.slug + " in " + region + ")");
+      try {
+        auto [droplet, action] = api.create_droplet(request);
+        c.create_action = action;
+        store_config(record, c);
+        set_ledger(record, host, "droplet", std::to_string(droplet.id), "created", region);
+        record.size.region = region;
+        host.save(record);
         return;
+      } catch (const CloudError& e) {
+        if (e.http_status() < 500) {
+          if (!is_capacity(e)) {
+            throw;
+          }
+          tried += (tried.empty() ? "" : "; ") + region + ": " + e.message();
+          break;
+        }
+        // A 5xx may come after the droplet was made: look before asking again (facts 1.7).
+        if (adopt_after_lost_answer()) {
+          return;
+        }
+        if (attempt >= k_create_attempts) {
+          throw;
+        }
+      } catch (const http::TransportError& e) {
+        if (adopt_after_lost_answer()) {
+          return;
+        }
+        if (attempt >= k_create_attempts) {
+          throw Error(subject_of(record), "the droplet create got no answer", e.what(),
+                      "`gpumachine create " + record.name + "` looks for it again and resumes");
+        }
       }
-      if (!is_capacity(e)) {
-        throw;
-      }
-      tried += (tried.empty() ? "" : "; ") + region + ": " + e.message();
-    } catch (const http::TransportError& e) {
-      if (adopt_existing()) {
-        return;
-      }
-      throw Error(subject_of(record), "the droplet create got no answer", e.what(),
-                  "`gpumachine create " + record.name + "` looks for it again and resumes");
     }
   }
   throw Error(subject_of(record), "no region has capacity for " + size.slug, tried,

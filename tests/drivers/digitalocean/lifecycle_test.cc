@@ -169,7 +169,8 @@ TEST(DoFaults, ThrottledCreateIsRetriedAfterRetryAfter) {
   CaptureResult r = emu.gm(create_args("thr"));
   ASSERT_EQ(r.status, 0) << describe(r);
   EXPECT_EQ(emu.count_calls("POST", "/v2/droplets"), 2);
-  EXPECT_EQ(emu.count_calls("GET", "/v2/sizes"), 2);
+  // The quote before create asks twice (the 503, then the answer), create's own look once.
+  EXPECT_EQ(emu.count_calls("GET", "/v2/sizes"), 3);
   EXPECT_EQ(emu.gm({"rm", "thr", "--yes"}).status, 0);
   EXPECT_EQ(joined(emu.leaks()), "");
 }
@@ -182,6 +183,17 @@ TEST(DoFaults, LostCreateAnswerAdoptsTheDropletInsteadOfMakingTwo) {
   EXPECT_EQ(emu.count_calls("POST", "/v2/droplets"), 1);
   only_droplet(emu);
   EXPECT_EQ(emu.gm({"rm", "lost", "--yes"}).status, 0);
+  EXPECT_EQ(joined(emu.leaks()), "");
+}
+
+TEST(DoFaults, ServerErrorsOnCreateAreCheckedByTagThenRetried) {
+  DoEmulatorFixture emu;
+  emu.fault({{"kind", "503"}, {"method", "POST"}, {"path", "/v2/droplets"}, {"count", 2}});
+  CaptureResult r = emu.gm(create_args("flaky", {"--wait", "running"}));
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(emu.count_calls("POST", "/v2/droplets"), 3);
+  only_droplet(emu);
+  EXPECT_EQ(emu.gm({"rm", "flaky", "--yes"}).status, 0);
   EXPECT_EQ(joined(emu.leaks()), "");
 }
 

@@ -19,7 +19,7 @@ std::vector<std::string> create_args(const std::string& name) {
 }
 
 TEST(DoLs, OneListingPerHomeTag) {
-  DoEmulatorFixture emu({{"run_sshd", false}});
+  DoEmulatorFixture emu(nlohmann::json{{"run_sshd", false}});
   for (const char* name : {"a1", "a2", "a3"}) {
     CaptureResult r = emu.gm(create_args(name));
     ASSERT_EQ(r.status, 0) << describe(r);
@@ -39,7 +39,7 @@ TEST(DoLs, OneListingPerHomeTag) {
 }
 
 TEST(DoGc, FindsAndDeletesWhatNoRecordOwnsInThisHomeOnly) {
-  DoEmulatorFixture emu({{"run_sshd", false}});
+  DoEmulatorFixture emu(nlohmann::json{{"run_sshd", false}});
   CaptureResult r = emu.gm(create_args("keep"));
   ASSERT_EQ(r.status, 0) << describe(r);
   r = emu.gm(create_args("lost"));
@@ -48,17 +48,19 @@ TEST(DoGc, FindsAndDeletesWhatNoRecordOwnsInThisHomeOnly) {
 
   r = emu.gm({"gc", "--format", "json"});
   ASSERT_EQ(r.status, 0) << describe(r);
-  for (const auto& o : nlohmann::json::parse(r.out)["orphans"]) {
+  const nlohmann::json young = nlohmann::json::parse(r.out);
+  for (const auto& o : young["orphans"]) {
     ADD_FAILURE() << "young resources are kept, not orphans: " << o.dump();
   }
   r = emu.gm({"gc", "--format", "json", "--min-age", "0s"});
   ASSERT_EQ(r.status, 0) << describe(r);
   std::set<std::string> kinds;
-  for (const auto& o : nlohmann::json::parse(r.out)["orphans"]) {
+  const nlohmann::json listed = nlohmann::json::parse(r.out);
+  for (const auto& o : listed["orphans"]) {
     EXPECT_EQ(o["machine"], "lost") << o.dump();
     kinds.insert(o["kind"]);
   }
-  EXPECT_EQ(kinds, (std::set<std::string>{"droplet", "firewall", "ssh-key"}));
+  EXPECT_EQ(kinds, (std::set<std::string>{"droplet", "firewall", "ssh-key"})) << r.out;
 
   // Another home sees them, but keeps them.
   std::filesystem::path other = emu.dir() / "otherhome";
