@@ -1,30 +1,19 @@
 #include "support/do_emulator.h"
 
-#ifndef GM_SOURCE_DIR
-#error "GM_SOURCE_DIR must be defined"
-#endif
-
 namespace gm::testing {
 
 DoEmulatorFixture::DoEmulatorFixture(const nlohmann::json& config) {
   m_home = make_cli_homes(m_dir.path());
-  int second = 0;
-  m_range_lock = reserve_loopback_range(second);
-  const std::string base = "127." + std::to_string(second) + ".";
-  nlohmann::json cfg = {
-      {"delays",
-       {{"create", 0.3},
-        {"action", 0.2},
-        {"status_lag", 0.1},
-        {"delete_linger", 0.3},
-        {"firewall", 0.2}}},
-      {"ip_pool", {{"first", base + "1.1"}, {"last", base + "254.254"}}},
-      {"login_user", current_user()},
-  };
-  cfg.merge_patch(config);
-  m_process = std::make_unique<EmulatorProcess>(
-      std::string(GM_SOURCE_DIR) + "/tools/do_emulator/do_emulator.py", cfg, m_dir.path(),
-      "DigitalOcean emulator");
+  int range = 0;
+  m_range_lock = reserve_loopback_range(range);
+  nlohmann::json defaults = {{"delays",
+                              {{"create", 0.3},
+                               {"action", 0.2},
+                               {"status_lag", 0.1},
+                               {"delete_linger", 0.3},
+                               {"firewall", 0.2}}}};
+  m_process = std::make_unique<EmulatorProcess>("do_emulator/do_emulator.py", defaults, config,
+                                                range, m_dir.path(), "DigitalOcean emulator");
 }
 
 nlohmann::json DoEmulatorFixture::state() {

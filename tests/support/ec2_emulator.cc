@@ -2,31 +2,20 @@
 
 #include <string>
 
-#ifndef GM_SOURCE_DIR
-#error "GM_SOURCE_DIR must be defined"
-#endif
-
 namespace gm::testing {
 
 Ec2EmulatorFixture::Ec2EmulatorFixture(const nlohmann::json& config) {
   m_home = make_cli_homes(m_dir.path());
-  int second = 0;
-  m_range_lock = reserve_loopback_range(second);
-  const std::string base = "127." + std::to_string(second) + ".";
-  nlohmann::json cfg = {
-      {"delays",
-       {{"pending", 0.3},
-        {"stopping", 0.3},
-        {"stopping_force", 0.1},
-        {"shutting_down", 0.3},
-        {"reboot", 0.3}}},
-      {"ip_pool", {{"first", base + "1.1"}, {"last", base + "254.254"}}},
-      {"login_user", current_user()},
-  };
-  cfg.merge_patch(config);
-  m_process = std::make_unique<EmulatorProcess>(
-      std::string(GM_SOURCE_DIR) + "/tools/ec2_emulator/ec2_emulator.py", cfg, m_dir.path(),
-      "EC2 emulator");
+  int range = 0;
+  m_range_lock = reserve_loopback_range(range);
+  nlohmann::json defaults = {{"delays",
+                              {{"pending", 0.3},
+                               {"stopping", 0.3},
+                               {"stopping_force", 0.1},
+                               {"shutting_down", 0.3},
+                               {"reboot", 0.3}}}};
+  m_process = std::make_unique<EmulatorProcess>("ec2_emulator/ec2_emulator.py", defaults, config,
+                                                range, m_dir.path(), "EC2 emulator");
 }
 
 Ec2EmulatorFixture::~Ec2EmulatorFixture() = default;

@@ -2,6 +2,10 @@
 
 #include "http/curl_transport.h"
 
+#ifndef GM_SOURCE_DIR
+#error "GM_SOURCE_DIR must be defined"
+#endif
+
 #include <pwd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -83,14 +87,20 @@ std::unique_ptr<Process> start_gm(const std::map<std::string, std::string>& env,
   return std::make_unique<Process>(argv, options);
 }
 
-EmulatorProcess::EmulatorProcess(const std::string& script, const nlohmann::json& config,
+EmulatorProcess::EmulatorProcess(const std::string& script, nlohmann::json defaults,
+                                 const nlohmann::json& overrides, int range,
                                  const std::filesystem::path& dir, const std::string& what) {
-  write_text(dir / "config.json", config.dump());
+  const std::string base = "127." + std::to_string(range) + ".";
+  defaults["ip_pool"] = {{"first", base + "1.1"}, {"last", base + "254.254"}};
+  defaults["login_user"] = current_user();
+  defaults.merge_patch(overrides);
+  write_text(dir / "config.json", defaults.dump());
   SpawnOptions options;
   options.stdout_path = dir / "emulator.out";
   options.stderr_path = dir / "emulator.err";
   m_process = std::make_unique<Process>(
-      std::vector<std::string>{"python3", script, "--state-dir", (dir / "state").string(),
+      std::vector<std::string>{"python3", std::string(GM_SOURCE_DIR) + "/tools/" + script,
+                               "--state-dir", (dir / "state").string(),
                                "--port", "0", "--config", (dir / "config.json").string()},
       options);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);

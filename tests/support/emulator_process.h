@@ -43,9 +43,12 @@ std::unique_ptr<Process> start_gm(const std::map<std::string, std::string>& env,
 /// One emulator process: `python3 SCRIPT --state-dir DIR/state --port 0 --config DIR/config.json`.
 class EmulatorProcess {
  public:
-  /// Starts \a script with \a config; throws (naming \a what) when it does not print READY.
-  EmulatorProcess(const std::string& script, const nlohmann::json& config,
-                  const std::filesystem::path& dir, const std::string& what);
+  /// Starts \a script (under tools/) with \a defaults, this fixture's address pool in \a range
+  /// (127.<range>.0.0/16, from reserve_loopback_range()) and the current user as login user,
+  /// and \a overrides merged over all that; throws (naming \a what) when it does not print READY.
+  EmulatorProcess(const std::string& script, nlohmann::json defaults,
+                  const nlohmann::json& overrides, int range, const std::filesystem::path& dir,
+                  const std::string& what);
   /// POST /_emulator/shutdown, then stops the process by pid.
   ~EmulatorProcess();
   EmulatorProcess(const EmulatorProcess&) = delete;

@@ -11,10 +11,10 @@ import traceback
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from . import api
-from .state import Store, deep_merge
+from .state import Store, control_common, control_request
 
 MUTATING = {"POST", "PUT", "DELETE"}
 
@@ -180,15 +180,13 @@ class Handler(BaseHTTPRequestHandler):
     # -- control API -----------------------------------------------------------------------------
     def _control(self, method: str, name: str, query: str, body: bytes) -> None:
         store = self.server.store
-        args = {k: v[-1] for k, v in parse_qs(query).items()}
-        try:
-            payload = json.loads(body) if body.strip() else None
-        except ValueError:
-            self._json(400, {"error": "body is not JSON"})
+        request = control_request(self, query, body)
+        if request is None:
             return
-        if name == "health":
-            self._json(200, {"ok": True})
-        elif name == "state":
+        args, payload = request
+        if control_common(self, store, method, name, args, payload):
+            return
+        if name == "state":
             with store.lock:
                 snapshot = json.loads(json.dumps(store.data))
             now = time.time()
@@ -198,41 +196,8 @@ class Handler(BaseHTTPRequestHandler):
             snapshot["now"] = now
             snapshot["faults"] = list(store.faults)
             self._json(200, snapshot)
-        elif name == "calls":
-            since = int(args.get("since", 0))
-            with store.lock:
-                calls = [c for c in store.calls if c["seq"] >= since]
-            self._json(200, {"calls": calls})
-        elif name == "config":
-            if method == "POST":
-                if not isinstance(payload, dict):
-                    self._json(400, {"error": "config must be a JSON object"})
-                    return
-                with store.lock:
-                    deep_merge(store.config, payload)
-                store.save()
-            self._json(200, store.config)
-        elif name == "faults":
-            with store.lock:
-                if method == "DELETE":
-                    store.faults.clear()
-                elif method == "POST":
-                    items = payload if isinstance(payload, list) else [payload]
-                    if not all(isinstance(f, dict) and f.get("kind") for f in items):
-                        self._json(400, {"error": "each fault needs a 'kind'"})
-                        return
-                    store.faults.extend(dict(f, count=int(f.get("count", 1))) for f in items)
-                faults = list(store.faults)
-            self._json(200, {"faults": faults})
-        elif name == "reset" and method == "POST":
-            store.reset()
-            self._json(200, {"ok": True})
         elif name == "poweroff" and method == "POST":
             self._poweroff(args.get("instance", ""))
-        elif name == "shutdown" and method == "POST":
-            self._json(200, {"ok": True})
-            self.close_connection = True
-            self.server.request_stop()
         else:
             self._json(404, {"error": f"unknown control endpoint {method} /_emulator/{name}"})
 

@@ -12,12 +12,9 @@ import copy
 import getpass
 import hashlib
 import ipaddress
-import json
-import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -26,7 +23,9 @@ from typing import Any
 EC2_EMULATOR = Path(__file__).resolve().parents[2] / "ec2_emulator"
 sys.path.insert(0, str(EC2_EMULATOR))
 from ec2emu import hostsim  # noqa: E402  (the simulated host: cloud-init keys and a real sshd)
-from ec2emu.state import _bindable, deep_merge  # noqa: E402
+from ec2emu.common import (HostStore, control_common, control_request, deep_merge,  # noqa: E402,F401
+                           run_main)
+from ec2emu.state import _bindable  # noqa: E402
 
 # The guest's poweroff/halt/shutdown stubs (they POST /_emulator/poweroff?instance=<id>).
 GUEST_BIN = EC2_EMULATOR / "guest_bin"
@@ -66,56 +65,23 @@ def md5_fingerprint(blob: bytes) -> str:
     return ":".join(digest[i:i + 2] for i in range(0, 32, 2))
 
 
-class Store:
+class Store(HostStore):
     def __init__(self, state_dir: Path, config_overrides: dict | None = None) -> None:
-        self.state_dir = state_dir.resolve()
-        (self.state_dir / "droplets").mkdir(parents=True, exist_ok=True)
-        self.lock = threading.RLock()
-        self.control_url = ""
-        self.faults: list[dict] = []
-        self.calls: list[dict] = []
+        (state_dir / "droplets").mkdir(parents=True, exist_ok=True)
         self.requests: dict[str, deque] = {}      # token -> request times (rolling hour)
         self.key_lists: dict[str, deque] = {}     # token -> GET /v2/account/keys times
-        self.procs: dict[str, subprocess.Popen] = {}
-        self.sshd_failures: dict[str, float] = {}
-        self._stop = threading.Event()
-        self._ticker: threading.Thread | None = None
-        self._overrides = copy.deepcopy(config_overrides or {})
-        self.mark = hashlib.sha256(str(self.state_dir.resolve()).encode()).hexdigest()[:12]
-        path = self.state_dir / "state.json"
-        if path.exists():
-            self.data = json.loads(path.read_text())
-            deep_merge(self.data["config"], self._overrides)
-        else:
-            self.data = self._fresh()
-        self._kill_stale_sshds()
-        self.save()
+        self._init_common(state_dir, config_overrides)
 
     def _fresh(self) -> dict:
         return {"version": 1, "ip_counter": 0, "next_id": {"droplet": 512000001,
                 "action": FIRST_ACTION_ID, "key": 41000001}, "droplets": {}, "actions": {},
                 "keys": {}, "firewalls": {}, "tags": {},
-                "config": deep_merge(default_config(), self._overrides)}
-
-    @property
-    def config(self) -> dict:
-        return self.data["config"]
+                "config": deep_merge(default_config(), self._initial_overrides)}
 
     def new_id(self, kind: str) -> int:
         value = self.data["next_id"][kind]
         self.data["next_id"][kind] = value + 1
         return value
-
-    def save(self) -> None:
-        with self.lock:
-            text = json.dumps(self.data, indent=1, sort_keys=True)
-        path = self.state_dir / "state.json"
-        tmp = path.with_name(f"state.json.{threading.get_ident()}.tmp")
-        with open(tmp, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
 
     # -- rate limits (facts 1.4) -------------------------------------------------------------
     def rate_check(self, token: str, keys_list: bool, now: float) -> tuple[dict, int | None]:
@@ -162,11 +128,6 @@ class Store:
                     self.faults.remove(fault)
                 return dict(fault)
         return None
-
-    def log_call(self, entry: dict) -> None:
-        with self.lock:
-            entry["seq"] = len(self.calls)
-            self.calls.append(entry)
 
     # -- addresses -----------------------------------------------------------------------------
     def allocate_public_ip(self) -> str:
@@ -260,17 +221,12 @@ class Store:
         for did, droplet in to_start:
             self._start_host(did, droplet)
 
-    def stop_host(self, did: str, pid: int | None) -> None:
-        hostsim.kill_pids(hostsim.host_processes(pid, f"{self.mark}/{did}"))
-        with self.lock:
-            proc = self.procs.pop(did, None)
-            if proc is not None:
-                try:
-                    proc.wait(timeout=0.1)
-                except subprocess.TimeoutExpired:
-                    pass
-            if did in self.data["droplets"]:
-                self.data["droplets"][did]["sshd_pid"] = None
+    def _host_stopped(self, did: str) -> None:
+        if did in self.data["droplets"]:
+            self.data["droplets"][did]["sshd_pid"] = None
+
+    def _host_pids(self) -> list[tuple[str, int | None]]:
+        return [(did, d.get("sshd_pid")) for did, d in self.data["droplets"].items()]
 
     def _start_host(self, did: str, droplet: dict) -> None:
         """Boots the droplet's host as cloud-init would: host keys from user data (first boot
@@ -314,31 +270,6 @@ class Store:
             droplet["sshd_pid"] = None
 
     # -- lifecycle -----------------------------------------------------------------------------
-    def start_ticker(self, interval: float = 0.05) -> None:
-        def loop() -> None:
-            while not self._stop.wait(interval):
-                try:
-                    self.reconcile(time.time())
-                except Exception as exc:  # keep ticking; report the problem
-                    print(f"emulator: ticker error: {exc!r}", flush=True)
-        self._ticker = threading.Thread(target=loop, name="ticker", daemon=True)
-        self._ticker.start()
-
-    def kill_all_hosts(self) -> None:
-        with self.lock:
-            targets = [(did, p.pid) for did, p in self.procs.items()]
-            targets += [(did, d.get("sshd_pid")) for did, d in self.data["droplets"].items()
-                        if did not in self.procs]
-        for did, pid in targets:
-            self.stop_host(did, pid)
-
-    def shutdown(self) -> None:
-        self._stop.set()
-        if self._ticker is not None:
-            self._ticker.join(timeout=5)
-        self.kill_all_hosts()
-        self.save()
-
     def reset(self) -> None:
         self.kill_all_hosts()
         with self.lock:

@@ -11,11 +11,12 @@ import traceback
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, parse_qsl
+from urllib.parse import parse_qsl
 
 from . import ec2, instances, ssm_sts  # noqa: F401  (instances registers its handlers)
 from .sigv4 import Verifier
-from .state import Store, deep_merge
+from .common import control_common, control_request
+from .state import Store
 from .wire import ApiError, Params, ec2_error_xml, to_xml
 
 STS_ACTIONS = {"AssumeRole", "GetCallerIdentity", "GetSessionToken",
@@ -266,55 +267,20 @@ class Handler(BaseHTTPRequestHandler):
     # -- control API ------------------------------------------------------------------------
     def _control(self, method: str, name: str, query: str, body: bytes) -> None:
         store = self.server.store
-        args = {k: v[-1] for k, v in parse_qs(query).items()}
-        try:
-            payload = json.loads(body) if body.strip() else None
-        except ValueError:
-            self._json(400, {"error": "body is not JSON"})
+        request = control_request(self, query, body)
+        if request is None:
             return
-        if name == "health":
-            self._json(200, {"ok": True})
-        elif name == "state":
+        args, payload = request
+        if control_common(self, store, method, name, args, payload):
+            return
+        if name == "state":
             with store.lock:
                 snapshot = json.loads(json.dumps(store.data))
             snapshot["now"] = time.time()
             snapshot["faults"] = list(store.faults)
             self._json(200, snapshot)
-        elif name == "calls":
-            since = int(args.get("since", 0))
-            with store.lock:
-                calls = [c for c in store.calls if c["seq"] >= since]
-            self._json(200, {"calls": calls})
-        elif name == "config":
-            if method == "POST":
-                if not isinstance(payload, dict):
-                    self._json(400, {"error": "config must be a JSON object"})
-                    return
-                with store.lock:
-                    deep_merge(store.config, payload)
-                store.save()
-            self._json(200, store.config)
-        elif name == "faults":
-            with store.lock:
-                if method == "DELETE":
-                    store.faults.clear()
-                elif method == "POST":
-                    items = payload if isinstance(payload, list) else [payload]
-                    if not all(isinstance(f, dict) and f.get("kind") for f in items):
-                        self._json(400, {"error": "each fault needs a 'kind'"})
-                        return
-                    store.faults.extend(dict(f, count=int(f.get("count", 1))) for f in items)
-                faults = list(store.faults)
-            self._json(200, {"faults": faults})
-        elif name == "reset" and method == "POST":
-            store.reset()
-            self._json(200, {"ok": True})
         elif name == "poweroff" and method == "POST":
             self._poweroff(args.get("instance") or (payload or {}).get("instance", ""))
-        elif name == "shutdown" and method == "POST":
-            self._json(200, {"ok": True})
-            self.close_connection = True
-            self.server.request_stop()
         else:
             self._json(404, {"error": f"unknown control endpoint {method} /_emulator/{name}"})
 
