@@ -6,7 +6,7 @@ namespace gm::cli {
 void setup_kill(CLI::App& app, Dispatch& dispatch) {
   setup_power_verb(app, dispatch,
                    {"kill", "force-stop a machine (like pulling the plug; the disk is kept)",
-                    "killed", false, &Driver::kill});
+                    "killed", false, &Driver::kill, true});
 }
 
 }  // namespace gm::cli

@@ -5,6 +5,7 @@
 
 #include "gm/error.h"
 #include "machine/machine_host.h"
+#include "util/log.h"
 
 namespace gm::cli {
 
@@ -38,6 +39,11 @@ void setup_power_verb(CLI::App& app, Dispatch& dispatch, const PowerVerb& verb) 
       } else {
         ctx.out().print_line(std::string(verb.done) + " machine '" + record.name + "'" +
                              (record.ssh.host.empty() ? "" : " at " + record.ssh.host));
+      }
+      if (verb.powers_off && !driver->capabilities().stop_saves_compute) {
+        util::warn("a powered-off " + record.driver +
+                   " machine is still billed in full; `gpumachine rm " + record.name +
+                   "` ends the billing");
       }
       return 0;
     };

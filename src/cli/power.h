@@ -6,14 +6,15 @@
 
 namespace gm::cli {
 
-/// One lifecycle verb: its name, help, past tense for the report, whether it takes --wait, and
-/// the driver operation it runs.
+/// One lifecycle verb: its name, help, past tense for the report, whether it takes --wait, the
+/// driver operation it runs, and whether it powers the machine off (stop, kill).
 struct PowerVerb {
   const char* name;
   const char* help;
   const char* done;
   bool has_wait;
   void (Driver::*action)(MachineRecord& record, DriverHost& host);
+  bool powers_off = false;
 };
 
 /// Registers the verb; when chosen it locks the machine, runs the action, saves and reports

@@ -66,7 +66,7 @@ TEST_F(GenericCli, CreateSshScpLsInspectRm) {
   EXPECT_EQ(ls[0]["ssh_port"], sshd.port());
 
   nlohmann::json inspect = cli.json({"inspect", "box1"});
-  EXPECT_EQ(inspect["schema_version"], 1);
+  EXPECT_EQ(inspect["schema_version"], MachineRecord::k_schema_version);
   EXPECT_EQ(inspect["driver"], "generic");
   EXPECT_EQ(inspect["ssh"]["host_key"], sshd.host_public_key());
   EXPECT_THAT(inspect["ssh"]["host_key_fingerprint"].get<std::string>(), HasSubstr("SHA256:"));

@@ -12,7 +12,9 @@
 //     firewalls, SSH keys, ...), empty when nothing leaked;
 //   - machine_states(), boot_host_key(), firewall_rules(): read from the emulator's state;
 //   - fail_next_creates() / create_calls(): the emulator's fault injection (5xx, 429) on the
-//     call that makes the machine.
+//     call that makes the machine;
+//   - stop_saves_compute(): false for DigitalOcean (a powered-off droplet is billed: `stop`
+//     must say so).
 // Then add a line to drivers() at the bottom; every TEST_P runs against it.
 #include "drivers/ec2/ec2_test_util.h"
 #include "support/do_emulator.h"
@@ -70,6 +72,8 @@ class DriverUnderTest {
   virtual int create_calls() = 0;
   /// Waits until the running \a p has made a machine-creating call; false if it ended first.
   virtual bool wait_for_create_call(Process& p) = 0;
+  /// A stopped machine is not billed for compute (the driver's capability stop_saves_compute).
+  virtual bool stop_saves_compute() const = 0;
 };
 
 class Ec2UnderTest final : public DriverUnderTest {
@@ -128,6 +132,7 @@ class Ec2UnderTest final : public DriverUnderTest {
   bool wait_for_create_call(Process& p) override {
     return ec2::wait_for_call(m_emu, p, "RunInstances");
   }
+  bool stop_saves_compute() const override { return true; }
 
  private:
   nlohmann::json instance(const std::string& name) {
@@ -284,6 +289,8 @@ TEST_P(DriverContract, LifecycleLeavesNothing) {
 
   r = d().gm({"stop", "life"});
   ASSERT_EQ(r.status, 0) << describe(r);
+  // Stop tells the truth about billing where stopping does not end it.
+  EXPECT_EQ(r.err.find("still billed") == std::string::npos, d().stop_saves_compute()) << r.err;
   EXPECT_EQ(d().machine_states()["life"], "stopped");
   r = d().gm({"status", "life"});
   EXPECT_EQ(r.out, "stopped\n") << describe(r);
