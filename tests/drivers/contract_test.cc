@@ -215,6 +215,7 @@ class DoUnderTest final : public DriverUnderTest {
     m_emu.fault({{"kind", "503"}, {"method", "POST"}, {"path", "/v2/droplets"}, {"count", n}});
   }
   int create_calls() override { return m_emu.count_calls("POST", "/v2/droplets"); }
+  bool stop_saves_compute() const override { return false; }
   bool wait_for_create_call(Process& p) override {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     while (std::chrono::steady_clock::now() < deadline && p.is_running()) {

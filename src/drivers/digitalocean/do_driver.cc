@@ -595,16 +595,12 @@ void DoDriver::start(MachineRecord& record, DriverHost& host) {
   wait_for_ssh(record, host);
 }
 
+// The core warns that the droplet stays billed (capability stop_saves_compute is false).
 void DoDriver::stop(MachineRecord& record, DriverHost& host) {
-  util::warn("a powered-off droplet is still billed in full (" +
-             price_text(config_of(record).price_hourly) +
-             "); only `gpumachine rm " + record.name + "` stops billing");
   power(record, host, "shutdown", "off");
 }
 
 void DoDriver::kill(MachineRecord& record, DriverHost& host) {
-  util::warn("a powered-off droplet is still billed in full; only `gpumachine rm " + record.name +
-             "` stops billing");
   power(record, host, "power_off", "off");
 }
 
