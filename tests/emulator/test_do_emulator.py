@@ -216,13 +216,16 @@ class DoEmulatorTests(unittest.TestCase):
         self.assertEqual(fw["status"], "waiting")
         wait_for(lambda: self.ok("GET", f"/v2/firewalls/{fw['id']}")["firewall"]["status"]
                  == "succeeded")
+        wide = dict(rule, sources={"addresses": ["10.0.0.0/8"]})
+        put = self.ok("PUT", f"/v2/firewalls/{fw['id']}", {"name": "gm-m1", "inbound_rules": [wide]})
+        self.assertEqual((put["firewall"]["inbound_rules"], put["firewall"]["droplet_ids"]),
+                         ([wide], []))  # PUT replaces the whole object: omitted fields reset
         status, _, _ = self.emu.api("POST", "/v2/firewalls", {"name": "x", "inbound_rules": [rule]})
         self.assertEqual(status, 422)   # the name needs two characters
         status, _, _ = self.emu.api("POST", "/v2/firewalls", {"name": "gm-t", "tags": ["nope"],
                                                              "inbound_rules": [rule]})
         self.assertEqual(status, 422)   # firewall tags must exist
         self.ok("DELETE", f"/v2/droplets/{droplet['id']}", want=204)
-        self.assertEqual(self.ok("GET", f"/v2/firewalls/{fw['id']}")["firewall"]["droplet_ids"], [])
         self.ok("DELETE", f"/v2/firewalls/{fw['id']}", want=204)
         self.assertEqual(self.emu.api("DELETE", f"/v2/firewalls/{fw['id']}")[0], 404)
 

@@ -253,7 +253,7 @@ std::optional<nlohmann::json> DoApi::call(const std::string& method, const std::
         http::Failure failure{.http_status = r.status, .retry_after = wait_hint(r)};
         return failure;
       },
-      method == "GET" || method == "DELETE");
+      method != "POST");
   if (response.status == 404 && missing_ok) {
     return std::nullopt;
   }
@@ -425,6 +425,14 @@ Firewall DoApi::create_firewall(const std::string& name, const std::vector<std::
   nlohmann::json body = {
       {"name", name}, {"tags", tags}, {"inbound_rules", inbound}, {"outbound_rules", outbound}};
   return firewall_from((*call("POST", "/v2/firewalls", "", &body, false))["firewall"]);
+}
+
+Firewall DoApi::replace_firewall(const std::string& id, const std::string& name,
+                                 const std::vector<std::string>& tags,
+                                 const nlohmann::json& inbound, const nlohmann::json& outbound) {
+  nlohmann::json body = {
+      {"name", name}, {"tags", tags}, {"inbound_rules", inbound}, {"outbound_rules", outbound}};
+  return firewall_from((*call("PUT", "/v2/firewalls/" + id, "", &body, false))["firewall"]);
 }
 
 std::optional<Firewall> DoApi::firewall(const std::string& id) {

@@ -126,6 +126,10 @@ class DoApi {
 
   Firewall create_firewall(const std::string& name, const std::vector<std::string>& tags,
                            const nlohmann::json& inbound, const nlohmann::json& outbound);
+  /// PUT: replaces the whole firewall (omitted fields reset, facts 6).
+  Firewall replace_firewall(const std::string& id, const std::string& name,
+                            const std::vector<std::string>& tags, const nlohmann::json& inbound,
+                            const nlohmann::json& outbound);
   std::optional<Firewall> firewall(const std::string& id);
   std::vector<Firewall> firewalls();
   bool delete_firewall(const std::string& id);

@@ -180,6 +180,30 @@ bool is_capacity(const CloudError& e) {
          m.find("capacity") != std::string::npos || m.find("available") != std::string::npos;
 }
 
+/// 22/tcp from \a cidr only.
+nlohmann::json inbound_rules(const std::string& cidr) {
+  return nlohmann::json::array(
+      {{{"protocol", "tcp"}, {"ports", "22"}, {"sources", {{"addresses", {cidr}}}}}});
+}
+
+/// Everything out: a firewall without outbound rules blocks apt, DNS and NTP (facts 6).
+nlohmann::json outbound_rules() {
+  nlohmann::json anywhere = {{"addresses", {"0.0.0.0/0", "::/0"}}};
+  return nlohmann::json::array({{{"protocol", "tcp"}, {"ports", "0"}, {"destinations", anywhere}},
+                                {{"protocol", "udp"}, {"ports", "0"}, {"destinations", anywhere}},
+                                {{"protocol", "icmp"}, {"ports", "0"}, {"destinations", anywhere}}});
+}
+
+/// The caller's address /32 for the firewall, with the hint naming this driver's flag.
+std::string caller_cidr() {
+  try {
+    return ec2::caller_cidr();
+  } catch (const Error& e) {
+    throw Error("--do-ssh-cidr", "cannot find this machine's public address", e.cause(),
+                "pass the address range SSH comes from, e.g. --do-ssh-cidr 203.0.113.5/32");
+  }
+}
+
 /// Polls an action to completion; an errored action is an Error.
 void wait_action(DoApi& api, const MachineRecord& record, std::int64_t action_id,
                  DriverHost& host) {
@@ -248,7 +272,10 @@ class DoDriver : public Driver {
   Capabilities capabilities() const override {
     // A powered-off droplet is billed in full, and the host's own power-off cannot be made a
     // destroy (facts 2.6, 10).
-    return {.power = true, .reboot = true, .stop_saves_compute = false};
+    return {.power = true,
+            .reboot = true,
+            .stop_saves_compute = false,
+            .firewall = FirewallModel::per_machine_source_cidr};
   }
 
   void configure(const Options& options, MachineRecord& record) override;
@@ -261,6 +288,8 @@ class DoDriver : public Driver {
   std::vector<std::string> remove(MachineRecord& record, DriverHost& host) override;
   std::optional<PriceQuote> quote(const MachineRecord& record,
                                   const std::filesystem::path& home) override;
+  std::pair<std::string, std::string> allow_ssh_from(MachineRecord& record, DriverHost& host,
+                                                     const std::string& cidr) override;
 
  private:
   void ensure_local_keys(MachineRecord& record, DriverHost& host);
@@ -379,12 +408,7 @@ void DoDriver::ensure_firewall(DoApi& api, MachineRecord& record, DriverHost& ho
   }
   Config c = config_of(record);
   if (c.ssh_cidr.empty()) {
-    try {
-      c.ssh_cidr = ec2::caller_cidr();
-    } catch (const Error& e) {
-      throw Error("--do-ssh-cidr", "cannot find this machine's public address", e.cause(),
-                  "pass the address range SSH comes from, e.g. --do-ssh-cidr 203.0.113.5/32");
-    }
+    c.ssh_cidr = caller_cidr();
     store_config(record, c);
   }
   const std::string tag = id_tag(record);
@@ -401,14 +425,8 @@ void DoDriver::ensure_firewall(DoApi& api, MachineRecord& record, DriverHost& ho
     }
   }
   host.phase("creating firewall " + resource_name(record) + " (22/tcp from " + c.ssh_cidr + ")");
-  nlohmann::json inbound = nlohmann::json::array(
-      {{{"protocol", "tcp"}, {"ports", "22"}, {"sources", {{"addresses", {c.ssh_cidr}}}}}});
-  nlohmann::json anywhere = {{"addresses", {"0.0.0.0/0", "::/0"}}};
-  nlohmann::json outbound = nlohmann::json::array(
-      {{{"protocol", "tcp"}, {"ports", "0"}, {"destinations", anywhere}},
-       {{"protocol", "udp"}, {"ports", "0"}, {"destinations", anywhere}},
-       {{"protocol", "icmp"}, {"ports", "0"}, {"destinations", anywhere}}});
-  Firewall f = api.create_firewall(resource_name(record), {tag}, inbound, outbound);
+  Firewall f = api.create_firewall(resource_name(record), {tag}, inbound_rules(c.ssh_cidr),
+                                   outbound_rules());
   set_ledger(record, host, "firewall", f.id, "created");
 }
 
@@ -607,6 +625,29 @@ void DoDriver::kill(MachineRecord& record, DriverHost& host) {
 void DoDriver::restart(MachineRecord& record, DriverHost& host) {
   power(record, host, "reboot", "active");
   wait_for_ssh(record, host);
+}
+
+/// Replaces the firewall's one inbound rule (PUT replaces the whole firewall, so every field
+/// is sent again).
+std::pair<std::string, std::string> DoDriver::allow_ssh_from(MachineRecord& record,
+                                                             DriverHost& host,
+                                                             const std::string& cidr) {
+  Resource* r = ledger(record, "firewall");
+  if (r == nullptr || r->id.empty()) {
+    throw Error(subject_of(record), "has no firewall yet", {},
+                "run `gpumachine create " + record.name + "` to finish creating it");
+  }
+  Config c = config_of(record);
+  std::string now = cidr.empty() ? caller_cidr()
+                                 : (cidr.find('/') == std::string::npos ? cidr + "/32" : cidr);
+  std::string old = c.ssh_cidr;
+  host.phase("firewall " + resource_name(record) + ": 22/tcp from " + now);
+  DoApi::from_env().replace_firewall(r->id, resource_name(record), {id_tag(record)},
+                                     inbound_rules(now), outbound_rules());
+  c.ssh_cidr = now;
+  store_config(record, c);
+  host.save(record);
+  return {old, now};
 }
 
 /// Prices move (facts 3.1), so the quote is asked of /v2/sizes, not a table.

@@ -79,5 +79,24 @@ TEST(DoGc, FindsAndDeletesWhatNoRecordOwnsInThisHomeOnly) {
   EXPECT_TRUE(emu.leaks().empty());
 }
 
+TEST(DoSshAllow, ReplacesTheFirewallsOnlySource) {
+  DoEmulatorFixture emu(nlohmann::json{{"run_sshd", false}});
+  CaptureResult r = emu.gm(create_args("wall"));
+  ASSERT_EQ(r.status, 0) << describe(r);
+  r = emu.gm({"ssh-allow", "wall", "--cidr", "203.0.113.0/24"});
+  ASSERT_EQ(r.status, 0) << describe(r);
+  const nlohmann::json state = emu.state();
+  ASSERT_EQ(state["firewalls"].size(), 1u);
+  const nlohmann::json& fw = state["firewalls"].begin().value();
+  ASSERT_EQ(fw["inbound_rules"].size(), 1u);
+  EXPECT_EQ(fw["inbound_rules"][0]["ports"], "22");
+  EXPECT_EQ(fw["inbound_rules"][0]["sources"]["addresses"],
+            nlohmann::json::array({"203.0.113.0/24"}));
+  EXPECT_FALSE(fw["outbound_rules"].empty());  // PUT replaces all: outbound is sent again
+  EXPECT_EQ(fw["tags"].size(), 1u);
+  EXPECT_EQ(emu.gm({"rm", "wall", "--yes"}).status, 0);
+  EXPECT_TRUE(emu.leaks().empty());
+}
+
 }  // namespace
 }  // namespace gm::testing

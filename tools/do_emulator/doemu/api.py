@@ -401,7 +401,8 @@ def _droplet_ids(store: Store, ids: Any) -> list[int]:
     return list(ids)
 
 
-def create_firewall(ctx: Ctx) -> tuple[int, dict]:
+def _firewall_fields(ctx: Ctx) -> dict:
+    """The writable fields of a firewall from a create or a replace (PUT: omitted fields reset)."""
     store = ctx.store
     name = ctx.field("name")
     if not isinstance(name, str) or not FIREWALL_NAME.match(name):
@@ -417,15 +418,24 @@ def create_firewall(ctx: Ctx) -> tuple[int, dict]:
     droplet_ids = _droplet_ids(store, ctx.field("droplet_ids"))
     if len(droplet_ids) > 10:
         raise unprocessable("a firewall can be applied to at most 10 droplets")
+    return {"name": name, "droplet_ids": droplet_ids, "tags": list(tags),
+            "inbound_rules": inbound, "outbound_rules": outbound, "status": "waiting",
+            "pending_changes": [{"droplet_id": d, "removing": False, "status": "waiting"}
+                                for d in droplet_ids],
+            "ready_at": ctx.now + float(store.config["delays"]["firewall"])}
+
+
+def create_firewall(ctx: Ctx) -> tuple[int, dict]:
     fid = str(uuid.uuid4())
-    fw = {"id": fid, "name": name, "status": "waiting", "created_at": iso(ctx.now),
-          "pending_changes": [{"droplet_id": d, "removing": False, "status": "waiting"}
-                              for d in droplet_ids],
-          "droplet_ids": droplet_ids, "tags": list(tags), "inbound_rules": inbound,
-          "outbound_rules": outbound,
-          "ready_at": ctx.now + float(store.config["delays"]["firewall"])}
-    store.data["firewalls"][fid] = fw
+    fw = {"id": fid, "created_at": iso(ctx.now), **_firewall_fields(ctx)}
+    ctx.store.data["firewalls"][fid] = fw
     return 202, {"firewall": firewall_view(fw)}
+
+
+def replace_firewall(ctx: Ctx, fid: str) -> tuple[int, dict]:
+    fw = _firewall(ctx.store, fid)
+    fw.update(_firewall_fields(ctx))
+    return 200, {"firewall": firewall_view(fw)}
 
 
 def _firewall(store: Store, fid: str) -> dict:
@@ -538,6 +548,7 @@ ROUTES: list[tuple[str, re.Pattern, Handler]] = [
         ("GET", r"/v2/firewalls", list_firewalls),
         ("GET", r"/v2/firewalls/([0-9a-f-]+)", get_firewall),
         ("DELETE", r"/v2/firewalls/([0-9a-f-]+)", delete_firewall),
+        ("PUT", r"/v2/firewalls/([0-9a-f-]+)", replace_firewall),
         ("POST", r"/v2/firewalls/([0-9a-f-]+)/droplets",
          lambda ctx, fid: firewall_droplets(ctx, fid, "POST")),
         ("DELETE", r"/v2/firewalls/([0-9a-f-]+)/droplets",
