@@ -154,8 +154,8 @@ class DoUnderTest final : public DriverUnderTest {
 
   std::vector<std::string> create_args(const std::string& name,
                                        std::vector<std::string> extra) override {
-    std::vector<std::string> args = {"create", "--driver", "digitalocean", name,
-                                     "--do-size", "s-1vcpu-1gb"};
+    std::vector<std::string> args = {"create", "--driver",  "digitalocean",
+                                     name,     "--do-size", "s-1vcpu-1gb"};
     args.insert(args.end(), extra.begin(), extra.end());
     return args;
   }

@@ -100,8 +100,8 @@ EmulatorProcess::EmulatorProcess(const std::string& script, nlohmann::json defau
   options.stderr_path = dir / "emulator.err";
   m_process = std::make_unique<Process>(
       std::vector<std::string>{"python3", std::string(GM_SOURCE_DIR) + "/tools/" + script,
-                               "--state-dir", (dir / "state").string(),
-                               "--port", "0", "--config", (dir / "config.json").string()},
+                               "--state-dir", (dir / "state").string(), "--port", "0", "--config",
+                               (dir / "config.json").string()},
       options);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (std::chrono::steady_clock::now() < deadline) {

@@ -187,12 +187,12 @@ std::string access_token() {
   std::optional<std::string> token = find_token();
   if (!token) {
     std::filesystem::path config = doctl_config_path();
-    throw Error("digitalocean", "no API token",
-                "DIGITALOCEAN_ACCESS_TOKEN is not set and " + config.string() +
-                    " has no access-token",
-                "create a token (with droplet, ssh_key, firewall and tag scopes) at "
-                "https://cloud.digitalocean.com/account/api/tokens and export "
-                "DIGITALOCEAN_ACCESS_TOKEN=..., or run `doctl auth init`");
+    throw Error(
+        "digitalocean", "no API token",
+        "DIGITALOCEAN_ACCESS_TOKEN is not set and " + config.string() + " has no access-token",
+        "create a token (with droplet, ssh_key, firewall and tag scopes) at "
+        "https://cloud.digitalocean.com/account/api/tokens and export "
+        "DIGITALOCEAN_ACCESS_TOKEN=..., or run `doctl auth init`");
   }
   return *token;
 }
@@ -244,26 +244,25 @@ std::optional<nlohmann::json> DoApi::call(const std::string& method, const std::
   http::Transport& transport = fresh ? *fresh : *m_transport;
   const std::string action = method + " " + path;
   util::debug("digitalocean: " + action + (query.empty() ? "" : "?" + query));
-  http::Response response = m_retry.execute(
-      [&](int) { return transport.send(request); },
-      [](const http::Response& r) -> std::optional<http::Failure> {
-        if (r.status < 400) {
-          return std::nullopt;
-        }
-        http::Failure failure{.http_status = r.status, .retry_after = wait_hint(r)};
-        return failure;
-      },
-      method != "POST");
+  http::Response response =
+      m_retry.execute([&](int) { return transport.send(request); },
+                      [](const http::Response& r) -> std::optional<http::Failure> {
+                        if (r.status < 400) {
+                          return std::nullopt;
+                        }
+                        http::Failure failure{.http_status = r.status, .retry_after = wait_hint(r)};
+                        return failure;
+                      },
+                      method != "POST");
   if (response.status == 404 && missing_ok) {
     return std::nullopt;
   }
   nlohmann::json parsed = nlohmann::json::parse(response.body, nullptr, false);
   if (response.status >= 400) {
     std::string code = parsed.is_object() ? str(parsed, "id") : "";
-    std::string message =
-        parsed.is_object() ? (parsed.contains("message") ? str(parsed, "message")
-                                                         : str(parsed, "error"))
-                           : response.body.substr(0, 200);
+    std::string message = parsed.is_object() ? (parsed.contains("message") ? str(parsed, "message")
+                                                                           : str(parsed, "error"))
+                                             : response.body.substr(0, 200);
     std::string request_id = parsed.is_object() ? str(parsed, "request_id") : "";
     if (request_id.empty()) {
       request_id = response.header("x-request-id").value_or("");
@@ -293,8 +292,8 @@ std::vector<nlohmann::json> DoApi::list(const std::string& path, const std::stri
   std::vector<nlohmann::json> out;
   std::int64_t page = 1;
   while (true) {
-    std::string q = (query.empty() ? "" : query + "&") + "per_page=200&page=" +
-                    std::to_string(page);
+    std::string q =
+        (query.empty() ? "" : query + "&") + "per_page=200&page=" + std::to_string(page);
     nlohmann::json body = *call("GET", path, q, nullptr, false);
     for (auto& item : body.value(key, nlohmann::json::array())) {
       out.push_back(std::move(item));
@@ -303,8 +302,8 @@ std::vector<nlohmann::json> DoApi::list(const std::string& path, const std::stri
     const nlohmann::json next = body.contains("links") && body["links"].contains("pages")
                                     ? body["links"]["pages"].value("next", nlohmann::json())
                                     : nlohmann::json();
-    std::optional<std::int64_t> next_page = next.is_string() ? page_of(next.get<std::string>())
-                                                             : std::nullopt;
+    std::optional<std::int64_t> next_page =
+        next.is_string() ? page_of(next.get<std::string>()) : std::nullopt;
     if (!next_page || *next_page <= page) {
       return out;
     }
@@ -360,9 +359,8 @@ std::vector<Droplet> DoApi::droplets_tagged(const std::string& tag) {
 }
 
 std::pair<Droplet, std::int64_t> DoApi::create_droplet(const DropletCreate& r) {
-  nlohmann::json body = {{"name", r.name},           {"size", r.size},
-                         {"image", r.image},         {"region", r.region},
-                         {"ssh_keys", r.ssh_keys},   {"tags", r.tags},
+  nlohmann::json body = {{"name", r.name},           {"size", r.size},         {"image", r.image},
+                         {"region", r.region},       {"ssh_keys", r.ssh_keys}, {"tags", r.tags},
                          {"user_data", r.user_data}, {"monitoring", false}};
   nlohmann::json out = *call("POST", "/v2/droplets", "", &body, false);
   std::int64_t action = 0;
@@ -379,14 +377,13 @@ bool DoApi::delete_droplet(std::int64_t id) {
 
 Action DoApi::droplet_action(std::int64_t droplet_id, const std::string& type) {
   nlohmann::json body = {{"type", type}};
-  return action_from(
-      (*call("POST", "/v2/droplets/" + std::to_string(droplet_id) + "/actions", "", &body,
-             false))["action"]);
+  return action_from((*call("POST", "/v2/droplets/" + std::to_string(droplet_id) + "/actions", "",
+                            &body, false))["action"]);
 }
 
 Action DoApi::action(std::int64_t id) {
-  return action_from((*call("GET", "/v2/actions/" + std::to_string(id), "", nullptr,
-                            false))["action"]);
+  return action_from(
+      (*call("GET", "/v2/actions/" + std::to_string(id), "", nullptr, false))["action"]);
 }
 
 std::optional<SshKey> DoApi::key(const std::string& id_or_fingerprint) {

@@ -96,8 +96,7 @@ class DoApi {
  public:
   /// Talks to \a base_url with \a token through \a transport (unset: libcurl).
   DoApi(std::string token, std::string base_url,
-        std::unique_ptr<http::Transport> transport = nullptr,
-        http::RetryPolicy::Sleep sleep = {});
+        std::unique_ptr<http::Transport> transport = nullptr, http::RetryPolicy::Sleep sleep = {});
   /// access_token() and api_base_url().
   static DoApi from_env();
 

@@ -189,9 +189,10 @@ nlohmann::json inbound_rules(const std::string& cidr) {
 /// Everything out: a firewall without outbound rules blocks apt, DNS and NTP (facts 6).
 nlohmann::json outbound_rules() {
   nlohmann::json anywhere = {{"addresses", {"0.0.0.0/0", "::/0"}}};
-  return nlohmann::json::array({{{"protocol", "tcp"}, {"ports", "0"}, {"destinations", anywhere}},
-                                {{"protocol", "udp"}, {"ports", "0"}, {"destinations", anywhere}},
-                                {{"protocol", "icmp"}, {"ports", "0"}, {"destinations", anywhere}}});
+  return nlohmann::json::array(
+      {{{"protocol", "tcp"}, {"ports", "0"}, {"destinations", anywhere}},
+       {{"protocol", "udp"}, {"ports", "0"}, {"destinations", anywhere}},
+       {{"protocol", "icmp"}, {"ports", "0"}, {"destinations", anywhere}}});
 }
 
 /// The caller's address /32 for the firewall, with the hint naming this driver's flag.
@@ -214,8 +215,8 @@ void wait_action(DoApi& api, const MachineRecord& record, std::int64_t action_id
       return;
     }
     if (a.status == "errored") {
-      throw Error(subject_of(record), "the " + a.type + " action " + std::to_string(a.id) +
-                                          " failed at DigitalOcean");
+      throw Error(subject_of(record),
+                  "the " + a.type + " action " + std::to_string(a.id) + " failed at DigitalOcean");
     }
     if (Clock::now() > deadline) {
       throw Error(subject_of(record), "the " + a.type + " action " + std::to_string(a.id) +
@@ -237,8 +238,8 @@ Droplet wait_status(DoApi& api, MachineRecord& record, const std::string& status
       return *d;
     }
     if (Clock::now() > deadline) {
-      throw Error(subject_of(record), "droplet " + std::to_string(id) + " is not " + status +
-                                          " after 15 minutes",
+      throw Error(subject_of(record),
+                  "droplet " + std::to_string(id) + " is not " + status + " after 15 minutes",
                   d ? "its status is " + d->status : "it is gone",
                   "`gpumachine rm " + record.name + "` destroys it (it is billed while it exists)");
     }
@@ -638,8 +639,8 @@ std::pair<std::string, std::string> DoDriver::allow_ssh_from(MachineRecord& reco
                 "run `gpumachine create " + record.name + "` to finish creating it");
   }
   Config c = config_of(record);
-  std::string now = cidr.empty() ? caller_cidr()
-                                 : (cidr.find('/') == std::string::npos ? cidr + "/32" : cidr);
+  std::string now =
+      cidr.empty() ? caller_cidr() : (cidr.find('/') == std::string::npos ? cidr + "/32" : cidr);
   std::string old = c.ssh_cidr;
   host.phase("firewall " + resource_name(record) + ": 22/tcp from " + now);
   DoApi::from_env().replace_firewall(r->id, resource_name(record), {id_tag(record)},
@@ -678,8 +679,8 @@ std::vector<std::string> DoDriver::remove(MachineRecord& record, DriverHost& hos
     host.phase("destroying droplet " + std::to_string(id));
     api.delete_droplet(id);
     // Delete is asynchronous: the droplet stays visible a little while (facts 2.4).
-    wait_gone("droplet " + std::to_string(id), [&] { return api.droplet(id).has_value(); },
-              host);
+    wait_gone(
+        "droplet " + std::to_string(id), [&] { return api.droplet(id).has_value(); }, host);
     done.push_back("destroyed droplet " + std::to_string(id));
   }
   if (Resource* r = ledger(record, "droplet")) {
@@ -696,7 +697,8 @@ std::vector<std::string> DoDriver::remove(MachineRecord& record, DriverHost& hos
     }
     if (!id.empty()) {
       api.delete_firewall(id);
-      wait_gone("firewall " + id, [&] { return api.firewall(id).has_value(); }, host);
+      wait_gone(
+          "firewall " + id, [&] { return api.firewall(id).has_value(); }, host);
       done.push_back("deleted firewall " + resource_name(record));
     }
     ledger(record, "firewall")->status = "deleted";
@@ -706,7 +708,8 @@ std::vector<std::string> DoDriver::remove(MachineRecord& record, DriverHost& hos
   if (Resource* r = ledger(record, "ssh-key")) {
     std::string id = r->id;
     api.delete_key(id);
-    wait_gone("SSH key " + id, [&] { return api.key(id).has_value(); }, host);
+    wait_gone(
+        "SSH key " + id, [&] { return api.key(id).has_value(); }, host);
     done.push_back("deleted SSH key " + resource_name(record));
     ledger(record, "ssh-key")->status = "deleted";
     host.save(record);
@@ -810,7 +813,9 @@ DriverInfo driver_info() {
        .aliases = {"digitalocean-image"}},
       {.name = "do-ssh-cidr",
        .help = "source range the firewall admits to 22/tcp (default: this computer's address/32)"},
-      {.name = "do-tag", .help = "extra droplet tag (letters, digits, _ - :)", .repeatable = true,
+      {.name = "do-tag",
+       .help = "extra droplet tag (letters, digits, _ - :)",
+       .repeatable = true,
        .aliases = {"digitalocean-tags"}},
       {.name = "do-user-data",
        .help = "file with your own user data (script or cloud-config), added to gpumachine's"},

@@ -60,8 +60,8 @@ TEST(DoLifecycle, CreateSshStopStartRmLeavesNothing) {
   nlohmann::json d = only_droplet(emu);
   EXPECT_EQ(d["size_slug"], "s-1vcpu-1gb");
   EXPECT_EQ(d["image_id"], 170001001);  // ubuntu-24-04-x64 for a CPU size
-  for (const std::string& tag : std::vector<std::string>{
-           "gpumachine", "gpumachine:id:" + id, "gpumachine:machine:life", "team:ml"}) {
+  for (const std::string& tag : std::vector<std::string>{"gpumachine", "gpumachine:id:" + id,
+                                                         "gpumachine:machine:life", "team:ml"}) {
     EXPECT_NE(std::find(d["tags"].begin(), d["tags"].end(), tag), d["tags"].end()) << tag;
   }
   EXPECT_EQ(rec["ssh"]["host"], d["public_ip"]);
@@ -254,8 +254,10 @@ TEST(DoToken, ReadFromDoctlsConfigFile) {
   DoEmulatorFixture emu;
   std::filesystem::path config = emu.dir() / "home/.config/doctl/config.yaml";
   std::filesystem::create_directories(config.parent_path());
-  write_text(config, "output: text\ncontext: work\naccess-token: dop_v1_personal\n"
-                     "auth-contexts:\n  work: " + std::string(k_do_emulator_token) + "\n");
+  write_text(config,
+             "output: text\ncontext: work\naccess-token: dop_v1_personal\n"
+             "auth-contexts:\n  work: " +
+                 std::string(k_do_emulator_token) + "\n");
   CaptureResult r = emu.gm(create_args("doctl"), {{"DIGITALOCEAN_ACCESS_TOKEN", ""}});
   ASSERT_EQ(r.status, 0) << describe(r);
   EXPECT_EQ(emu.gm({"rm", "doctl", "--yes"}, {{"DIGITALOCEAN_ACCESS_TOKEN", ""}}).status, 0);

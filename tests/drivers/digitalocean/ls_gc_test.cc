@@ -14,8 +14,8 @@ std::string describe(const CaptureResult& r) {
 }
 
 std::vector<std::string> create_args(const std::string& name) {
-  return {"create", "--driver", "do", name, "--do-size", "s-1vcpu-1gb", "--yes", "--wait",
-          "running"};
+  return {"create",      "--driver", "do",     name,     "--do-size",
+          "s-1vcpu-1gb", "--yes",    "--wait", "running"};
 }
 
 TEST(DoLs, OneListingPerHomeTag) {
