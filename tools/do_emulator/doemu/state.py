@@ -13,7 +13,6 @@ import getpass
 import hashlib
 import ipaddress
 import shutil
-import subprocess
 import sys
 import time
 from collections import deque
@@ -27,9 +26,6 @@ from ec2emu.common import (HostStore, control_common, control_request, deep_merg
                            run_main)
 from ec2emu.state import _bindable  # noqa: E402
 
-# The guest's poweroff/halt/shutdown stubs (they POST /_emulator/poweroff?instance=<id>).
-GUEST_BIN = EC2_EMULATOR / "guest_bin"
-DEFAULT_GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_TOKEN = "dop_v1_" + "0123456789abcdef" * 4
 FIRST_ACTION_ID = 3169590176  # beyond 2**31, as the real API's are (facts 1.8)
 
@@ -229,32 +225,14 @@ class Store(HostStore):
         return [(did, d.get("sshd_pid")) for did, d in self.data["droplets"].items()]
 
     def _start_host(self, did: str, droplet: dict) -> None:
-        """Boots the droplet's host as cloud-init would: host keys from user data (first boot
-        only), the registered keys (and user data's ssh_authorized_keys) as login keys."""
-        inst_dir = self.droplet_dir(did)
-        try:
-            cloud = hostsim.parse_cloud_config((droplet.get("user_data") or "").encode())
-            with self.lock:
-                authorized = [self.data["keys"][str(k)]["public_key"]
-                              for k in droplet.get("ssh_key_ids", [])
-                              if str(k) in self.data["keys"]]
-            authorized += droplet.get("login_keys", []) + cloud.authorized_keys
-            env = {"EC2EMU_MARK": f"{self.mark}/{did}", "EC2EMU_INSTANCE_ID": did,
-                   "EC2EMU_CONTROL_URL": self.control_url, "DOEMU_DROPLET_ID": did,
-                   **{str(k): str(v) for k, v in self.config["instance_env"].items()}}
-            root = hostsim.prepare_root(inst_dir, env.get("GM_SYSROOT"))
-            env["GM_SYSROOT"] = str(root)
-            keys = hostsim.write_host_files(inst_dir, root, cloud, authorized)
-            if self.config.get("guest_power_stubs", True):
-                env["PATH"] = f"{GUEST_BIN}:{env.get('PATH', DEFAULT_GUEST_PATH)}"
-            config_path = hostsim.write_sshd_config(
-                inst_dir, root, droplet["public_ip"], int(self.config["ssh_port"]), keys, env,
-                list(self.config["sshd_extra_config"]))
-            proc = hostsim.start_sshd(config_path, inst_dir / "sshd.log")
-        except (OSError, subprocess.SubprocessError, ValueError) as exc:
-            with self.lock:
-                self.sshd_failures[did] = time.time()
-            print(f"emulator: cannot start sshd for droplet {did}: {exc}", flush=True)
+        """The droplet's login keys are the registered keys its create named."""
+        with self.lock:
+            login = [self.data["keys"][str(k)]["public_key"]
+                     for k in droplet.get("ssh_key_ids", []) if str(k) in self.data["keys"]]
+        proc = self.boot_host(did, self.droplet_dir(did),
+                              (droplet.get("user_data") or "").encode(), login,
+                              droplet["public_ip"], {"DOEMU_DROPLET_ID": did})
+        if proc is None:
             return
         with self.lock:
             self.procs[did] = proc

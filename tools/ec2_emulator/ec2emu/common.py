@@ -20,6 +20,11 @@ from urllib.parse import parse_qs
 from . import hostsim
 
 
+# Stubs for the guest's power commands (see guest_bin/guest-power), first on sessions' PATH.
+GUEST_BIN = Path(__file__).resolve().parent.parent / "guest_bin"
+DEFAULT_GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
 def deep_merge(base: dict, update: dict) -> dict:
     """Merge ``update`` into ``base`` in place (dicts recursively; ``None`` deletes a key only
     inside dict-valued maps such as ``capacity``)."""
@@ -120,6 +125,34 @@ class HostStore:
                 except subprocess.TimeoutExpired:
                     pass
             self._host_stopped(key)
+
+    def boot_host(self, key: str, inst_dir: Path, user_data: bytes, login_keys: list[str],
+                  address: str, extra_env: dict[str, str]) -> subprocess.Popen | None:
+        """Boots host \a key as cloud-init would (host keys from \a user_data on the first boot
+        only, \a login_keys plus its ssh_authorized_keys) and starts its sshd on \a address;
+        None (remembered in sshd_failures, retried later) when that fails."""
+        try:
+            cloud = hostsim.parse_cloud_config(user_data)
+            env = {"EC2EMU_MARK": f"{self.mark}/{key}", "EC2EMU_INSTANCE_ID": key,
+                   "EC2EMU_CONTROL_URL": self.control_url, **extra_env,
+                   **{str(k): str(v) for k, v in self.config["instance_env"].items()}}
+            root = hostsim.prepare_root(inst_dir, env.get("GM_SYSROOT"))
+            env["GM_SYSROOT"] = str(root)
+            keys = hostsim.write_host_files(inst_dir, root, cloud,
+                                            login_keys + cloud.authorized_keys)
+            if self.config.get("guest_power_stubs", True):
+                # The guest's poweroff/halt/shutdown/systemctl poweroff must reach the emulator,
+                # never the test machine these sessions really run on.
+                env["PATH"] = f"{GUEST_BIN}:{env.get('PATH', DEFAULT_GUEST_PATH)}"
+            config_path = hostsim.write_sshd_config(
+                inst_dir, root, address, int(self.config["ssh_port"]), keys, env,
+                list(self.config["sshd_extra_config"]))
+            return hostsim.start_sshd(config_path, inst_dir / "sshd.log")
+        except (OSError, subprocess.SubprocessError, ValueError) as exc:
+            with self.lock:
+                self.sshd_failures[key] = time.time()
+            print(f"emulator: cannot start sshd for {key}: {exc}", flush=True)
+            return None
 
     def start_ticker(self, interval: float = 0.05) -> None:
         def loop() -> None:

@@ -17,7 +17,6 @@ import ipaddress
 import secrets
 import shutil
 import socket
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -25,9 +24,6 @@ from typing import Any
 from . import catalogue, hostsim
 from .common import HostStore, deep_merge
 
-# Stubs for the guest's power commands (see guest_bin/guest-power), first on sessions' PATH.
-GUEST_BIN = Path(__file__).resolve().parent.parent / "guest_bin"
-DEFAULT_GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 from .sigv4 import Credential
 
 DEFAULT_ACCESS_KEY = "AKIDEXAMPLE"
@@ -288,29 +284,10 @@ class Store(HostStore):
         return [(inst["id"], inst.get("sshd_pid")) for _, inst in self.all_instances()]
 
     def _start_host(self, iid: str, inst: dict) -> None:
-        inst_dir = self.instance_dir(iid)
-        try:
-            user_data = base64.b64decode(inst.get("userData") or "")
-            cloud = hostsim.parse_cloud_config(user_data)
-            authorized = list(inst.get("authorizedKeys") or []) + cloud.authorized_keys
-            env = {"EC2EMU_MARK": f"{self.mark}/{iid}", "EC2EMU_INSTANCE_ID": iid,
-                   "EC2EMU_CONTROL_URL": self.control_url,
-                   **{str(k): str(v) for k, v in self.config["instance_env"].items()}}
-            root = hostsim.prepare_root(inst_dir, env.get("GM_SYSROOT"))
-            env["GM_SYSROOT"] = str(root)
-            keys = hostsim.write_host_files(inst_dir, root, cloud, authorized)
-            if self.config.get("guest_power_stubs", True):
-                # The guest's poweroff/halt/shutdown/systemctl poweroff must reach the emulator,
-                # never the test machine these sessions really run on.
-                env["PATH"] = f"{GUEST_BIN}:{env.get('PATH', DEFAULT_GUEST_PATH)}"
-            config_path = hostsim.write_sshd_config(
-                inst_dir, root, inst["publicIp"], int(self.config["ssh_port"]), keys, env,
-                list(self.config["sshd_extra_config"]))
-            proc = hostsim.start_sshd(config_path, inst_dir / "sshd.log")
-        except (OSError, subprocess.SubprocessError, ValueError) as exc:
-            with self.lock:
-                self.sshd_failures[iid] = time.time()
-            print(f"emulator: cannot start sshd for {iid}: {exc}", flush=True)
+        proc = self.boot_host(iid, self.instance_dir(iid),
+                              base64.b64decode(inst.get("userData") or ""),
+                              list(inst.get("authorizedKeys") or []), inst["publicIp"], {})
+        if proc is None:
             return
         with self.lock:
             self.procs[iid] = proc
