@@ -4,51 +4,26 @@
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 import traceback
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from . import api
-from .state import Store, control_common, control_request
+from .state import (Dropped, HandlerBase, ServerBase, Store, control_common,
+                    control_request)
 
 MUTATING = {"POST", "PUT", "DELETE"}
 
 
-class Dropped(Exception):
-    """Close the connection without an answer."""
-
-
-class EmulatorServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
+class EmulatorServer(ServerBase):
     def __init__(self, address: tuple[str, int], store: Store) -> None:
-        super().__init__(address, Handler)
-        self.store = store
-        self.stopping = threading.Event()
-
-    def request_stop(self) -> None:
-        if not self.stopping.is_set():
-            self.stopping.set()
-            threading.Thread(target=self.shutdown, daemon=True).start()
+        super().__init__(address, Handler, store)
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
+class Handler(HandlerBase):
     server: EmulatorServer
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002  (quiet)
-        pass
-
-    def _body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
 
     def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
         self.send_response(status)
@@ -60,17 +35,8 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def do_GET(self) -> None:  # noqa: N802
-        self._dispatch("GET")
-
-    def do_POST(self) -> None:  # noqa: N802
-        self._dispatch("POST")
-
     def do_PUT(self) -> None:  # noqa: N802
         self._dispatch("PUT")
-
-    def do_DELETE(self) -> None:  # noqa: N802
-        self._dispatch("DELETE")
 
     def _dispatch(self, method: str) -> None:
         parts = urlsplit(self.path)
@@ -81,11 +47,7 @@ class Handler(BaseHTTPRequestHandler):
         try:
             self._api(method, parts.path.rstrip("/") or "/", parts.query, body)
         except Dropped:
-            self.close_connection = True
-            try:
-                self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            self._drop()
 
     # -- the API ---------------------------------------------------------------------------------
     def _api(self, method: str, path: str, query: str, body: bytes) -> None:

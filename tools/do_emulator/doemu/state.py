@@ -22,8 +22,8 @@ from typing import Any
 EC2_EMULATOR = Path(__file__).resolve().parents[2] / "ec2_emulator"
 sys.path.insert(0, str(EC2_EMULATOR))
 from ec2emu import hostsim  # noqa: E402  (the simulated host: cloud-init keys and a real sshd)
-from ec2emu.common import (HostStore, control_common, control_request, deep_merge,  # noqa: E402,F401
-                           run_main)
+from ec2emu.common import (Dropped, HandlerBase, HostStore, ServerBase,  # noqa: E402,F401
+                           control_common, control_request, deep_merge, run_main)
 from ec2emu.state import _bindable  # noqa: E402
 
 DEFAULT_TOKEN = "dop_v1_" + "0123456789abcdef" * 4

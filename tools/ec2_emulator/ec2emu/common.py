@@ -10,11 +10,13 @@ import ipaddress
 import json
 import os
 import signal
+import socket
 import subprocess
 import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
 from . import hostsim
@@ -177,6 +179,70 @@ class HostStore:
             self._ticker.join(timeout=5)
         self.kill_all_hosts()
         self.save()
+
+
+class Dropped(Exception):
+    """Close the connection without an answer."""
+
+
+class ServerBase(ThreadingHTTPServer):
+    """An emulator's HTTP server: its Store in ``store``; request_stop() ends serve_forever()."""
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], handler: type, store: Any) -> None:
+        super().__init__(address, handler)
+        self.store = store
+        self.stopping = threading.Event()
+
+    def request_stop(self) -> None:
+        if not self.stopping.is_set():
+            self.stopping.set()
+            threading.Thread(target=self.shutdown, daemon=True).start()
+
+
+class HandlerBase(BaseHTTPRequestHandler):
+    """Quiet HTTP/1.1 plumbing; subclasses implement ``_dispatch(method)``."""
+    protocol_version = "HTTP/1.1"
+    # Answers go out in several small writes (status, headers, body); with Nagle's algorithm on, a
+    # reused connection waits ~40 ms for the client's delayed ACK on every request.
+    disable_nagle_algorithm = True
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002  (quiet by default)
+        pass
+
+    def _dispatch(self, method: str) -> None:
+        raise NotImplementedError
+
+    def _body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            for _ in range(100000):
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    self.rfile.readline()
+                    break
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            return b"".join(chunks)
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _drop(self) -> None:
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._dispatch("POST")
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._dispatch("DELETE")
 
 
 def control_request(handler: Any, query: str, body: bytes) -> tuple[dict, Any] | None:

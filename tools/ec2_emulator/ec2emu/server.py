@@ -4,18 +4,16 @@ keeps the call log."""
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 import traceback
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl
 
 from . import ec2, instances, ssm_sts  # noqa: F401  (instances registers its handlers)
 from .sigv4 import Verifier
-from .common import control_common, control_request
+from .common import (Dropped, HandlerBase, ServerBase, control_common,
+                     control_request)
 from .state import Store
 from .wire import ApiError, Params, ec2_error_xml, to_xml
 
@@ -26,59 +24,24 @@ _THROTTLE = {"ec2": ("RequestLimitExceeded", "Request limit exceeded.", 503),
              "sts": ("Throttling", "Rate exceeded", 400)}
 
 
-class Dropped(Exception):
-    """Close the connection without an answer."""
-
 class _Answered(Exception):
     """A fault already wrote a raw answer."""
 
 
 
-class EmulatorServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
+class EmulatorServer(ServerBase):
     def __init__(self, address: tuple[str, int], store: Store) -> None:
-        super().__init__(address, Handler)
-        self.store = store
+        super().__init__(address, Handler, store)
         self.verifier = Verifier(store.lookup_credential, store.valid_regions,
                                  lambda: float(store.config["max_clock_skew_s"]))
-        self.stopping = threading.Event()
-
-    def request_stop(self) -> None:
-        if not self.stopping.is_set():
-            self.stopping.set()
-            threading.Thread(target=self.shutdown, daemon=True).start()
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # Answers go out in several small writes (status, headers, body); with Nagle's algorithm on, a
-    # reused connection waits ~40 ms for the client's delayed ACK on every request.
-    disable_nagle_algorithm = True
-
+class Handler(HandlerBase):
     def version_string(self) -> str:
         return "AmazonEC2"
     server: EmulatorServer
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002  (quiet by default)
-        pass
-
     # -- plumbing ------------------------------------------------------------------------
-    def _body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks = []
-            for _ in range(100000):
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    self.rfile.readline()
-                    break
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-            return b"".join(chunks)
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
     def _headers_lower(self) -> dict[str, str]:
         out: dict[str, str] = {}
         for name, value in self.headers.items():
@@ -95,22 +58,6 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.end_headers()
         self.wfile.write(body)
-
-    def _drop(self) -> None:
-        self.close_connection = True
-        try:
-            self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-    def do_GET(self) -> None:  # noqa: N802
-        self._dispatch("GET")
-
-    def do_POST(self) -> None:  # noqa: N802
-        self._dispatch("POST")
-
-    def do_DELETE(self) -> None:  # noqa: N802
-        self._dispatch("DELETE")
 
     def _dispatch(self, method: str) -> None:
         path, _, query = self.path.partition("?")
