@@ -43,7 +43,7 @@ void Ec2Driver::configure(const Options& options, MachineRecord& record) {
     problems.push_back({"--" + flag + (value.empty() ? "" : " '" + value + "'"), std::move(problem),
                         std::move(hint)});
   };
-  nlohmann::json cfg = nlohmann::json::object();
+  Ec2Config cfg;
 
   std::string region_flag = single(options, "ec2-region");
   std::string region;
@@ -75,14 +75,14 @@ void Ec2Driver::configure(const Options& options, MachineRecord& record) {
     bad("ec2-image", image, "unknown image",
         "use one of " + join(k_image_aliases, ", ") + ", or an ami- id");
   }
-  cfg["image"] = image;
+  cfg.image = image;
 
   std::string root = single(options, "ec2-root-size", std::to_string(k_default_root_gib));
   std::optional<int> root_gib = parse_int(root);
   if (!root_gib || *root_gib < 8 || *root_gib > 16384) {
     bad("ec2-root-size", root, "not a size in GiB from 8 to 16384", "e.g. --ec2-root-size 200");
   }
-  cfg["root_size"] = root_gib.value_or(k_default_root_gib);
+  cfg.root_size = root_gib.value_or(k_default_root_gib);
 
   std::string volume_type = single(options, "ec2-volume-type", "gp3");
   if (std::find(k_volume_types.begin(), k_volume_types.end(), volume_type) ==
@@ -90,7 +90,7 @@ void Ec2Driver::configure(const Options& options, MachineRecord& record) {
     bad("ec2-volume-type", volume_type, "unknown volume type",
         "use one of " + join(k_volume_types, ", "));
   }
-  cfg["volume_type"] = volume_type;
+  cfg.volume_type = volume_type;
 
   std::string zone = single(options, "ec2-zone");
   if (!zone.empty()) {
@@ -102,7 +102,7 @@ void Ec2Driver::configure(const Options& options, MachineRecord& record) {
           "give a letter (--ec2-zone b) or a full name like " + region + "b");
     }
   }
-  cfg["zone"] = zone;
+  cfg.zone = zone;
 
   auto check_id = [&](const char* flag, const std::string& value, const char* prefix) {
     static const std::regex k_hex(R"(^[a-z]+-[0-9a-f]{8,17}$)");
@@ -111,15 +111,15 @@ void Ec2Driver::configure(const Options& options, MachineRecord& record) {
           std::string("ids look like ") + prefix + "0123456789abcdef0");
     }
   };
-  cfg["subnet_id"] = single(options, "ec2-subnet-id");
-  check_id("ec2-subnet-id", cfg["subnet_id"], "subnet-");
-  cfg["vpc_id"] = single(options, "ec2-vpc-id");
-  check_id("ec2-vpc-id", cfg["vpc_id"], "vpc-");
-  cfg["security_group_ids"] = all(options, "ec2-security-group-id");
+  cfg.subnet_id = single(options, "ec2-subnet-id");
+  check_id("ec2-subnet-id", cfg.subnet_id, "subnet-");
+  cfg.vpc_id = single(options, "ec2-vpc-id");
+  check_id("ec2-vpc-id", cfg.vpc_id, "vpc-");
+  cfg.security_group_ids = all(options, "ec2-security-group-id");
   for (const std::string& sg : all(options, "ec2-security-group-id")) {
     check_id("ec2-security-group-id", sg, "sg-");
   }
-  if (!cfg["subnet_id"].get<std::string>().empty() && !zone.empty()) {
+  if (!cfg.subnet_id.empty() && !zone.empty()) {
     bad("ec2-zone", zone, "cannot be combined with --ec2-subnet-id",
         "a subnet lives in one zone; drop --ec2-zone");
   }
@@ -136,9 +136,9 @@ void Ec2Driver::configure(const Options& options, MachineRecord& record) {
               cidr.substr(0, cidr.find('/')) + "/32");
     }
   }
-  cfg["ssh_cidr"] = cidr;
+  cfg.ssh_cidr = cidr;
 
-  nlohmann::json ports = nlohmann::json::array();
+  std::vector<OpenPort> ports;
   for (const std::string& p : all(options, "ec2-open-port")) {
     std::string number = p, proto = "tcp";
     if (auto slash = p.find('/'); slash != std::string::npos) {
@@ -150,15 +150,15 @@ void Ec2Driver::configure(const Options& options, MachineRecord& record) {
       bad("ec2-open-port", p, "not a port", "use PORT or PORT/tcp or PORT/udp, e.g. 8888/tcp");
       continue;
     }
-    ports.push_back({{"port", *n}, {"protocol", proto}});
+    ports.push_back({.port = *n, .protocol = proto});
   }
-  cfg["open_ports"] = ports;
+  cfg.open_ports = ports;
 
   bool spot = options.contains("ec2-spot");
   record.size.spot = spot;
-  cfg["iam_instance_profile"] = single(options, "ec2-iam-instance-profile");
+  cfg.iam_instance_profile = single(options, "ec2-iam-instance-profile");
 
-  nlohmann::json tags = nlohmann::json::object();
+  std::map<std::string, std::string> tags;
   for (const std::string& t : all(options, "ec2-tag")) {
     auto eq = t.find('=');
     std::string key = eq == std::string::npos ? "" : t.substr(0, eq);
@@ -174,7 +174,7 @@ void Ec2Driver::configure(const Options& options, MachineRecord& record) {
     }
     tags[key] = t.substr(eq + 1);
   }
-  cfg["tags"] = tags;
+  cfg.tags = tags;
 
   std::string user_data = single(options, "ec2-user-data");
   if (!user_data.empty()) {
@@ -186,9 +186,9 @@ void Ec2Driver::configure(const Options& options, MachineRecord& record) {
       bad("ec2-user-data", user_data, "larger than 12 KiB",
           "EC2 takes 16 KiB of user data and gpumachine adds the host key; keep yours smaller");
     }
-    cfg["user_data_file"] = path.string();
+    cfg.user_data_file = path.string();
   } else {
-    cfg["user_data_file"] = "";
+    cfg.user_data_file = "";
   }
 
   std::string user = single(options, "ec2-ssh-user");
@@ -196,12 +196,12 @@ void Ec2Driver::configure(const Options& options, MachineRecord& record) {
   if (!user.empty() && !std::regex_match(user, k_user)) {
     bad("ec2-ssh-user", user, "not a user name", "e.g. ubuntu or ec2-user");
   }
-  cfg["ssh_user"] = user;
+  cfg.ssh_user = user;
   std::string keypair = single(options, "ec2-keypair-name");
   if (keypair.size() > 255) {
     bad("ec2-keypair-name", keypair.substr(0, 20) + "...", "longer than 255 characters", "");
   }
-  cfg["keypair_name"] = keypair;
+  cfg.keypair_name = keypair;
   // A later cost-control feature sets terminate; one-time spot instances cannot stop.
   record.cost.power_off_action = spot ? "terminate" : "stop";
   record.progress.incomplete = true;

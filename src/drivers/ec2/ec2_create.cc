@@ -23,12 +23,12 @@ void Ec2Driver::ensure_local_keys(MachineRecord& record, DriverHost& host) {
   // A pair is only used (imported, put into user data) once whole, so a half-written one (a
   // kill between its two files) is safe to make again.
   ssh::ensure_key_pair(record.ssh.key_path, "gpumachine-" + record.name);
-  if (record.driver_config.value("host_key_replaced", false)) {
+  if (m_cfg.host_key_replaced) {
     return;  // the pin is the key made on the host, and the launch is long done
   }
   // Only the plain Ubuntu images get the provisioning prelude: the Deep Learning AMIs already
   // have everything, and an unknown ami- has no known recipe.
-  const std::string alias = record.driver_config.value("image_alias", "");
+  const std::string& alias = m_cfg.image_alias;
   BootImage image;
   if (alias.starts_with("ubuntu-")) {
     image.os_id = "ubuntu";
@@ -42,8 +42,8 @@ void Ec2Driver::ensure_local_keys(MachineRecord& record, DriverHost& host) {
 }
 
 void Ec2Driver::import_key_pair(Ec2Api& api, MachineRecord& record, DriverHost& host) {
-  nlohmann::json& cfg = record.driver_config;
-  if (!cfg["keypair_name"].get<std::string>().empty()) {
+  Ec2Config& cfg = m_cfg;
+  if (!cfg.keypair_name.empty()) {
     return;  // the user's own pair; ours goes in through cloud-init's ssh_authorized_keys
   }
   Resource* r = ledger(record, "key-pair");
@@ -53,12 +53,12 @@ void Ec2Driver::import_key_pair(Ec2Api& api, MachineRecord& record, DriverHost& 
   std::string name = resource_name(record);
   host.phase("importing key pair " + name);
   set_ledger(record, "key-pair", name, "creating");
-  cfg["key_name"] = name;
-  host.save(record);
+  cfg.key_name = name;
+  save(record, host);
   aws::QueryParams p;
   p.set("KeyName", name);
   p.set("PublicKeyMaterial", util::base64_encode(util::read_file(record.ssh.key_path + ".pub")));
-  p.add_tag_specification("key-pair", machine_tags(record));
+  p.add_tag_specification("key-pair", machine_tags(record, m_cfg));
   try {
     api.call("ImportKeyPair", p);
   } catch (const CloudError& e) {
@@ -76,38 +76,38 @@ void Ec2Driver::import_key_pair(Ec2Api& api, MachineRecord& record, DriverHost& 
     }
   }
   set_ledger(record, "key-pair", name, "created");
-  host.save(record);
+  save(record, host);
 }
 
 void Ec2Driver::ensure_security_group(Ec2Api& api, MachineRecord& record, DriverHost& host) {
-  nlohmann::json& cfg = record.driver_config;
-  if (!cfg["security_group_ids"].empty()) {
+  Ec2Config& cfg = m_cfg;
+  if (!cfg.security_group_ids.empty()) {
     return;  // the user's own groups, used as given and never modified
   }
   Resource* r = ledger(record, "security-group");
-  if (r != nullptr && r->status == "created" && cfg.value("sg_ingress_done", false)) {
+  if (r != nullptr && r->status == "created" && cfg.sg_ingress_done) {
     return;
   }
   std::string name = resource_name(record);
   host.phase("creating security group " + name);
-  std::string cidr = cfg["ssh_cidr"];
+  std::string cidr = cfg.ssh_cidr;
   if (cidr.empty()) {
     cidr = caller_cidr();
-    cfg["ssh_cidr"] = cidr;
+    cfg.ssh_cidr = cidr;
   }
   std::string group_id = (r != nullptr && r->id.starts_with("sg-")) ? r->id : "";
   if (group_id.empty()) {
     set_ledger(record, "security-group", name, "creating");
-    cfg["sg_name"] = name;
-    cfg["sg_created_at"] = util::rfc3339(std::chrono::system_clock::now());
-    host.save(record);
+    cfg.sg_name = name;
+    cfg.sg_created_at = util::rfc3339(std::chrono::system_clock::now());
+    save(record, host);
     aws::QueryParams p;
     p.set("GroupName", name);
     p.set("GroupDescription", "gpumachine " + record.name + ": SSH from " + cidr);
-    if (!cfg["vpc_id"].get<std::string>().empty()) {
-      p.set("VpcId", cfg["vpc_id"].get<std::string>());
+    if (!cfg.vpc_id.empty()) {
+      p.set("VpcId", cfg.vpc_id);
     }
-    p.add_tag_specification("security-group", machine_tags(record));
+    p.add_tag_specification("security-group", machine_tags(record, m_cfg));
     try {
       aws::QueryResult made = api.call("CreateSecurityGroup", p);
       group_id = aws::xml::text(made.root(), "groupId");
@@ -122,7 +122,7 @@ void Ec2Driver::ensure_security_group(Ec2Api& api, MachineRecord& record, Driver
       }
     }
     set_ledger(record, "security-group", group_id, "created");
-    host.save(record);
+    save(record, host);
   }
   aws::QueryParams p = ingress_rules(cfg, group_id, cidr);
   // A group just created may not be visible yet (eventual consistency): wait it out.
@@ -144,21 +144,21 @@ void Ec2Driver::ensure_security_group(Ec2Api& api, MachineRecord& record, Driver
     pause(host, delay);
     delay = std::min(delay * 2, milliseconds(5000));
   }
-  cfg["sg_ingress_done"] = true;
-  host.save(record);
+  cfg.sg_ingress_done = true;
+  save(record, host);
 }
 
 aws::QueryParams Ec2Driver::run_params(const MachineRecord& record, const std::string& zone,
                                        const std::string& subnet, const std::string& token) {
-  const nlohmann::json& cfg = record.driver_config;
+  const Ec2Config& cfg = m_cfg;
   aws::QueryParams p;
-  p.set("ImageId", cfg["image_id"].get<std::string>());
+  p.set("ImageId", cfg.image_id);
   p.set("InstanceType", record.size.instance_type);
   p.set("MinCount", 1);
   p.set("MaxCount", 1);
-  std::string keypair = cfg["keypair_name"];
-  p.set("KeyName", keypair.empty() ? cfg["key_name"].get<std::string>() : keypair);
-  std::vector<std::string> groups = cfg["security_group_ids"].get<std::vector<std::string>>();
+  std::string keypair = cfg.keypair_name;
+  p.set("KeyName", keypair.empty() ? cfg.key_name : keypair);
+  std::vector<std::string> groups = cfg.security_group_ids;
   if (groups.empty()) {
     const Resource* sg = nullptr;
     for (const Resource& r : record.resources) {
@@ -175,9 +175,9 @@ aws::QueryParams Ec2Driver::run_params(const MachineRecord& record, const std::s
   } else if (!zone.empty()) {
     p.set("Placement.AvailabilityZone", zone);
   }
-  p.set("BlockDeviceMapping.1.DeviceName", cfg["root_device"].get<std::string>());
-  p.set("BlockDeviceMapping.1.Ebs.VolumeSize", cfg["root_size"].get<int>());
-  p.set("BlockDeviceMapping.1.Ebs.VolumeType", cfg["volume_type"].get<std::string>());
+  p.set("BlockDeviceMapping.1.DeviceName", cfg.root_device);
+  p.set("BlockDeviceMapping.1.Ebs.VolumeSize", cfg.root_size);
+  p.set("BlockDeviceMapping.1.Ebs.VolumeType", cfg.volume_type);
   p.set("BlockDeviceMapping.1.Ebs.DeleteOnTermination", true);
   p.set("MetadataOptions.HttpTokens", "required");
   p.set("MetadataOptions.HttpEndpoint", "enabled");
@@ -188,12 +188,12 @@ aws::QueryParams Ec2Driver::run_params(const MachineRecord& record, const std::s
     p.set("InstanceMarketOptions.SpotOptions.SpotInstanceType", "one-time");
     p.set("InstanceMarketOptions.SpotOptions.InstanceInterruptionBehavior", "terminate");
   }
-  std::string profile = cfg["iam_instance_profile"];
+  std::string profile = cfg.iam_instance_profile;
   if (!profile.empty()) {
     p.set(profile.starts_with("arn:") ? "IamInstanceProfile.Arn" : "IamInstanceProfile.Name",
           profile);
   }
-  Tags tags = machine_tags(record);
+  Tags tags = machine_tags(record, m_cfg);
   p.add_tag_specification("instance", tags);
   p.add_tag_specification("volume", tags);
   p.add_tag_specification("network-interface", tags);
@@ -207,7 +207,7 @@ aws::QueryParams Ec2Driver::run_params(const MachineRecord& record, const std::s
     std::string pub = util::read_file(record.ssh.key_path + ".pub");
     parts.authorized_keys.push_back(pub.substr(0, pub.find('\n')));
   }
-  std::string user_file = cfg["user_data_file"];
+  std::string user_file = cfg.user_data_file;
   if (!user_file.empty()) {
     parts.user_data = util::read_file(user_file);
   }
@@ -224,10 +224,9 @@ std::vector<Instance> Ec2Driver::find_instances(Ec2Api& api, const MachineRecord
   for (Instance& i : api.describe_instances({{"tag:" + std::string(k_tag_id), {record.id}}})) {
     found[i.id] = std::move(i);
   }
-  const nlohmann::json& cfg = record.driver_config;
-  if (cfg.contains("client_tokens") && !cfg["client_tokens"].empty()) {
-    for (Instance& i : api.describe_instances(
-             {{"client-token", cfg["client_tokens"].get<std::vector<std::string>>()}})) {
+  const Ec2Config& cfg = m_cfg;
+  if (!cfg.client_tokens.empty()) {
+    for (Instance& i : api.describe_instances({{"client-token", cfg.client_tokens}})) {
       found[i.id] = std::move(i);
     }
   }
@@ -244,12 +243,12 @@ void Ec2Driver::await_pending_launch(Ec2Api& api, MachineRecord& record, DriverH
   // A RunInstances whose answer never came launched something until proven otherwise: look it
   // up by its token until EC2's consistency window has passed (an empty answer within it proves
   // nothing).
-  nlohmann::json& cfg = record.driver_config;
-  if (!cfg.contains("pending_launch")) {
+  Ec2Config& cfg = m_cfg;
+  if (!cfg.pending_launch) {
     return;
   }
-  std::string token = cfg["pending_launch"].value("token", "");
-  std::string at = cfg["pending_launch"].value("at", "");
+  std::string token = cfg.pending_launch.token;
+  std::string at = cfg.pending_launch.at;
   while (true) {
     std::vector<Instance> found = api.describe_instances({{"client-token", {token}}});
     if (!found.empty()) {
@@ -257,8 +256,8 @@ void Ec2Driver::await_pending_launch(Ec2Api& api, MachineRecord& record, DriverH
       return;
     }
     if (!maybe_invisible(record, at)) {
-      cfg.erase("pending_launch");  // proven: nothing was launched
-      host.save(record);
+      cfg.pending_launch = {};  // proven: nothing was launched
+      save(record, host);
       return;
     }
     host.phase("looking for the launch whose answer never came (EC2 may not show it yet)");
@@ -268,10 +267,10 @@ void Ec2Driver::await_pending_launch(Ec2Api& api, MachineRecord& record, DriverH
 
 void Ec2Driver::adopt(MachineRecord& record, const Instance& instance, DriverHost& host) {
   set_ledger(record, "instance", instance.id, "created");
-  record.driver_config["instance_id"] = instance.id;
-  record.driver_config.erase("pending_launch");
+  m_cfg.instance_id = instance.id;
+  m_cfg.pending_launch = {};
   record.facts["availability_zone"] = instance.availability_zone;
-  host.save(record);
+  save(record, host);
 }
 
 void Ec2Driver::record_address(MachineRecord& record, const Instance& instance) {
@@ -282,12 +281,12 @@ void Ec2Driver::record_address(MachineRecord& record, const Instance& instance) 
 }
 
 void Ec2Driver::launch(Ec2Api& api, MachineRecord& record, DriverHost& host) {
-  nlohmann::json& cfg = record.driver_config;
-  if (!instance_id(record).empty()) {
+  Ec2Config& cfg = m_cfg;
+  if (!instance_id().empty()) {
     return;
   }
   // An earlier run may have launched it and died before writing the id down.
-  if (cfg.contains("client_tokens")) {
+  if (!cfg.client_tokens.empty()) {
     std::vector<Instance> existing = find_instances(api, record);
     if (!existing.empty()) {
       util::info("found instance " + existing.front().id + " from an earlier attempt");
@@ -295,15 +294,14 @@ void Ec2Driver::launch(Ec2Api& api, MachineRecord& record, DriverHost& host) {
       return;
     }
   }
-  std::string subnet = cfg["subnet_id"];
-  std::vector<std::string> zones =
-      subnet.empty() ? cfg["zones"].get<std::vector<std::string>>() : std::vector<std::string>{""};
+  std::string subnet = cfg.subnet_id;
+  std::vector<std::string> zones = subnet.empty() ? cfg.zones : std::vector<std::string>{""};
   std::string reuse_token;
-  if (cfg.contains("pending_launch")) {
+  if (cfg.pending_launch) {
     // The last request's outcome was never seen: repeat it exactly (same zone, same token) so
     // EC2's idempotency returns that launch instead of making a second one.
-    std::string zone = cfg["pending_launch"]["zone"];
-    reuse_token = cfg["pending_launch"]["token"];
+    std::string zone = cfg.pending_launch.zone;
+    reuse_token = cfg.pending_launch.token;
     std::erase(zones, zone);
     zones.insert(zones.begin(), zone);
   }
@@ -313,13 +311,13 @@ void Ec2Driver::launch(Ec2Api& api, MachineRecord& record, DriverHost& host) {
     host.check_interrupted();
     std::string token = reuse_token.empty() ? util::uuid4() : reuse_token;
     reuse_token.clear();
-    cfg["client_tokens"].push_back(token);
-    cfg["pending_launch"] = {
-        {"zone", zone}, {"token", token}, {"at", util::rfc3339(std::chrono::system_clock::now())}};
-    host.save(record);
+    cfg.client_tokens.push_back(token);
+    cfg.pending_launch = {
+        .zone = zone, .token = token, .at = util::rfc3339(std::chrono::system_clock::now())};
+    save(record, host);
     std::string zone_subnet = subnet;
-    if (zone_subnet.empty() && cfg["zone_subnets"].contains(zone)) {
-      zone_subnet = cfg["zone_subnets"][zone];
+    if (zone_subnet.empty() && cfg.zone_subnets.contains(zone)) {
+      zone_subnet = cfg.zone_subnets.at(zone);
     }
     std::string where = zone.empty() ? "subnet " + subnet : zone;
     host.phase("launching " + type + " in " + where);
@@ -327,14 +325,14 @@ void Ec2Driver::launch(Ec2Api& api, MachineRecord& record, DriverHost& host) {
     try {
       result = api.call("RunInstances", run_params(record, zone, zone_subnet, token));
     } catch (const CloudError& e) {
-      cfg.erase("pending_launch");
+      cfg.pending_launch = {};
       if (e.code() == "IdempotentInstanceTerminated" || !is_zone_error(e.code())) {
-        host.save(record);
+        save(record, host);
         throw;
       }
       attempts.push_back(where + ": " + e.code());
       util::info("  " + where + ": " + e.code() + " (" + e.message() + "); trying the next zone");
-      host.save(record);
+      save(record, host);
       continue;
     } catch (const Error&) {
       // No answer (connection lost after the retries): it may have launched. Look before
@@ -353,7 +351,7 @@ void Ec2Driver::launch(Ec2Api& api, MachineRecord& record, DriverHost& host) {
     adopt(record, launched.front(), host);
     return;
   }
-  cfg["zone_attempts"] = attempts;
+  cfg.zone_attempts = attempts;
   throw Error(subject_of(record),
               "no zone of " + api.region() + " could launch " + type + " (tried " +
                   std::to_string(attempts.size()) + ")",
@@ -366,7 +364,7 @@ void Ec2Driver::rollback(Ec2Api& api, MachineRecord& record, DriverHost& host) {
   try {
     remove(record, host);
     record.progress.rolled_back = true;
-    host.save(record);
+    save(record, host);
   } catch (const Error& e) {
     util::warn(subject_of(record) + ": could not undo the partial create: " + e.what() +
                "; `gpumachine rm " + record.name + "` finishes it");
@@ -375,36 +373,37 @@ void Ec2Driver::rollback(Ec2Api& api, MachineRecord& record, DriverHost& host) {
 }
 
 void Ec2Driver::create(MachineRecord& record, DriverHost& host) {
-  nlohmann::json& cfg = record.driver_config;
+  Bound bound(*this, record);
+  Ec2Config& cfg = m_cfg;
   check_shutdown_behavior(record, record.cost.power_off_action);
-  if (!cfg.contains("home_id") && !cfg.contains("client_tokens")) {
+  if (cfg.tagged_at.empty() && cfg.client_tokens.empty()) {
     // Fixed once (a resumed launch must repeat its parameters): the tags gc tells homes and
     // ages apart by.
-    cfg["home_id"] = host.home_id();
-    cfg["tagged_at"] = util::rfc3339(std::chrono::system_clock::now());
+    cfg.home_id = host.home_id();
+    cfg.tagged_at = util::rfc3339(std::chrono::system_clock::now());
   }
   Ec2Api api(record.size.region);
-  if (!cfg.contains("image_id")) {
+  if (cfg.image_id.empty()) {
     preflight(api, record, host);
   }
   host.check_interrupted();
   record.progress.incomplete = true;
-  host.save(record);  // the record exists before anything is created
+  save(record, host);  // the record exists before anything is created
   try {
     ensure_local_keys(record, host);
-    host.save(record);
+    save(record, host);
     import_key_pair(api, record, host);
     host.check_interrupted();
     ensure_security_group(api, record, host);
     host.check_interrupted();
     launch(api, record, host);
   } catch (const CloudError&) {
-    if (instance_id(record).empty() && !cfg.contains("pending_launch")) {
+    if (instance_id().empty() && !cfg.pending_launch) {
       rollback(api, record, host);
     }
     throw;
   } catch (const UsageError&) {
-    if (instance_id(record).empty() && !cfg.contains("pending_launch")) {
+    if (instance_id().empty() && !cfg.pending_launch) {
       rollback(api, record, host);
     }
     throw;
@@ -412,16 +411,15 @@ void Ec2Driver::create(MachineRecord& record, DriverHost& host) {
     throw;
   } catch (const Error& e) {
     // The all-zones failure is definitive; a lost connection is not (keep it for a resume).
-    if (instance_id(record).empty() && !cfg.contains("pending_launch") &&
-        cfg.contains("zone_attempts")) {
+    if (instance_id().empty() && !cfg.pending_launch && !cfg.zone_attempts.empty()) {
       rollback(api, record, host);
     }
     throw;
   }
-  host.phase("waiting for " + instance_id(record) + " to run");
+  host.phase("waiting for " + instance_id() + " to run");
   std::optional<Instance> running;
   try {
-    running = wait_for_state(api, record, instance_id(record), {"running"},
+    running = wait_for_state(api, record, instance_id(), {"running"},
                              {"shutting-down", "terminated", "stopping", "stopped"}, false, host);
   } catch (const InterruptedError&) {
     throw;
@@ -431,22 +429,22 @@ void Ec2Driver::create(MachineRecord& record, DriverHost& host) {
     }
     // EC2 could not be asked; the launch stands, so say what keeps billing.
     throw Error(subject_of(record),
-                "instance " + instance_id(record) + " in " + api.region() +
+                "instance " + instance_id() + " in " + api.region() +
                     " was launched and is running and billing, but its state cannot be read",
                 e.what(),
                 "`gpumachine create " + record.name + "` resumes the wait; `gpumachine rm " +
                     record.name + "` terminates it");
   }
   record_address(record, *running);
-  host.save(record);
+  save(record, host);
   if (host.wait_target() == "ssh") {
     host.phase("waiting for SSH on " + record.ssh.host);
     wait_for_ssh(record, host);
-    replace_user_data_host_key(record, host);
+    replace_user_data_host_key(record, m_cfg, host);
   }
   record.progress.incomplete = false;
   record.last_state = "running";
-  host.save(record);
+  save(record, host);
 }
 
 }  // namespace gm::drivers::ec2

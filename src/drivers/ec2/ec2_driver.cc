@@ -43,18 +43,16 @@ std::string subject_of(const MachineRecord& record) {
   return "machine '" + record.name + "'";
 }
 
-Tags machine_tags(const MachineRecord& record) {
+Tags machine_tags(const MachineRecord& record, const Ec2Config& cfg) {
   Tags tags = {{"Name", record.name}, {k_tag_machine, record.name}, {k_tag_id, record.id}};
-  for (const auto& [key, field] :
-       {std::pair{k_tag_home, "home_id"}, {k_tag_created, "tagged_at"}}) {
-    if (!record.driver_config.value(field, "").empty()) {
-      tags.emplace_back(key, record.driver_config[field].get<std::string>());
+  for (const auto& [key, value] :
+       {std::pair{k_tag_home, &cfg.home_id}, {k_tag_created, &cfg.tagged_at}}) {
+    if (!value->empty()) {
+      tags.emplace_back(key, *value);
     }
   }
-  if (record.driver_config.contains("tags")) {
-    for (const auto& [k, v] : record.driver_config["tags"].items()) {
-      tags.emplace_back(k, v.get<std::string>());
-    }
+  for (const auto& [k, v] : cfg.tags) {
+    tags.emplace_back(k, v);
   }
   return tags;
 }
@@ -170,13 +168,13 @@ std::optional<Instance> wait_for_state(Ec2Api& api, const MachineRecord& record,
   }
 }
 
-aws::QueryParams ingress_rules(const nlohmann::json& cfg, const std::string& group_id,
+aws::QueryParams ingress_rules(const Ec2Config& cfg, const std::string& group_id,
                                const std::string& cidr) {
   aws::QueryParams p;
   p.set("GroupId", group_id);
   std::vector<std::pair<int, std::string>> rules = {{22, "tcp"}};
-  for (const auto& port : cfg["open_ports"]) {
-    rules.emplace_back(port["port"].get<int>(), port["protocol"].get<std::string>());
+  for (const OpenPort& port : cfg.open_ports) {
+    rules.emplace_back(port.port, port.protocol);
   }
   for (std::size_t i = 0; i < rules.size(); ++i) {
     std::string prefix = "IpPermissions." + std::to_string(i + 1) + ".";

@@ -68,7 +68,7 @@ std::string default_user_for(const std::string& alias, const std::string& image_
 }  // namespace
 
 void Ec2Driver::preflight(Ec2Api& api, MachineRecord& record, DriverHost& host) {
-  nlohmann::json& cfg = record.driver_config;
+  Ec2Config& cfg = m_cfg;
   host.phase("checking credentials, image and instance type in " + api.region());
   // Credentials first, so a missing profile is reported as that and not as a failed call.
   aws::default_credentials();
@@ -85,7 +85,7 @@ void Ec2Driver::preflight(Ec2Api& api, MachineRecord& record, DriverHost& host) 
     }
     throw;
   }
-  std::string image = cfg["image"];
+  std::string image = cfg.image;
   std::string alias =
       image.empty() ? (is_gpu_type(info) ? "dlami-ubuntu-24.04" : "ubuntu-24.04") : image;
   std::string image_id;
@@ -120,8 +120,8 @@ void Ec2Driver::preflight(Ec2Api& api, MachineRecord& record, DriverHost& host) 
                      "is " + img->architecture + " but " + type + " is " + info.architecture,
                      "pick an image for " + info.architecture + " or another instance type");
   }
-  std::string subnet = cfg["subnet_id"];
-  std::string vpc = cfg["vpc_id"];
+  std::string subnet = cfg.subnet_id;
+  std::string vpc = cfg.vpc_id;
   nlohmann::json zone_subnets = nlohmann::json::object();
   if (!subnet.empty()) {
     aws::QueryParams p;
@@ -131,7 +131,7 @@ void Ec2Driver::preflight(Ec2Api& api, MachineRecord& record, DriverHost& host) 
     if (items.empty()) {
       throw UsageError("--ec2-subnet-id '" + subnet + "'", "no such subnet in " + api.region(), "");
     }
-    cfg["vpc_id"] = aws::xml::text(items.front(), "vpcId");
+    cfg.vpc_id = aws::xml::text(items.front(), "vpcId");
   } else if (!vpc.empty()) {
     aws::QueryParams p;
     p.add_filter("vpc-id", {vpc});
@@ -148,14 +148,14 @@ void Ec2Driver::preflight(Ec2Api& api, MachineRecord& record, DriverHost& host) 
           "create a subnet with a route to an internet gateway, or pass --ec2-subnet-id");
     }
   }
-  cfg["zone_subnets"] = zone_subnets;
+  cfg.zone_subnets = zone_subnets;
   std::vector<std::string> zones;
   if (subnet.empty()) {
     zones = api.zones_offering(type);
     if (!vpc.empty()) {
       std::erase_if(zones, [&](const std::string& z) { return !zone_subnets.contains(z); });
     }
-    std::string wanted = cfg["zone"];
+    std::string wanted = cfg.zone;
     if (!wanted.empty()) {
       if (std::find(zones.begin(), zones.end(), wanted) == zones.end()) {
         throw UsageError("--ec2-zone " + wanted, type + " is not offered there",
@@ -170,13 +170,13 @@ void Ec2Driver::preflight(Ec2Api& api, MachineRecord& record, DriverHost& host) 
                        "try another region with --ec2-region");
     }
   }
-  cfg["zones"] = zones;
-  cfg["image_alias"] = image.starts_with("ami-") ? "" : alias;
-  cfg["image_id"] = image_id;
-  cfg["image_name"] = img->name;
-  cfg["root_device"] = img->root_device_name.empty() ? "/dev/sda1" : img->root_device_name;
-  cfg["architecture"] = info.architecture;
-  if (cfg["ssh_user"].get<std::string>().empty()) {
+  cfg.zones = zones;
+  cfg.image_alias = image.starts_with("ami-") ? "" : alias;
+  cfg.image_id = image_id;
+  cfg.image_name = img->name;
+  cfg.root_device = img->root_device_name.empty() ? "/dev/sda1" : img->root_device_name;
+  cfg.architecture = info.architecture;
+  if (cfg.ssh_user.empty()) {
     record.ssh.user = default_user_for(alias, img->name);
   }
   record.size.vcpus = info.vcpus;

@@ -7,6 +7,7 @@
 
 #include "aws/query.h"
 #include "drivers/ec2/ec2_api.h"
+#include "drivers/ec2/ec2_config.h"
 #include "drivers/ec2/ec2_driver.h"
 #include "gm/error.h"
 
@@ -49,7 +50,7 @@ std::vector<std::string> all(const Options& options, const std::string& name);
 std::string subject_of(const MachineRecord& record);
 
 /// The tags on everything the machine owns (Name, gpumachine:*, --ec2-tag).
-Tags machine_tags(const MachineRecord& record);
+Tags machine_tags(const MachineRecord& record, const Ec2Config& cfg);
 
 /// "gpumachine-NAME-<id prefix>": the key pair's and the security group's name.
 std::string resource_name(const MachineRecord& record);
@@ -91,7 +92,7 @@ std::optional<Instance> wait_for_state(Ec2Api& api, const MachineRecord& record,
 
 /// Authorize/RevokeSecurityGroupIngress parameters for the machine's rules (SSH and every
 /// --ec2-open-port) from \a cidr.
-aws::QueryParams ingress_rules(const nlohmann::json& cfg, const std::string& group_id,
+aws::QueryParams ingress_rules(const Ec2Config& cfg, const std::string& group_id,
                                const std::string& cidr);
 
 /// A one-time spot instance cannot stop (EC2 answers InvalidParameterCombination at launch and
@@ -165,10 +166,37 @@ class Ec2Driver final : public Driver {
   void power_off(MachineRecord& record, DriverHost& host, bool force);
   void await_pending_launch(Ec2Api& api, MachineRecord& record, DriverHost& host);
   void rollback(Ec2Api& api, MachineRecord& record, DriverHost& host);
-  std::string instance_id(const MachineRecord& record) const {
-    return record.driver_config.value("instance_id", "");
+  const std::string& instance_id() const { return m_cfg.instance_id; }
+
+  /// Binds m_cfg to the record for one public operation: read from record.driver_config on entry
+  /// to the outermost one, written back on its exit (also when it throws).
+  class Bound {
+   public:
+    Bound(Ec2Driver& driver, MachineRecord& record) : m_driver(driver), m_record(record) {
+      if (m_driver.m_depth++ == 0) {
+        m_driver.m_cfg = record.driver_config.get<Ec2Config>();
+      }
+    }
+    ~Bound() {
+      if (--m_driver.m_depth == 0) {
+        m_record.driver_config = m_driver.m_cfg;
+      }
+    }
+    Bound(const Bound&) = delete;
+    Bound& operator=(const Bound&) = delete;
+
+   private:
+    Ec2Driver& m_driver;
+    MachineRecord& m_record;
+  };
+  /// Writes m_cfg into the record, then saves it.
+  void save(MachineRecord& record, DriverHost& host) {
+    record.driver_config = m_cfg;
+    host.save(record);
   }
 
+  Ec2Config m_cfg;    ///< The machine's config while an operation runs (Bound).
+  int m_depth = 0;    ///< Nesting of Bound (create's rollback runs remove).
   BootScript m_boot;  ///< From the machine layer, for the user data (ensure_local_keys()).
 };
 

@@ -90,7 +90,7 @@ void list_states(std::vector<MachineRecord*>& records, std::chrono::milliseconds
   auto deadline = std::chrono::steady_clock::now() + timeout;
   std::map<std::string, std::vector<std::string>> ids_by_region;
   for (MachineRecord* r : records) {
-    std::string id = r->driver_config.value("instance_id", "");
+    std::string id = r->driver_config.get<Ec2Config>().instance_id;
     const std::string& region = r->size.region;
     if (!id.empty() && !region.empty()) {
       ids_by_region[region].push_back(id);
@@ -108,7 +108,7 @@ void list_states(std::vector<MachineRecord*>& records, std::chrono::milliseconds
     t.join();
   }
   for (MachineRecord* r : records) {
-    std::string id = r->driver_config.value("instance_id", "");
+    std::string id = r->driver_config.get<Ec2Config>().instance_id;
     const std::string& region = r->size.region;
     if (id.empty()) {
       r->last_state = r->progress.incomplete ? "pending" : "unknown";

@@ -10,7 +10,8 @@
 namespace gm::drivers::ec2 {
 
 MachineState Ec2Driver::state(MachineRecord& record, DriverHost&) {
-  std::string id = instance_id(record);
+  Bound bound(*this, record);
+  std::string id = instance_id();
   if (id.empty()) {
     return record.progress.incomplete ? MachineState::pending : MachineState::unknown;
   }
@@ -27,7 +28,8 @@ MachineState Ec2Driver::state(MachineRecord& record, DriverHost&) {
 }
 
 void Ec2Driver::start(MachineRecord& record, DriverHost& host) {
-  std::string id = instance_id(record);
+  Bound bound(*this, record);
+  std::string id = instance_id();
   if (id.empty()) {
     throw Error(subject_of(record), "has no instance yet", {},
                 "run `gpumachine create " + record.name + "` to finish creating it");
@@ -53,16 +55,17 @@ void Ec2Driver::start(MachineRecord& record, DriverHost& host) {
   std::optional<Instance> running = wait_for_state(
       api, record, id, {"running"}, {"shutting-down", "terminated", "stopped"}, false, host);
   record_address(record, *running);
-  host.save(record);  // new address -> record and ssh_config
+  save(record, host);  // new address -> record and ssh_config
   if (host.wait_target() == "ssh") {
     host.phase("waiting for SSH on " + record.ssh.host);
     wait_for_ssh(record, host);
-    replace_user_data_host_key(record, host);
+    replace_user_data_host_key(record, m_cfg, host);
   }
 }
 
 void Ec2Driver::power_off(MachineRecord& record, DriverHost& host, bool force) {
-  std::string id = instance_id(record);
+  Bound bound(*this, record);
+  std::string id = instance_id();
   if (id.empty()) {
     throw Error(subject_of(record), "has no instance yet", {},
                 "`gpumachine rm " + record.name + "` removes what was created");
@@ -88,13 +91,14 @@ void Ec2Driver::power_off(MachineRecord& record, DriverHost& host, bool force) {
   wait_for_state(api, record, id, {"stopped"}, {"terminated"}, false, host);
   record.ssh.host.clear();  // the public address is released on stop
   record.last_state = "stopped";
-  host.save(record);
+  save(record, host);
 }
 
 void Ec2Driver::set_power_off_action(MachineRecord& record, DriverHost& host,
                                      std::string_view behavior) {
+  Bound bound(*this, record);
   check_shutdown_behavior(record, behavior);
-  std::string id = instance_id(record);
+  std::string id = instance_id();
   if (id.empty()) {
     throw Error(subject_of(record), "has no instance yet", {},
                 "run `gpumachine create " + record.name + "` to finish creating it");
@@ -106,14 +110,15 @@ void Ec2Driver::set_power_off_action(MachineRecord& record, DriverHost& host,
   p.set("InstanceInitiatedShutdownBehavior.Value", std::string(behavior));
   api.call("ModifyInstanceAttribute", p);
   record.cost.power_off_action = std::string(behavior);
-  host.save(record);
+  save(record, host);
 }
 
 std::pair<std::string, std::string> Ec2Driver::allow_ssh_from(MachineRecord& record,
                                                               DriverHost& host,
                                                               const std::string& wanted) {
-  nlohmann::json& cfg = record.driver_config;
-  if (!cfg.value("security_group_ids", nlohmann::json::array()).empty()) {
+  Bound bound(*this, record);
+  Ec2Config& cfg = m_cfg;
+  if (!cfg.security_group_ids.empty()) {
     throw UsageError(subject_of(record),
                      "uses your own security groups (--ec2-security-group-id), which gpumachine "
                      "never modifies",
@@ -131,7 +136,7 @@ std::pair<std::string, std::string> Ec2Driver::allow_ssh_from(MachineRecord& rec
     throw UsageError("--cidr '" + cidr + "'", "not an IPv4 CIDR block with no host bits set",
                      "e.g. --cidr 203.0.113.5/32");
   }
-  std::string old = cfg.value("ssh_cidr", "");
+  std::string old = cfg.ssh_cidr;
   if (cidr == old) {
     return {old, cidr};
   }
@@ -145,8 +150,8 @@ std::pair<std::string, std::string> Ec2Driver::allow_ssh_from(MachineRecord& rec
       throw;
     }
   }
-  cfg["ssh_cidr"] = cidr;
-  host.save(record);
+  cfg.ssh_cidr = cidr;
+  save(record, host);
   if (!old.empty()) {
     host.phase("removing the rule for " + old);
     try {
@@ -161,10 +166,9 @@ std::pair<std::string, std::string> Ec2Driver::allow_ssh_from(MachineRecord& rec
 }
 
 std::string Ec2Driver::explain_unreachable(const MachineRecord& record) {
-  const nlohmann::json& cfg = record.driver_config;
-  std::string allowed = cfg.value("ssh_cidr", "");
-  if (!cfg.value("security_group_ids", nlohmann::json::array()).empty() ||
-      !allowed.ends_with("/32")) {
+  const auto cfg = record.driver_config.get<Ec2Config>();
+  std::string allowed = cfg.ssh_cidr;
+  if (!cfg.security_group_ids.empty() || !allowed.ends_with("/32")) {
     return {};
   }
   static std::optional<std::string> here;  // one lookup per process: create retries connects
@@ -184,7 +188,8 @@ std::string Ec2Driver::explain_unreachable(const MachineRecord& record) {
 }
 
 void Ec2Driver::restart(MachineRecord& record, DriverHost& host) {
-  std::string id = instance_id(record);
+  Bound bound(*this, record);
+  std::string id = instance_id();
   if (id.empty()) {
     throw Error(subject_of(record), "has no instance yet", {},
                 "run `gpumachine create " + record.name + "` to finish creating it");
@@ -209,11 +214,11 @@ void Ec2Driver::restart(MachineRecord& record, DriverHost& host) {
   std::optional<Instance> running =
       wait_for_state(api, record, id, {"running"}, {"terminated", "stopped"}, false, host);
   record_address(record, *running);
-  host.save(record);
+  save(record, host);
   if (host.wait_target() == "ssh") {
     host.phase("waiting for " + record.name + " to come back from the reboot");
     machine::wait_for_new_boot(record, host, old_boot, k_ssh_deadline);
-    replace_user_data_host_key(record, host);
+    replace_user_data_host_key(record, m_cfg, host);
   }
 }
 

@@ -70,10 +70,11 @@ bool delete_security_group(Ec2Api& api, const std::string& group_id, DriverHost&
 }
 
 std::vector<std::string> Ec2Driver::remove(MachineRecord& record, DriverHost& host) {
+  Bound bound(*this, record);
   std::vector<std::string> done;
-  nlohmann::json& cfg = record.driver_config;
+  Ec2Config& cfg = m_cfg;
   std::string region = record.size.region;
-  if (region.empty() || !cfg.contains("image_id")) {
+  if (region.empty() || cfg.image_id.empty()) {
     return {"nothing was created in AWS"};
   }
   Ec2Api api(region);
@@ -93,7 +94,7 @@ std::vector<std::string> Ec2Driver::remove(MachineRecord& record, DriverHost& ho
       if (!ids.contains(i.id)) {
         record.resources.push_back(
             {.kind = "instance", .id = i.id, .region = region, .status = "created"});
-        host.save(record);
+        save(record, host);
         ids.insert(i.id);
       }
     }
@@ -103,7 +104,7 @@ std::vector<std::string> Ec2Driver::remove(MachineRecord& record, DriverHost& ho
           r.status = "deleted";
         }
       }
-      host.save(record);
+      save(record, host);
       done.push_back("terminated instance " + id + " in " + region);
     });
   };
@@ -121,7 +122,7 @@ std::vector<std::string> Ec2Driver::remove(MachineRecord& record, DriverHost& ho
   if (sg != nullptr && errors.empty()) {
     try {
       std::string group_id = sg->id;
-      const std::string made_at = cfg.value("sg_created_at", "");
+      const std::string made_at = cfg.sg_created_at;
       auto invisible = [&] { return maybe_invisible(record, made_at); };
       while (!group_id.starts_with("sg-")) {
         // Known by name only (killed while CreateSecurityGroup's answer was in flight).
@@ -139,7 +140,7 @@ std::vector<std::string> Ec2Driver::remove(MachineRecord& record, DriverHost& ho
         done.push_back("deleted security group " + group_id);
       }
       sg->status = "deleted";
-      host.save(record);
+      save(record, host);
     } catch (const InterruptedError&) {
       throw;
     } catch (const Error& e) {
@@ -157,7 +158,7 @@ std::vector<std::string> Ec2Driver::remove(MachineRecord& record, DriverHost& ho
       api.call("DeleteKeyPair", p);
       done.push_back("deleted key pair " + key->id);
       key->status = "deleted";
-      host.save(record);
+      save(record, host);
     } catch (const InterruptedError&) {
       throw;
     } catch (const Error& e) {

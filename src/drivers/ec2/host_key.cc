@@ -48,13 +48,12 @@ void connect_renewed(const MachineRecord& renewed, DriverHost& host) {
 
 }  // namespace
 
-void replace_user_data_host_key(MachineRecord& record, DriverHost& host) {
-  nlohmann::json& cfg = record.driver_config;
-  if (cfg.value("host_key_replaced", false)) {
+void replace_user_data_host_key(MachineRecord& record, Ec2Config& cfg, DriverHost& host) {
+  if (cfg.host_key_replaced) {
     return;
   }
   host.phase("replacing the host key from user data with one made on the host");
-  std::string next = cfg.value("host_key_next", "");
+  std::string next = cfg.host_key_next;
   if (next.empty()) {
     std::string out = run_phase(*machine::connect(record), record, "prepare");
     std::optional<ssh::wire::PublicKeyLine> key = ssh::wire::parse_public_key_line(out);
@@ -63,7 +62,8 @@ void replace_user_data_host_key(MachineRecord& record, DriverHost& host) {
                   "run the same command again");
     }
     next = key->type + " " + key->base64;
-    cfg["host_key_next"] = next;
+    cfg.host_key_next = next;
+    record.driver_config = cfg;
     host.save(record);  // made on the host: known here before it can be put in use
   }
   MachineRecord renewed = record;
@@ -78,8 +78,9 @@ void replace_user_data_host_key(MachineRecord& record, DriverHost& host) {
     connect_renewed(renewed, host);
   }
   record.ssh.host_key = next;
-  cfg.erase("host_key_next");
-  cfg["host_key_replaced"] = true;
+  cfg.host_key_next.clear();
+  cfg.host_key_replaced = true;
+  record.driver_config = cfg;
   host.save(record);
   util::info("replaced the host key from user data by one made on the host: " +
              ssh::fingerprint_sha256(next));
