@@ -651,9 +651,18 @@ std::pair<std::string, std::string> DoDriver::allow_ssh_from(MachineRecord& reco
   return {old, now};
 }
 
-/// Prices move (facts 3.1), so the quote is asked of /v2/sizes, not a table.
+/// Prices move (facts 3.1), so the quote before create is asked of /v2/sizes, not a table; a
+/// created machine's is the price recorded then (`ls` makes no call per machine).
 std::optional<PriceQuote> DoDriver::quote(const MachineRecord& record,
                                           const std::filesystem::path&) {
+  if (double recorded = config_of(record).price_hourly; recorded >= 0) {
+    return PriceQuote{.size = record.size.instance_type,
+                      .region = record.size.region,
+                      .usd_per_hour = recorded,
+                      .basis = "on-demand",
+                      .origin = "record",
+                      .as_of = record.created_at};
+  }
   DoApi api = DoApi::from_env();
   Size size = find_size(api, record.size.instance_type);
   return PriceQuote{.size = size.slug,

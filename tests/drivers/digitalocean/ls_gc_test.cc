@@ -25,12 +25,15 @@ TEST(DoLs, OneListingPerHomeTag) {
     ASSERT_EQ(r.status, 0) << describe(r);
   }
   int before = emu.count_calls("GET", "/v2/droplets");
+  int sizes_before = emu.count_calls("GET", "/v2/sizes");
   CaptureResult ls = emu.gm({"ls", "--format", "json"});
   ASSERT_EQ(ls.status, 0) << describe(ls);
   // One tag listing and one GPU listing for the three machines, not a call per machine.
   EXPECT_EQ(emu.count_calls("GET", "/v2/droplets") - before, 2);
+  EXPECT_EQ(emu.count_calls("GET", "/v2/sizes"), sizes_before);  // prices recorded at create
   for (const auto& row : nlohmann::json::parse(ls.out)) {
     EXPECT_EQ(row["state"], "running") << row.dump();
+    EXPECT_NE(row.dump().find("0.00893"), std::string::npos) << row.dump();
   }
   for (const char* name : {"a1", "a2", "a3"}) {
     EXPECT_EQ(emu.gm({"rm", name, "--yes"}).status, 0);
