@@ -9,13 +9,25 @@
 
 namespace gm::util {
 
-std::string sha256(std::string_view data) {
+namespace {
+
+std::string digest(std::string_view data, const EVP_MD* md, const char* name) {
   unsigned char out[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  if (EVP_Digest(data.data(), data.size(), out, &len, EVP_sha256(), nullptr) != 1) {
-    throw std::runtime_error("sha256: OpenSSL EVP_Digest failed");
+  if (EVP_Digest(data.data(), data.size(), out, &len, md, nullptr) != 1) {
+    throw std::runtime_error(std::string(name) + ": OpenSSL EVP_Digest failed");
   }
   return std::string(reinterpret_cast<char*>(out), len);
+}
+
+}  // namespace
+
+std::string sha256(std::string_view data) {
+  return digest(data, EVP_sha256(), "sha256");
+}
+
+std::string md5(std::string_view data) {
+  return digest(data, EVP_md5(), "md5");
 }
 
 std::string hmac_sha256(std::string_view key, std::string_view data) {

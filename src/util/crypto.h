@@ -10,6 +10,8 @@ namespace gm::util {
 
 /// Raw 32-byte SHA-256 of data.
 std::string sha256(std::string_view data);
+/// Raw 16-byte MD5 of data (only for fingerprint formats that are MD5 by definition).
+std::string md5(std::string_view data);
 /// Raw 32-byte HMAC-SHA256.
 std::string hmac_sha256(std::string_view key, std::string_view data);
 /// Lowercase hex of raw bytes.

@@ -17,6 +17,7 @@
 //     must say so).
 // Then add a line to drivers() at the bottom; every TEST_P runs against it.
 #include "drivers/ec2/ec2_test_util.h"
+#include "support/do_emulator.h"
 #include "util/crypto.h"
 #include "util/gzip.h"
 
@@ -26,6 +27,7 @@
 #include <memory>
 #include <ostream>
 #include <set>
+#include <thread>
 #include <tuple>
 
 namespace gm::testing {
@@ -146,6 +148,109 @@ class Ec2UnderTest final : public DriverUnderTest {
   Ec2EmulatorFixture m_emu;
 };
 
+class DoUnderTest final : public DriverUnderTest {
+ public:
+  DoUnderTest() : m_emu(nlohmann::json{{"delays", {{"create", 1.0}}}}) {}
+
+  std::vector<std::string> create_args(const std::string& name,
+                                       std::vector<std::string> extra) override {
+    std::vector<std::string> args = {"create", "--driver",  "digitalocean",
+                                     name,     "--do-size", "s-1vcpu-1gb"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  }
+  CaptureResult gm(const std::vector<std::string>& args,
+                   const std::map<std::string, std::string>& env) override {
+    return m_emu.gm(args, env);
+  }
+  std::unique_ptr<Process> gm_async(const std::vector<std::string>& args) override {
+    return m_emu.gm_async(args);
+  }
+  std::filesystem::path home() const override { return m_emu.home(); }
+  std::vector<std::string> leaks() override { return m_emu.leaks(); }
+  std::map<std::string, std::string> machine_states() override {
+    std::map<std::string, std::string> out;
+    const nlohmann::json state = m_emu.state();
+    for (const auto& [id, d] : state["droplets"].items()) {
+      if (d["deleted_at"].is_null()) {
+        const std::string s = d["status"];
+        out[machine_of(d)] = s == "active" ? "running" : s == "off" ? "stopped" : s;
+      }
+    }
+    return out;
+  }
+  std::string boot_host_key(const std::string& name) override {
+    const std::string data = droplet(name)["user_data"];
+    auto at = data.find("ed25519_public: ");
+    if (at == std::string::npos) {
+      return {};
+    }
+    at += std::string("ed25519_public: ").size();
+    return data.substr(at, data.find('\n', at) - at);
+  }
+  std::set<FirewallRule> firewall_rules(const std::string& name) override {
+    // The firewalls applied to the droplet through its tags (and by id).
+    nlohmann::json d = droplet(name);
+    const nlohmann::json state = m_emu.state();
+    std::set<FirewallRule> rules;
+    for (const auto& [id, fw] : state["firewalls"].items()) {
+      bool applies = std::find(fw["droplet_ids"].begin(), fw["droplet_ids"].end(), d["id"]) !=
+                     fw["droplet_ids"].end();
+      for (const auto& tag : fw["tags"]) {
+        applies = applies || std::find(d["tags"].begin(), d["tags"].end(), tag) != d["tags"].end();
+      }
+      if (!applies) {
+        continue;
+      }
+      for (const auto& rule : fw["inbound_rules"]) {
+        for (const auto& source : rule["sources"].value("addresses", nlohmann::json::array())) {
+          rules.insert({std::stoi(rule["ports"].get<std::string>()),
+                        rule["protocol"].get<std::string>(), source.get<std::string>()});
+        }
+      }
+    }
+    return rules;
+  }
+  void fail_next_creates(int n) override {
+    m_emu.fault({{"kind", "503"}, {"method", "POST"}, {"path", "/v2/droplets"}, {"count", n}});
+  }
+  int create_calls() override { return m_emu.count_calls("POST", "/v2/droplets"); }
+  bool stop_saves_compute() const override { return false; }
+  bool wait_for_create_call(Process& p) override {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (std::chrono::steady_clock::now() < deadline && p.is_running()) {
+      if (create_calls() > 0) {
+        return true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return false;
+  }
+
+ private:
+  static std::string machine_of(const nlohmann::json& d) {
+    for (const auto& tag : d["tags"]) {
+      const std::string t = tag;
+      if (t.starts_with("gpumachine:machine:")) {
+        return t.substr(std::string("gpumachine:machine:").size());
+      }
+    }
+    return {};
+  }
+  nlohmann::json droplet(const std::string& name) {
+    const nlohmann::json state = m_emu.state();
+    for (const auto& [id, d] : state["droplets"].items()) {
+      if (d["deleted_at"].is_null() && machine_of(d) == name) {
+        return d;
+      }
+    }
+    ADD_FAILURE() << "no droplet of " << name;
+    return nlohmann::json::object();
+  }
+
+  DoEmulatorFixture m_emu;
+};
+
 /// A suite parameter: the driver's name and how to start it under test.
 struct DriverParam {
   std::string name;
@@ -262,6 +367,7 @@ TEST_P(DriverContract, AnInterruptedCreateLeavesNothingAfterRm) {
 std::vector<DriverParam> drivers() {
   return {
       {"ec2", [] { return std::make_unique<Ec2UnderTest>(); }},
+      {"digitalocean", [] { return std::make_unique<DoUnderTest>(); }},
   };
 }
 

@@ -92,6 +92,7 @@ def find_all(root: ET.Element, name: str) -> list[str]:
 
 class Emulator:
     """Starts the emulator as a subprocess on a free port with its own state dir."""
+    script = EMULATOR
 
     def __init__(self, state_dir: Path, config: dict) -> None:
         self.state_dir = state_dir
@@ -103,7 +104,7 @@ class Emulator:
         cfg = self.state_dir.parent / f"{self.state_dir.name}-config.json"
         cfg.write_text(json.dumps(self.config))
         self.proc = subprocess.Popen(
-            [sys.executable, str(EMULATOR), "--state-dir", str(self.state_dir), "--port", "0",
+            [sys.executable, str(self.script), "--state-dir", str(self.state_dir), "--port", "0",
              "--config", str(cfg)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:

@@ -4,6 +4,7 @@
 // credentials, GPUMACHINE_CALLER_IP, IMDS off, stdin from /dev/null).
 #pragma once
 
+#include "support/emulator_process.h"
 #include "support/process.h"
 #include "util/fd.h"
 
@@ -26,7 +27,7 @@ class Ec2EmulatorFixture {
   Ec2EmulatorFixture(const Ec2EmulatorFixture&) = delete;
   Ec2EmulatorFixture& operator=(const Ec2EmulatorFixture&) = delete;
 
-  int port() const { return m_port; }
+  int port() const;
   /// "http://127.0.0.1:<port>".
   std::string endpoint() const;
 
@@ -71,8 +72,7 @@ class Ec2EmulatorFixture {
   util::Fd m_range_lock;  // this fixture's 127.N.0.0/16, held until the emulator is gone
   TempDir m_dir{"gm-ec2emu"};
   std::filesystem::path m_home;
-  std::unique_ptr<Process> m_process;
-  int m_port = 0;
+  std::unique_ptr<EmulatorProcess> m_process;
 };
 
 /// The default credentials the emulator accepts.

@@ -1,6 +1,7 @@
 // rm: everything in the ledger (and what a killed create left untracked) removed, verified; and
 // gc: the tag-based orphan scan and the deletion of what it found, with the same primitives.
 #include "drivers/ec2/ec2_internal.h"
+#include "drivers/orphans.h"
 
 #include "aws/xml.h"
 #include "gm/error.h"
@@ -192,34 +193,6 @@ std::optional<util::SystemTime> made_at(const TaggedResource& r,
   return it == family.end() ? std::nullopt : std::optional(it->second);
 }
 
-/// Why gc leaves \a o alone, or "" when it may go.
-std::string kept_reason(const Orphan& o, const OrphanScope& scope,
-                        std::optional<util::SystemTime> made) {
-  if (scope.unreadable_names.contains(o.machine) && (o.home.empty() || o.home == scope.home_id)) {
-    return "the local record of '" + o.machine +
-           "' cannot be read (see `gpumachine ls`): fix it, or `gpumachine rm " + o.machine + "`";
-  }
-  if (!scope.all_homes && o.home.empty()) {
-    return "no gpumachine:home tag (made by an older gpumachine, from any home); --all-homes "
-           "includes it";
-  }
-  if (!scope.all_homes && o.home != scope.home_id) {
-    return "another home's (gpumachine:home " + o.home.substr(0, 8) +
-           "...: a teammate, CI, another computer); --all-homes includes it";
-  }
-  if (!made) {
-    return "its age is unknown; delete it by hand if it is yours";
-  }
-  auto age =
-      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() - *made);
-  if (age < scope.min_age) {
-    return "made " + util::human_duration(std::max(age, std::chrono::seconds(0))) +
-           " ago; gc leaves anything younger than " + util::human_duration(scope.min_age) +
-           " alone (a create may be under way)";
-  }
-  return "";
-}
-
 }  // namespace
 
 std::vector<Orphan> find_orphans(const OrphanScope& scope) {
@@ -254,19 +227,6 @@ std::vector<Orphan> find_orphans(const OrphanScope& scope) {
   }
   return out;
 }
-
-namespace {
-
-/// The DriverHost of gc's deletions: no record to save, progress as -v lines, Ctrl-C honoured.
-class GcHost final : public DriverHost {
- public:
-  void save(const MachineRecord&) override {}
-  void phase(std::string_view text) override { util::debug("gc: " + std::string(text)); }
-  void debug(std::string_view text) override { util::debug(text); }
-  void check_interrupted() override { util::throw_if_interrupted("gc --delete"); }
-};
-
-}  // namespace
 
 std::vector<std::string> delete_orphans(const std::vector<Orphan>& found) {
   std::vector<Orphan> orphans;

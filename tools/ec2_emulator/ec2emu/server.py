@@ -4,18 +4,17 @@ keeps the call log."""
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 import traceback
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, parse_qsl
+from urllib.parse import parse_qsl
 
 from . import ec2, instances, placement, ssm_sts  # noqa: F401  (they register their handlers)
 from .sigv4 import Verifier
-from .state import Store, deep_merge
+from .common import (Dropped, HandlerBase, ServerBase, control_common,
+                     control_request)
+from .state import Store
 from .wire import ApiError, Params, ec2_error_xml, to_xml
 
 STS_ACTIONS = {"AssumeRole", "GetCallerIdentity", "GetSessionToken",
@@ -25,59 +24,24 @@ _THROTTLE = {"ec2": ("RequestLimitExceeded", "Request limit exceeded.", 503),
              "sts": ("Throttling", "Rate exceeded", 400)}
 
 
-class Dropped(Exception):
-    """Close the connection without an answer."""
-
 class _Answered(Exception):
     """A fault already wrote a raw answer."""
 
 
 
-class EmulatorServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
+class EmulatorServer(ServerBase):
     def __init__(self, address: tuple[str, int], store: Store) -> None:
-        super().__init__(address, Handler)
-        self.store = store
+        super().__init__(address, Handler, store)
         self.verifier = Verifier(store.lookup_credential, store.valid_regions,
                                  lambda: float(store.config["max_clock_skew_s"]))
-        self.stopping = threading.Event()
-
-    def request_stop(self) -> None:
-        if not self.stopping.is_set():
-            self.stopping.set()
-            threading.Thread(target=self.shutdown, daemon=True).start()
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # Answers go out in several small writes (status, headers, body); with Nagle's algorithm on, a
-    # reused connection waits ~40 ms for the client's delayed ACK on every request.
-    disable_nagle_algorithm = True
-
+class Handler(HandlerBase):
     def version_string(self) -> str:
         return "AmazonEC2"
     server: EmulatorServer
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002  (quiet by default)
-        pass
-
     # -- plumbing ------------------------------------------------------------------------
-    def _body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks = []
-            for _ in range(100000):
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    self.rfile.readline()
-                    break
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-            return b"".join(chunks)
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
     def _headers_lower(self) -> dict[str, str]:
         out: dict[str, str] = {}
         for name, value in self.headers.items():
@@ -94,22 +58,6 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.end_headers()
         self.wfile.write(body)
-
-    def _drop(self) -> None:
-        self.close_connection = True
-        try:
-            self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-    def do_GET(self) -> None:  # noqa: N802
-        self._dispatch("GET")
-
-    def do_POST(self) -> None:  # noqa: N802
-        self._dispatch("POST")
-
-    def do_DELETE(self) -> None:  # noqa: N802
-        self._dispatch("DELETE")
 
     def _dispatch(self, method: str) -> None:
         path, _, query = self.path.partition("?")
@@ -266,55 +214,20 @@ class Handler(BaseHTTPRequestHandler):
     # -- control API ------------------------------------------------------------------------
     def _control(self, method: str, name: str, query: str, body: bytes) -> None:
         store = self.server.store
-        args = {k: v[-1] for k, v in parse_qs(query).items()}
-        try:
-            payload = json.loads(body) if body.strip() else None
-        except ValueError:
-            self._json(400, {"error": "body is not JSON"})
+        request = control_request(self, query, body)
+        if request is None:
             return
-        if name == "health":
-            self._json(200, {"ok": True})
-        elif name == "state":
+        args, payload = request
+        if control_common(self, store, method, name, args, payload):
+            return
+        if name == "state":
             with store.lock:
                 snapshot = json.loads(json.dumps(store.data))
             snapshot["now"] = time.time()
             snapshot["faults"] = list(store.faults)
             self._json(200, snapshot)
-        elif name == "calls":
-            since = int(args.get("since", 0))
-            with store.lock:
-                calls = [c for c in store.calls if c["seq"] >= since]
-            self._json(200, {"calls": calls})
-        elif name == "config":
-            if method == "POST":
-                if not isinstance(payload, dict):
-                    self._json(400, {"error": "config must be a JSON object"})
-                    return
-                with store.lock:
-                    deep_merge(store.config, payload)
-                store.save()
-            self._json(200, store.config)
-        elif name == "faults":
-            with store.lock:
-                if method == "DELETE":
-                    store.faults.clear()
-                elif method == "POST":
-                    items = payload if isinstance(payload, list) else [payload]
-                    if not all(isinstance(f, dict) and f.get("kind") for f in items):
-                        self._json(400, {"error": "each fault needs a 'kind'"})
-                        return
-                    store.faults.extend(dict(f, count=int(f.get("count", 1))) for f in items)
-                faults = list(store.faults)
-            self._json(200, {"faults": faults})
-        elif name == "reset" and method == "POST":
-            store.reset()
-            self._json(200, {"ok": True})
         elif name == "poweroff" and method == "POST":
             self._poweroff(args.get("instance") or (payload or {}).get("instance", ""))
-        elif name == "shutdown" and method == "POST":
-            self._json(200, {"ok": True})
-            self.close_connection = True
-            self.server.request_stop()
         else:
             self._json(404, {"error": f"unknown control endpoint {method} /_emulator/{name}"})
 

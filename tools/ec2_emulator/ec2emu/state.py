@@ -14,22 +14,16 @@ import errno
 import getpass
 import hashlib
 import ipaddress
-import json
-import os
 import secrets
 import shutil
 import socket
-import subprocess
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from . import catalogue, hostsim
+from .common import HostStore, deep_merge
 
-# Stubs for the guest's power commands (see guest_bin/guest-power), first on sessions' PATH.
-GUEST_BIN = Path(__file__).resolve().parent.parent / "guest_bin"
-DEFAULT_GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 from .sigv4 import Credential
 
 DEFAULT_ACCESS_KEY = "AKIDEXAMPLE"
@@ -67,17 +61,6 @@ def default_config() -> dict[str, Any]:
     }
 
 
-def deep_merge(base: dict, update: dict) -> dict:
-    """Merge ``update`` into ``base`` in place (dicts recursively; ``None`` deletes a key only
-    inside dict-valued maps such as ``capacity``)."""
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            deep_merge(base[key], value)
-        else:
-            base[key] = copy.deepcopy(value)
-    return base
-
-
 def new_id(prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(9)[:17]}"
 
@@ -90,51 +73,17 @@ def iso(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1000) % 1000:03d}Z"
 
 
-class Store:
+class Store(HostStore):
     def __init__(self, state_dir: Path, config_overrides: dict | None = None,
                  control_url: str = "") -> None:
-        self.state_dir = state_dir
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        (self.state_dir / "instances").mkdir(exist_ok=True)
-        self.lock = threading.RLock()
+        self._init_common(state_dir, config_overrides)
         self.control_url = control_url
-        self.faults: list[dict] = []
-        self.calls: list[dict] = []
-        self.procs: dict[str, subprocess.Popen] = {}
-        self.sshd_failures: dict[str, float] = {}
-        self._stop = threading.Event()
-        self._ticker: threading.Thread | None = None
-        self._initial_overrides = copy.deepcopy(config_overrides or {})
-        self.mark = hashlib.sha256(str(self.state_dir.resolve()).encode()).hexdigest()[:12]
-        path = self.state_dir / "state.json"
-        if path.exists():
-            self.data = json.loads(path.read_text())
-            deep_merge(self.data["config"], self._initial_overrides)
-        else:
-            self.data = self._fresh()
-        self._kill_stale_sshds()
-        self.save()
+        (self.state_dir / "instances").mkdir(exist_ok=True)
 
     def _fresh(self) -> dict:
         config = deep_merge(default_config(), self._initial_overrides)
         return {"version": 1, "ip_counter": 0, "regions": {}, "sts_credentials": [],
                 "config": config}
-
-    @property
-    def config(self) -> dict:
-        return self.data["config"]
-
-    # -- persistence ------------------------------------------------------
-    def save(self) -> None:
-        with self.lock:
-            text = json.dumps(self.data, indent=1, sort_keys=True)
-        path = self.state_dir / "state.json"
-        tmp = path.with_name(f"state.json.{threading.get_ident()}.tmp")
-        with open(tmp, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
 
     # -- credentials --------------------------------------------------------
     def lookup_credential(self, access_key: str) -> Credential | None:
@@ -222,13 +171,6 @@ class Store:
                     self.faults.remove(fault)
                 return dict(fault)
         return None
-
-    def log_call(self, entry: dict) -> None:
-        with self.lock:
-            entry["seq"] = len(self.calls)
-            self.calls.append(entry)
-            if len(self.calls) > 20000:
-                del self.calls[:5000]
 
     # -- state machine -----------------------------------------------------------
     def set_state(self, inst: dict, state: str, now: float,
@@ -332,44 +274,20 @@ class Store:
         for iid, inst in to_start:
             self._start_host(iid, inst)
 
-    def stop_host(self, iid: str, pid: int | None) -> None:
-        hostsim.kill_pids(hostsim.host_processes(pid, f"{self.mark}/{iid}"))
-        with self.lock:
-            proc = self.procs.pop(iid, None)
-            if proc is not None:
-                try:
-                    proc.wait(timeout=0.1)
-                except subprocess.TimeoutExpired:
-                    pass
-            for _, inst in self.all_instances():
-                if inst["id"] == iid:
-                    inst["sshd_pid"] = None
-                    inst["sshd_address"] = None
+    def _host_stopped(self, iid: str) -> None:
+        for _, inst in self.all_instances():
+            if inst["id"] == iid:
+                inst["sshd_pid"] = None
+                inst["sshd_address"] = None
+
+    def _host_pids(self) -> list[tuple[str, int | None]]:
+        return [(inst["id"], inst.get("sshd_pid")) for _, inst in self.all_instances()]
 
     def _start_host(self, iid: str, inst: dict) -> None:
-        inst_dir = self.instance_dir(iid)
-        try:
-            user_data = base64.b64decode(inst.get("userData") or "")
-            cloud = hostsim.parse_cloud_config(user_data)
-            authorized = list(inst.get("authorizedKeys") or []) + cloud.authorized_keys
-            env = {"EC2EMU_MARK": f"{self.mark}/{iid}", "EC2EMU_INSTANCE_ID": iid,
-                   "EC2EMU_CONTROL_URL": self.control_url,
-                   **{str(k): str(v) for k, v in self.config["instance_env"].items()}}
-            root = hostsim.prepare_root(inst_dir, env.get("GM_SYSROOT"))
-            env["GM_SYSROOT"] = str(root)
-            keys = hostsim.write_host_files(inst_dir, root, cloud, authorized)
-            if self.config.get("guest_power_stubs", True):
-                # The guest's poweroff/halt/shutdown/systemctl poweroff must reach the emulator,
-                # never the test machine these sessions really run on.
-                env["PATH"] = f"{GUEST_BIN}:{env.get('PATH', DEFAULT_GUEST_PATH)}"
-            config_path = hostsim.write_sshd_config(
-                inst_dir, root, inst["publicIp"], int(self.config["ssh_port"]), keys, env,
-                list(self.config["sshd_extra_config"]))
-            proc = hostsim.start_sshd(config_path, inst_dir / "sshd.log")
-        except (OSError, subprocess.SubprocessError, ValueError) as exc:
-            with self.lock:
-                self.sshd_failures[iid] = time.time()
-            print(f"emulator: cannot start sshd for {iid}: {exc}", flush=True)
+        proc = self.boot_host(iid, self.instance_dir(iid),
+                              base64.b64decode(inst.get("userData") or ""),
+                              list(inst.get("authorizedKeys") or []), inst["publicIp"], {})
+        if proc is None:
             return
         with self.lock:
             self.procs[iid] = proc
@@ -390,31 +308,6 @@ class Store:
             inst["sshd_address"] = None
 
     # -- lifecycle --------------------------------------------------------------------
-    def start_ticker(self, interval: float = 0.05) -> None:
-        def loop() -> None:
-            while not self._stop.wait(interval):
-                try:
-                    self.reconcile(time.time())
-                except Exception as exc:  # keep ticking; report the problem
-                    print(f"emulator: ticker error: {exc!r}", flush=True)
-        self._ticker = threading.Thread(target=loop, name="ticker", daemon=True)
-        self._ticker.start()
-
-    def kill_all_hosts(self) -> None:
-        with self.lock:
-            targets = [(iid, p.pid) for iid, p in self.procs.items()]
-            targets += [(inst["id"], inst.get("sshd_pid")) for _, inst in self.all_instances()
-                        if inst["id"] not in self.procs]
-        for iid, pid in targets:
-            self.stop_host(iid, pid)
-
-    def shutdown(self) -> None:
-        self._stop.set()
-        if self._ticker is not None:
-            self._ticker.join(timeout=5)
-        self.kill_all_hosts()
-        self.save()
-
     def reset(self) -> None:
         self.kill_all_hosts()
         with self.lock:
