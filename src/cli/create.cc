@@ -184,17 +184,14 @@ std::pair<MachineRecord, std::unique_ptr<Driver>> configure_new(Context& ctx,
 int finish_create(Context& ctx, const store::MachineLock& lock, const CreateOptions& opts,
                   MachineRecord& record, Driver& driver, bool resumed);
 
-int run_create(Context& ctx, const CreateOptions& cli) {
+/// create with the machine file's options already read (`cli.file` names their source).
+int create_with(Context& ctx, const CreateOptions& cli, const Options& file) {
   // Everything that can be checked offline is checked before any connection.
   store::validate_name(cli.name);
-  MachineFileKeys keys = flag_index().keys();
   std::filesystem::path config_path = ctx.store().home() / "config.yaml";
-  Options defaults, file;
+  Options defaults;
   if (std::filesystem::exists(config_path)) {
-    defaults = load_machine_file(config_path, keys);
-  }
-  if (!cli.file.empty()) {
-    file = load_machine_file(cli.file, keys);
+    defaults = load_machine_file(config_path, flag_index().keys());
   }
   CreateOptions opts = with_file_defaults(cli, file, defaults);
   if (opts.wait.empty()) {
@@ -229,6 +226,15 @@ int run_create(Context& ctx, const CreateOptions& cli) {
     std::tie(record, driver) = configure_new(ctx, opts, defaults, file);  // removed meanwhile
   }
   return finish_create(ctx, lock, opts, record, *driver, resumed);
+}
+
+int run_create(Context& ctx, const CreateOptions& cli) {
+  store::validate_name(cli.name);
+  Options file;
+  if (!cli.file.empty()) {
+    file = load_machine_file(cli.file, flag_index().keys());
+  }
+  return create_with(ctx, cli, file);
 }
 
 std::pair<MachineRecord, std::unique_ptr<Driver>> configure_new(Context& ctx,
@@ -405,6 +411,16 @@ int finish_create(Context& ctx, const store::MachineLock& lock, const CreateOpti
 }
 
 }  // namespace
+
+MachineFileKeys machine_file_keys() { return flag_index().keys(); }
+
+int create_machine(Context& ctx, const std::string& name, const Options& file,
+                   const std::string& source) {
+  CreateOptions cli;
+  cli.name = name;
+  cli.file = source;
+  return create_with(ctx, cli, file);
+}
 
 void setup_create(CLI::App& app, Dispatch& dispatch) {
   CLI::App* sub = app.add_subcommand("create", "create (or register) a machine");

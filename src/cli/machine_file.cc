@@ -47,25 +47,30 @@ Options load_machine_file(const std::filesystem::path& path, const MachineFileKe
     throw UsageError(path.string(),
                      "not valid YAML: " + e.msg + " at line " + std::to_string(e.mark.line + 1));
   }
+  return read_machine_options(root, path.string(), keys);
+}
+
+Options read_machine_options(const YAML::Node& root, const std::string& source,
+                             const MachineFileKeys& keys) {
   Options options;
   if (root.IsNull()) {
     return options;
   }
   if (!root.IsMap()) {
-    throw UsageError(path.string(), "must be a mapping of option names to values",
+    throw UsageError(source, "must be a mapping of option names to values",
                      "e.g. `driver: ec2` and `ec2-instance-type: g5.xlarge`, one per line");
   }
   std::vector<std::string> candidates(keys.known.begin(), keys.known.end());
   for (const auto& item : root) {
     if (!item.first.IsScalar()) {
-      throw UsageError(path.string(), "keys must be option names, not lists or mappings",
+      throw UsageError(source, "keys must be option names, not lists or mappings",
                        "e.g. `ec2-instance-type: g5.xlarge`");
     }
     std::string key = item.first.Scalar();
     if (key.starts_with("--")) {
       key = key.substr(2);
     }
-    std::string subject = path.string() + ": key '" + key + "'";
+    std::string subject = source + ": key '" + key + "'";
     if (!keys.known.contains(key)) {
       throw UsageError(subject, "unknown option" + util::did_you_mean(key, candidates),
                        "keys are create flags without the leading dashes; see `gpumachine "

@@ -5,6 +5,8 @@
 
 #include "gm/driver.h"
 
+#include <yaml-cpp/yaml.h>
+
 #include <filesystem>
 #include <set>
 #include <string>
@@ -23,6 +25,11 @@ struct MachineFileKeys {
 /// UsageError naming the file (and the key) for an unreadable file or a directory, unknown keys
 /// (with "did you mean"), any other switch value, and values nested deeper than that.
 Options load_machine_file(const std::filesystem::path& path, const MachineFileKeys& keys);
+
+/// load_machine_file's reading of an already parsed node (e.g. a section of a task file);
+/// errors name `source`.
+Options read_machine_options(const YAML::Node& root, const std::string& source,
+                             const MachineFileKeys& keys);
 
 /// Overlays `top` on `base`: a key present in top replaces the key in base.
 Options overlay(Options base, const Options& top);

@@ -17,6 +17,8 @@ struct RmOptions {
   bool force = false;
 };
 
+}  // namespace
+
 nlohmann::json remove_one(Context& ctx, const std::string& name, bool force) {
   store::MachineLock lock = ctx.store().lock(name, "rm");
   std::optional<MachineRecord> record;
@@ -63,8 +65,6 @@ nlohmann::json remove_one(Context& ctx, const std::string& name, bool force) {
   done.push_back("deleted the record of '" + name + "'");
   return {{"name", name}, {"removed", true}, {"actions", done}, {"left_behind", left}};
 }
-
-}  // namespace
 
 void setup_rm(CLI::App& app, Dispatch& dispatch) {
   CLI::App* sub = app.add_subcommand("rm", "remove machines and every resource they own");

@@ -1,8 +1,11 @@
 // `gpumachine run NAME [--image IMAGE] [--dir DIR] [-e K=V]... [--env-file F]... [--detach]
 // [--download PATH]... -- CMD...`: sync the project, build its Dockerfile, run CMD in a container
 // on the machine as a job that outlives the connection, follow its output, copy results back and
-// exit with the job's own status (docs/run.md).
+// exit with the job's own status (docs/run.md). `run -f gpumachine.yaml [--rm]` takes all of it
+// from a task file, creating the machine when it does not exist and removing it afterwards.
 #include "cli/run.h"
+
+#include "cli/task_file.h"
 
 #include "cli/verbs.h"
 #include "gm/error.h"
@@ -21,12 +24,15 @@ namespace {
 struct RunOptions {
   std::string name;
   std::string image;
-  std::string dir = ".";
+  std::string dir;  ///< empty: the current folder (or the task file's dir)
+  std::string dockerfile = "Dockerfile";
   std::vector<std::string> env;
   std::vector<std::string> env_files;
   bool detach = false;
   std::vector<std::string> downloads;
   std::vector<std::string> command;
+  std::string file;  ///< a task file
+  bool rm = false;
 };
 
 bool has_gpus(const MachineRecord& record) {
@@ -35,6 +41,14 @@ bool has_gpus(const MachineRecord& record) {
 }
 
 int run_run(Context& ctx, const RunOptions& o) {
+  if (o.name.empty()) {
+    throw UsageError("run", "no machine given", "gpumachine run gpu1 -- python train.py");
+  }
+  if (o.rm && o.file.empty()) {
+    throw UsageError("--rm", "needs a task file (-f)",
+                     "gpumachine run -f gpumachine.yaml --rm, or `gpumachine rm " + o.name +
+                         "` after the run");
+  }
   if (o.command.empty()) {
     throw UsageError("run", "no command given",
                      "put it after --: gpumachine run " + o.name + " -- python train.py");
@@ -47,10 +61,10 @@ int run_run(Context& ctx, const RunOptions& o) {
                      "later: gpumachine sync " + o.name + " --down PATH");
   }
   std::string env = run::job_env(o.env, o.env_files);
-  run::Project project = run::open_project(o.dir);
+  run::Project project = run::open_project(o.dir.empty() ? "." : o.dir);
   std::string image = o.image;
   if (image.empty()) {
-    if (!project.has_dockerfile) {
+    if (!std::filesystem::is_regular_file(project.dir / o.dockerfile)) {
       throw UsageError("run", "no image: the project has no Dockerfile and --image is not given",
                        "add --image IMAGE (e.g. --image pytorch/pytorch) or a Dockerfile in " +
                            project.dir.string());
@@ -65,10 +79,10 @@ int run_run(Context& ctx, const RunOptions& o) {
   ProjectOnMachine on = open_project_on(ctx, o.name, project, "run");
   upload_project(project, on.target);
   if (o.image.empty()) {
-    util::info("building " + image + " from " + (project.dir / "Dockerfile").string());
-    run::Jobs(*on.session, o.name).build(image, on.target.host.project_dir, [](std::string_view c) {
-      write_all(stderr, c);
-    });
+    util::info("building " + image + " from " + (project.dir / o.dockerfile).string());
+    run::Jobs(*on.session, o.name)
+        .build(image, on.target.host.project_dir, o.dockerfile,
+               [](std::string_view c) { write_all(stderr, c); });
   }
   std::string id = run::new_job_id();
   run::Jobs(*on.session, o.name)
@@ -88,6 +102,69 @@ int run_run(Context& ctx, const RunOptions& o) {
   if (!o.downloads.empty()) {
     // The session may have idled for hours while the job ran: a fresh one for the results.
     download_results(project, open_project_on(ctx, o.name, project, "run").target, o.downloads);
+  }
+  return status;
+}
+
+/// `--rm`: removes the machine as `rm` does, saying what went.
+void remove_after_run(Context& ctx, const std::string& name) {
+  util::acknowledge_interrupt();  // a Ctrl-C that ended the run does not stop the removal
+  nlohmann::json removed = remove_one(ctx, name, false);
+  for (const auto& line : removed["actions"]) {
+    util::info(line.get<std::string>());
+  }
+  util::info("removed '" + name + "' (--rm)");
+}
+
+/// `run -f FILE`: the task file fills what the command line left unset, the machine is created
+/// when it does not exist, and with --rm removed after the run whatever its outcome.
+int run_task(Context& ctx, RunOptions o) {
+  TaskFile task = load_task_file(o.file);
+  o.name = o.name.empty() ? task.machine : o.name;
+  if (o.name.empty()) {
+    throw UsageError(o.file, "names no machine",
+                     "add `machine: gpu1`, or give it: gpumachine run -f " + o.file + " gpu1");
+  }
+  if (o.image.empty() && task.build.empty()) {
+    o.image = task.image;
+  } else if (o.image.empty()) {
+    o.dockerfile = task.build;
+  }
+  o.dir = o.dir.empty() ? task.dir.string() : o.dir;
+  o.env.insert(o.env.begin(), task.env.begin(), task.env.end());  // later ones win
+  o.downloads = o.downloads.empty() ? task.download : o.downloads;
+  if (o.command.empty() && !task.run.empty()) {
+    std::string command;
+    for (const std::string& step : task.setup) {
+      command += step + " && ";
+    }
+    o.command = {command.empty() ? task.run : command + "{ " + task.run + "\n}"};
+  }
+  if (o.rm && o.detach) {
+    throw UsageError("--rm", "removes the machine when the job ends, which --detach does not wait for",
+                     "drop --detach, or --rm and remove it later: gpumachine rm " + o.name);
+  }
+  int status = 0;
+  try {
+    if (!ctx.store().exists(o.name)) {
+      util::info("machine '" + o.name + "' does not exist: creating it (" + o.file + ")");
+      status = create_machine(ctx, o.name, task.create.value_or(Options{}),
+                              o.file + ": machine.create");
+    }
+    status = status != 0 ? status : run_run(ctx, o);
+  } catch (const std::exception&) {
+    if (o.rm && ctx.store().exists(o.name)) {
+      try {
+        remove_after_run(ctx, o.name);
+      } catch (const std::exception& e) {
+        util::warn(std::string("--rm could not remove '") + o.name + "': " + e.what() +
+                   "; remove it with `gpumachine rm " + o.name + "`");
+      }
+    }
+    throw;
+  }
+  if (o.rm) {
+    remove_after_run(ctx, o.name);  // a machine left behind fails the run: it costs money
   }
   return status;
 }
@@ -171,7 +248,7 @@ void setup_run(CLI::App& app, Dispatch& dispatch) {
   CLI::App* sub = app.add_subcommand(
       "run", "sync the project, run a command in a container on the machine, exit with its status");
   auto opts = std::make_shared<RunOptions>();
-  sub->add_option("name", opts->name, "machine name")->required();
+  sub->add_option("name", opts->name, "machine name (with -f: default the file's machine:)");
   sub->add_option("command", opts->command, "command to run in the container (after --)");
   sub->add_option("--image", opts->image,
                   "container image (default: built from the project's Dockerfile)");
@@ -184,8 +261,14 @@ void setup_run(CLI::App& app, Dispatch& dispatch) {
   sub->add_option("--download", opts->downloads,
                   "copy this path (relative to the project) back when the job ends; repeatable")
       ->allow_extra_args(false);
-  sub->callback(
-      [&dispatch, opts] { dispatch.run = [opts](Context& ctx) { return run_run(ctx, *opts); }; });
+  sub->add_option("-f,--file", opts->file,
+                  "task file (YAML): machine, image or build, setup, run, env, download, dir");
+  sub->add_flag("--rm", opts->rm, "with -f: remove the machine after the run, whatever its outcome");
+  sub->callback([&dispatch, opts] {
+    dispatch.run = [opts](Context& ctx) {
+      return opts->file.empty() ? run_run(ctx, *opts) : run_task(ctx, *opts);
+    };
+  });
 }
 
 }  // namespace gm::cli

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "cli/app.h"
+#include "cli/machine_file.h"
 #include "gm/machine.h"
 #include "provision/plan.h"
 
@@ -55,6 +56,17 @@ struct ProvisionFlags {
   /// a choice no branch allows or a mirror URL the scripts cannot use.
   provision::Overrides overrides() const;
 };
+
+/// The keys a machine file (and a task file's `create:`) may hold.
+MachineFileKeys machine_file_keys();
+
+/// `gpumachine create NAME` with `file` as the machine file's options (read from `source`, which
+/// errors name); returns create's exit status.
+int create_machine(Context& ctx, const std::string& name, const Options& file,
+                   const std::string& source);
+
+/// Removes one machine as `gpumachine rm` does (no question asked); returns rm's JSON entry.
+nlohmann::json remove_one(Context& ctx, const std::string& name, bool force);
 
 /// The summary every listing verb shares (docs/cli.md "machine summary").
 nlohmann::json machine_summary(const MachineRecord& record);

@@ -20,8 +20,8 @@ main() {
       if command -v rsync >/dev/null 2>&1; then echo "rsync 1"; else echo "rsync 0"; fi
       if command -v docker >/dev/null 2>&1; then echo "docker 1"; else echo "docker 0"; fi
       ;;
-    build)  # build TAG PROJECT: the project's Dockerfile; docker keeps the build cache
-      docker build -t "$1" "$2" </dev/null
+    build)  # build TAG PROJECT DOCKERFILE (relative to PROJECT); docker keeps the build cache
+      docker build -t "$1" -f "$2/$3" "$2" </dev/null
       ;;
     start)  # start ID IMAGE PROJECT GPUS COMMAND: the job's container, detached; stdin: its
       # environment (docker's --env-file lines), kept in a private file only until docker read it

@@ -147,13 +147,13 @@ HostSide Jobs::prepare(const std::string& project) {
 }
 
 void Jobs::build(const std::string& tag, const std::string& project_dir,
-                 const ssh::OutputSink& on_output) {
+                 const std::string& dockerfile, const ssh::OutputSink& on_output) {
   std::string tail;
   auto keep = [&](std::string_view chunk) {
     on_output(chunk);
     tail = last_lines(tail + std::string(chunk));
   };
-  if (m_shell.exec(command({"build", tag, project_dir}), keep, keep) != 0) {
+  if (m_shell.exec(command({"build", tag, project_dir, dockerfile}), keep, keep) != 0) {
     throw Error("machine '" + m_machine + "'", "cannot build the image " + tag, tail,
                 "fix the project's Dockerfile (the build output is above)", k_exit_not_started);
   }

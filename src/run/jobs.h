@@ -57,8 +57,9 @@ class Jobs {
 
   /// Makes ~/gpumachine/projects/<project> and the job folder; says what the host has.
   HostSide prepare(const std::string& project);
-  /// `docker build` of the project's Dockerfile as tag, its output streamed to on_output.
-  void build(const std::string& tag, const std::string& project_dir,
+  /// `docker build` of the project's dockerfile (a path relative to it) as tag, its output
+  /// streamed to on_output.
+  void build(const std::string& tag, const std::string& project_dir, const std::string& dockerfile,
              const ssh::OutputSink& on_output);
   /// Starts the job's container (detached). env: docker --env-file lines (never on a command
   /// line or in a file that stays).

@@ -284,5 +284,34 @@ TEST_F(RunCli, DockerfileIsBuiltAndResultsComeBack) {
   EXPECT_EQ(s_docker->docker({"image", "inspect", "gpumachine/" + tag + ":latest"}).status, 0);
 }
 
+TEST_F(RunCli, TaskFileCreatesRunsDownloadsAndRemovesInOneCommand) {
+  const fs::path p = m_project.path();
+  SshdFixture& sshd = machine().sshd();
+  write(p / "gpumachine.yaml",
+        "machine:\n  name: ci1\n  create:\n    driver: generic\n"
+        "    generic-ip-address: 127.0.0.1\n    generic-ssh-port: " +
+            std::to_string(sshd.port()) + "\n    generic-ssh-user: " + sshd.user() +
+            "\n    generic-ssh-key: " + sshd.client_key_path().string() +
+            "\n    no-provision: true\nimage: " + DockerdFixture::k_image +
+            "\nsetup:\n  - mkdir -p results\nrun: echo \"$GREETING\" > results/out.txt; exit 3\n"
+            "env:\n  GREETING: hello from the task\ndownload: [results]\n");
+  CaptureResult r = machine().gm({"run", "-f", (p / "gpumachine.yaml").string(), "--rm"});
+  EXPECT_EQ(r.status, 3) << r.err;
+  EXPECT_NE(r.err.find("creating it"), std::string::npos) << r.err;
+  EXPECT_EQ(read_text(p / "results/out.txt"), "hello from the task\n");
+  EXPECT_FALSE(fs::exists(machine().home() / "machines/ci1")) << r.err;
+  CaptureResult ls = machine().gm({"ls", "--format", "json"});
+  EXPECT_EQ(ls.out.find("ci1"), std::string::npos) << ls.out;
+}
+
+TEST_F(RunCli, TaskFileRefusesAnUnknownKeyNamingTheFileAndTheKey) {
+  const fs::path file = m_project / "gpumachine.yaml";
+  write(file, "machine: gpu1\nimage: busybox\nrunn: true\n");
+  CaptureResult r = machine().gm({"run", "-f", file.string()});
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_NE(r.err.find(file.string() + ": key 'runn'"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("did you mean 'run'"), std::string::npos) << r.err;
+}
+
 }  // namespace
 }  // namespace gm::testing
