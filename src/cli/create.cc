@@ -412,7 +412,9 @@ int finish_create(Context& ctx, const store::MachineLock& lock, const CreateOpti
 
 }  // namespace
 
-MachineFileKeys machine_file_keys() { return flag_index().keys(); }
+MachineFileKeys machine_file_keys() {
+  return flag_index().keys();
+}
 
 int create_machine(Context& ctx, const std::string& name, const Options& file,
                    const std::string& source) {

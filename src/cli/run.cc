@@ -45,9 +45,9 @@ int run_run(Context& ctx, const RunOptions& o) {
     throw UsageError("run", "no machine given", "gpumachine run gpu1 -- python train.py");
   }
   if (o.rm && o.file.empty()) {
-    throw UsageError("--rm", "needs a task file (-f)",
-                     "gpumachine run -f gpumachine.yaml --rm, or `gpumachine rm " + o.name +
-                         "` after the run");
+    throw UsageError(
+        "--rm", "needs a task file (-f)",
+        "gpumachine run -f gpumachine.yaml --rm, or `gpumachine rm " + o.name + "` after the run");
   }
   if (o.command.empty()) {
     throw UsageError("run", "no command given",
@@ -141,15 +141,16 @@ int run_task(Context& ctx, RunOptions o) {
     o.command = {command.empty() ? task.run : command + "{ " + task.run + "\n}"};
   }
   if (o.rm && o.detach) {
-    throw UsageError("--rm", "removes the machine when the job ends, which --detach does not wait for",
+    throw UsageError("--rm",
+                     "removes the machine when the job ends, which --detach does not wait for",
                      "drop --detach, or --rm and remove it later: gpumachine rm " + o.name);
   }
   int status = 0;
   try {
     if (!ctx.store().exists(o.name)) {
       util::info("machine '" + o.name + "' does not exist: creating it (" + o.file + ")");
-      status = create_machine(ctx, o.name, task.create.value_or(Options{}),
-                              o.file + ": machine.create");
+      status =
+          create_machine(ctx, o.name, task.create.value_or(Options{}), o.file + ": machine.create");
     }
     status = status != 0 ? status : run_run(ctx, o);
   } catch (const std::exception&) {
@@ -263,7 +264,8 @@ void setup_run(CLI::App& app, Dispatch& dispatch) {
       ->allow_extra_args(false);
   sub->add_option("-f,--file", opts->file,
                   "task file (YAML): machine, image or build, setup, run, env, download, dir");
-  sub->add_flag("--rm", opts->rm, "with -f: remove the machine after the run, whatever its outcome");
+  sub->add_flag("--rm", opts->rm,
+                "with -f: remove the machine after the run, whatever its outcome");
   sub->callback([&dispatch, opts] {
     dispatch.run = [opts](Context& ctx) {
       return opts->file.empty() ? run_run(ctx, *opts) : run_task(ctx, *opts);

@@ -65,8 +65,7 @@ TaskFile load_task_file(const std::filesystem::path& path) {
   task.dir = std::filesystem::absolute(path).parent_path();
   for (const auto& item : root) {
     std::string key = text(item.first, source + ": a key");
-    check_key(key, {"machine", "image", "build", "setup", "run", "env", "download", "dir"},
-              source);
+    check_key(key, {"machine", "image", "build", "setup", "run", "env", "download", "dir"}, source);
     const YAML::Node& value = item.second;
     std::string subject = source + ": key '" + key + "'";
     if (key == "machine" && value.IsMap()) {
@@ -76,8 +75,8 @@ TaskFile load_task_file(const std::filesystem::path& path) {
         if (sub == "name") {
           task.machine = text(m.second, subject + ".name");
         } else {
-          task.create = read_machine_options(m.second, source + ": machine.create",
-                                             machine_file_keys());
+          task.create =
+              read_machine_options(m.second, source + ": machine.create", machine_file_keys());
         }
       }
     } else if (key == "machine") {
