@@ -284,15 +284,18 @@ TEST_F(RunCli, DockerfileIsBuiltAndResultsComeBack) {
   EXPECT_EQ(s_docker->docker({"image", "inspect", "gpumachine/" + tag + ":latest"}).status, 0);
 }
 
+/// A task file's `machine:` section: "ci1", created as a generic machine at the test's sshd.
+std::string new_machine_section(SshdFixture& sshd) {
+  return "machine:\n  name: ci1\n  create:\n    driver: generic\n"
+         "    generic-ip-address: 127.0.0.1\n    generic-ssh-port: " +
+         std::to_string(sshd.port()) + "\n    generic-ssh-user: " + sshd.user() +
+         "\n    generic-ssh-key: " + sshd.client_key_path().string() + "\n    no-provision: true\n";
+}
+
 TEST_F(RunCli, TaskFileCreatesRunsDownloadsAndRemovesInOneCommand) {
   const fs::path p = m_project.path();
-  SshdFixture& sshd = machine().sshd();
   write(p / "gpumachine.yaml",
-        "machine:\n  name: ci1\n  create:\n    driver: generic\n"
-        "    generic-ip-address: 127.0.0.1\n    generic-ssh-port: " +
-            std::to_string(sshd.port()) + "\n    generic-ssh-user: " + sshd.user() +
-            "\n    generic-ssh-key: " + sshd.client_key_path().string() +
-            "\n    no-provision: true\nimage: " + DockerdFixture::k_image +
+        new_machine_section(machine().sshd()) + "image: " + DockerdFixture::k_image +
             "\nsetup:\n  - mkdir -p results\nrun: echo \"$GREETING\" > results/out.txt; exit 3\n"
             "env:\n  GREETING: hello from the task\ndownload: [results]\n");
   CaptureResult r = machine().gm({"run", "-f", (p / "gpumachine.yaml").string(), "--rm"});
@@ -302,6 +305,15 @@ TEST_F(RunCli, TaskFileCreatesRunsDownloadsAndRemovesInOneCommand) {
   EXPECT_FALSE(fs::exists(machine().home() / "machines/ci1")) << r.err;
   CaptureResult ls = machine().gm({"ls", "--format", "json"});
   EXPECT_EQ(ls.out.find("ci1"), std::string::npos) << ls.out;
+}
+
+TEST_F(RunCli, TaskFileRmRemovesTheMachineAlsoWhenTheJobCannotStart) {
+  const fs::path file = m_project / "gpumachine.yaml";
+  write(file, new_machine_section(machine().sshd()) + "image: gm-no-such-image:test\nrun: true\n");
+  CaptureResult r = machine().gm({"run", "-f", file.string(), "--rm"});
+  EXPECT_EQ(r.status, 125) << r.err;
+  EXPECT_NE(r.err.find("removed 'ci1' (--rm)"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(machine().home() / "machines/ci1")) << r.err;
 }
 
 TEST_F(RunCli, TaskFileRefusesAnUnknownKeyNamingTheFileAndTheKey) {
