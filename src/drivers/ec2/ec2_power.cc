@@ -130,7 +130,7 @@ std::pair<std::string, std::string> Ec2Driver::allow_ssh_from(MachineRecord& rec
     throw Error(subject_of(record), "has no security group of its own yet", {},
                 "run `gpumachine create " + record.name + "` to finish creating it");
   }
-  std::string cidr = wanted.empty() ? caller_cidr() : wanted;
+  std::string cidr = wanted.empty() ? caller_cidr("--ec2-ssh-cidr") : wanted;
   std::optional<std::string> network = cidr_network(cidr);
   if (!network || *network != cidr) {
     throw UsageError("--cidr '" + cidr + "'", "not an IPv4 CIDR block with no host bits set",
@@ -174,7 +174,7 @@ std::string Ec2Driver::explain_unreachable(const MachineRecord& record) {
   static std::optional<std::string> here;  // one lookup per process: create retries connects
   if (!here) {
     try {
-      here = caller_cidr();
+      here = caller_cidr("--ec2-ssh-cidr");
     } catch (const Error&) {
       here = "";
     }
