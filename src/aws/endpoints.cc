@@ -36,20 +36,6 @@ std::string load_region(std::optional<std::string> flag) {
                    "us-east-1\"");
 }
 
-std::string validate_endpoint(std::string_view url, std::string_view origin) {
-  http::Url parsed = http::parse_url(url);
-  if (parsed.scheme == "http" && !http::is_loopback_host(parsed.host)) {
-    throw UsageError(std::string(origin) + " \"" + std::string(url) + "\"",
-                     "plain http is only allowed to loopback hosts (127.0.0.0/8, localhost, ::1)",
-                     "use https://");
-  }
-  std::string out(url);
-  while (!out.empty() && out.back() == '/') {
-    out.pop_back();
-  }
-  return out;
-}
-
 std::string resolve_endpoint(std::string_view service, std::string_view region) {
   std::string upper;
   for (char c : service) {
@@ -57,10 +43,10 @@ std::string resolve_endpoint(std::string_view service, std::string_view region) 
   }
   std::string specific = "AWS_ENDPOINT_URL_" + upper;
   if (auto url = env(specific.c_str())) {
-    return validate_endpoint(*url, specific);
+    return http::validate_endpoint(*url, specific);
   }
   if (auto url = env("AWS_ENDPOINT_URL")) {
-    return validate_endpoint(*url, "AWS_ENDPOINT_URL");
+    return http::validate_endpoint(*url, "AWS_ENDPOINT_URL");
   }
   std::string suffix = region.rfind("cn-", 0) == 0 ? ".amazonaws.com.cn" : ".amazonaws.com";
   if (service == "pricing") {

@@ -18,8 +18,4 @@ std::string load_region(std::optional<std::string> flag = std::nullopt);
 /// gm::UsageError for a malformed URL or plain http to a non-loopback host.
 std::string resolve_endpoint(std::string_view service, std::string_view region);
 
-/// Checks an endpoint URL as resolve_endpoint() does; returns it without a trailing '/'.
-/// \a origin names where it came from ("AWS_ENDPOINT_URL_EC2") for the error.
-std::string validate_endpoint(std::string_view url, std::string_view origin);
-
 }  // namespace gm::aws

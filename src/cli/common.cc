@@ -2,11 +2,8 @@
 #include "cli/verbs.h"
 
 #include "machine/setup.h"
+#include "util/prompt.h"
 
-#include <unistd.h>
-
-#include <cstdio>
-#include <iostream>
 #include <map>
 
 namespace gm::cli {
@@ -50,17 +47,8 @@ nlohmann::json machine_summary(const MachineRecord& record) {
 }
 
 bool confirm(const Context& ctx, const std::string& question) {
-  if (ctx.globals().yes) {
-    return true;
-  }
-  if (::isatty(STDIN_FILENO) != 1 || ::isatty(STDERR_FILENO) != 1) {
-    return true;  // scripts and CI are never asked: no terminal, no prompt
-  }
-  std::fprintf(stderr, "%s [y/N] ", question.c_str());
-  std::fflush(stderr);
-  std::string answer;
-  std::getline(std::cin, answer);
-  return answer == "y" || answer == "Y" || answer == "yes";
+  // Scripts and CI are never asked: no terminal, no prompt.
+  return ctx.globals().yes || !util::terminal_attached() || util::ask_yes_no(question);
 }
 
 }  // namespace gm::cli

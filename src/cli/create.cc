@@ -13,6 +13,7 @@
 #include "store/store.h"
 #include "util/crypto.h"
 #include "util/log.h"
+#include "util/prompt.h"
 
 #include <cstdio>
 #include <filesystem>
@@ -285,8 +286,8 @@ std::pair<MachineRecord, std::unique_ptr<Driver>> configure_new(Context& ctx,
   }
   if (std::optional<PriceQuote> quote = driver->quote(record, ctx.store().home())) {
     cost::enforce_max_price(*quote, max_price);
-    if (!cost::confirm_launch(*quote, ctx.globals().yes, cost::terminal_attached(), util::info,
-                              cost::ask_on_terminal)) {
+    if (!cost::confirm_launch(*quote, ctx.globals().yes, util::terminal_attached(), util::info,
+                              util::ask_yes_no)) {
       throw Error("create " + opts.name, "cancelled: nothing was launched");
     }
   } else if (max_price) {
@@ -346,7 +347,7 @@ int finish_create(Context& ctx, const store::MachineLock& lock, const CreateOpti
   host.set_wait_target(opts.wait == "running" ? "running" : "ssh");
   bool assume_yes = ctx.globals().yes;
   host.set_confirm([assume_yes](const std::string& question) {
-    return assume_yes || (cost::terminal_attached() && cost::ask_on_terminal(question));
+    return assume_yes || (util::terminal_attached() && util::ask_yes_no(question));
   });
   try {
     driver.create(record, host);

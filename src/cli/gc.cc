@@ -5,10 +5,10 @@
 // local record that cannot be read are listed as kept, with the reason.
 #include "cli/verbs.h"
 
-#include "cost/cost.h"
 #include "gm/driver.h"
 #include "gm/error.h"
 #include "util/log.h"
+#include "util/prompt.h"
 #include "util/time.h"
 
 #include <map>
@@ -69,7 +69,7 @@ int run_gc(Context& ctx, const GcOptions& opts) {
   common.min_age = *min_age;
   common.all_homes = opts.all_homes;
   // Deleting needs a yes: asked on a terminal, else --yes (never assumed in a script).
-  if (opts.remove && !ctx.globals().yes && !cost::terminal_attached()) {
+  if (opts.remove && !ctx.globals().yes && !util::terminal_attached()) {
     throw UsageError("gc --delete", "there is no terminal to ask for confirmation on",
                      "list first with `gpumachine gc`, then pass --yes to delete what it lists");
   }

@@ -66,22 +66,4 @@ void Output::print_line(const std::string& text) {
   std::fflush(stdout);
 }
 
-std::string shell_quote(const std::string& word) {
-  if (!word.empty() && std::all_of(word.begin(), word.end(), [](char c) {
-        return std::isalnum(static_cast<unsigned char>(c)) ||
-               std::string_view("@%_-+=:,./").find(c) != std::string_view::npos;
-      })) {
-    return word;
-  }
-  std::string out = "'";
-  for (char c : word) {
-    if (c == '\'') {
-      out += "'\\''";
-    } else {
-      out += c;
-    }
-  }
-  return out + "'";
-}
-
 }  // namespace gm::cli

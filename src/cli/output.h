@@ -31,7 +31,4 @@ class Output {
   Format m_format;
 };
 
-/// Shell-quotes one word for a POSIX shell ('...' with embedded quotes escaped).
-std::string shell_quote(const std::string& word);
-
 }  // namespace gm::cli

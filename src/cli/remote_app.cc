@@ -8,6 +8,7 @@
 #include "util/interrupt.h"
 #include "util/log.h"
 #include "util/progress.h"
+#include "util/shell.h"
 
 #include <chrono>
 #include <cstdint>
@@ -82,7 +83,7 @@ std::string script_command(const std::string& action, const RemoteAppOptions& o,
   std::string cmd = "bash -s --";
   for (const std::string& arg :
        {action, o.kind, std::to_string(o.port), mode, o.dir, image, o.logdir}) {
-    cmd += " " + shell_quote(arg);
+    cmd += " " + util::shell_quote(arg);
   }
   return cmd;
 }

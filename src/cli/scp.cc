@@ -5,6 +5,7 @@
 #include "machine/connect.h"
 #include "store/store.h"
 #include "util/progress.h"
+#include "util/shell.h"
 
 #include <cstdlib>
 #include <filesystem>
@@ -57,7 +58,7 @@ std::uint64_t local_size(const std::filesystem::path& path) {
 
 /// Bytes in a remote file or tree (GNU du on the machine); 0 when unknown.
 std::uint64_t remote_size(ssh::Session& session, const std::string& path) {
-  ssh::ExecResult r = session.run("du -sb -- " + shell_quote(path) + " 2>/dev/null");
+  ssh::ExecResult r = session.run("du -sb -- " + util::shell_quote(path) + " 2>/dev/null");
   return r.exit_status == 0 ? std::strtoull(r.out.c_str(), nullptr, 10) : 0;
 }
 

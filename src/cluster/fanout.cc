@@ -1,10 +1,10 @@
 #include "cluster/fanout.h"
 
 #include "gm/error.h"
-#include "provision/plan.h"
 #include "util/assets.h"
 #include "util/fd.h"
 #include "util/interrupt.h"
+#include "util/shell.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -160,10 +160,10 @@ FanoutResult fanout(const std::vector<Node>& nodes, const FanoutOptions& options
     std::tie(rank.stop_read, rank.stop_write) = make_pipe();
     std::string command = "exec env";
     for (const std::string& word : rank_environment(nodes, *rank.node, options.master_port)) {
-      command += " " + provision::shell_quote(word);
+      command += " " + util::shell_quote(word);
     }
-    command += " sh -c " + provision::shell_quote(util::asset("cluster/rank.sh")) + " gm-rank " +
-               provision::shell_quote(options.command);
+    command += " sh -c " + util::shell_quote(util::asset("cluster/rank.sh")) + " gm-rank " +
+               util::shell_quote(options.command);
     rank.thread = std::thread([&rank, &emit, command, done = done_write.get(), index = i] {
       try {
         std::unique_ptr<ssh::Session> session = rank.node->connect();

@@ -4,10 +4,7 @@
 #include "gm/error.h"
 #include "util/time.h"
 
-#include <unistd.h>
-
 #include <cstdio>
-#include <iostream>
 
 namespace gm::cost {
 
@@ -135,18 +132,6 @@ bool confirm_launch(const PriceQuote& quote, bool assume_yes, bool interactive,
                                    (quote.basis == "spot-max" ? " at most" : "") + "; launch?"
                              : "the price is unknown; launch?";
   return ask(question);
-}
-
-bool terminal_attached() {
-  return ::isatty(STDIN_FILENO) == 1 && ::isatty(STDERR_FILENO) == 1;
-}
-
-bool ask_on_terminal(const std::string& question) {
-  std::fprintf(stderr, "%s [y/N] ", question.c_str());
-  std::fflush(stderr);
-  std::string answer;
-  std::getline(std::cin, answer);
-  return answer == "y" || answer == "Y" || answer == "yes";
 }
 
 }  // namespace gm::cost

@@ -59,18 +59,13 @@ void enforce_max_price(const PriceQuote& quote, std::optional<double> max_per_ho
 /// "g5.xlarge in us-east-1: $1.006/h on-demand (embedded prices as of 2025-08-01)".
 std::string describe_quote(const PriceQuote& quote);
 
-/// Asks a yes/no question on the terminal; returns the answer.
+/// Asks a yes/no question on the terminal; returns the answer (util::ask_yes_no).
 using AskFn = std::function<bool(const std::string& question)>;
 
 /// Before a launch: prints describe_quote() (through \a say) and, when \a interactive (stdin and
-/// stderr are terminals) and not \a assume_yes, asks "launch? [y/N]". Returns false when the user
+/// stderr are terminals: util::terminal_attached()) and not \a assume_yes, asks "launch? [y/N]". Returns false when the user
 /// said no. Scripts (not a terminal) and --yes proceed without a question.
 bool confirm_launch(const PriceQuote& quote, bool assume_yes, bool interactive,
                     const std::function<void(const std::string&)>& say, const AskFn& ask);
-
-/// True when stdin and stderr are terminals (the default for confirm_launch's \a interactive).
-bool terminal_attached();
-/// Asks on stderr and reads a line from stdin: "y", "Y", "yes" mean yes.
-bool ask_on_terminal(const std::string& question);
 
 }  // namespace gm::cost

@@ -117,4 +117,18 @@ bool is_loopback_host(std::string_view host) {
   return false;
 }
 
+std::string validate_endpoint(std::string_view url, std::string_view origin) {
+  Url parsed = parse_url(url);
+  if (parsed.scheme == "http" && !is_loopback_host(parsed.host)) {
+    throw UsageError(std::string(origin) + " \"" + std::string(url) + "\"",
+                     "plain http is only allowed to loopback hosts (127.0.0.0/8, localhost, ::1)",
+                     "use https://");
+  }
+  std::string out(url);
+  while (!out.empty() && out.back() == '/') {
+    out.pop_back();
+  }
+  return out;
+}
+
 }  // namespace gm::http

@@ -27,4 +27,9 @@ Url parse_url(std::string_view text);
 /// True for 127.0.0.0/8, ::1 and "localhost": the only hosts plain http may reach.
 bool is_loopback_host(std::string_view host);
 
+/// Checks an endpoint URL from configuration (parses as above; plain http only to a loopback
+/// host, so signed requests never travel in the clear); returns it without a trailing '/'.
+/// \a origin names where it came from ("AWS_ENDPOINT_URL_EC2") for the error.
+std::string validate_endpoint(std::string_view url, std::string_view origin);
+
 }  // namespace gm::http

@@ -2,6 +2,7 @@
 
 #include "gm/error.h"
 #include "util/assets.h"
+#include "util/shell.h"
 
 #include <algorithm>
 #include <charconv>
@@ -478,18 +479,6 @@ std::string render_plan(const Plan& plan) {
   return out.str();
 }
 
-std::string shell_quote(std::string_view text) {
-  std::string out = "'";
-  for (char c : text) {
-    if (c == '\'') {
-      out += "'\\''";
-    } else {
-      out += c;
-    }
-  }
-  return out + "'";
-}
-
 std::string compose_script(const Plan& plan, std::string_view step_name,
                            const std::vector<std::string>& scripts,
                            const std::map<std::string, std::string>& extra_env) {
@@ -501,7 +490,7 @@ std::string compose_script(const Plan& plan, std::string_view step_name,
   // The braces make bash read everything before running anything (see lib.sh).
   std::string text = "{\n";
   for (const auto& [k, v] : env) {
-    text += k + "=" + shell_quote(v) + "\n";
+    text += k + "=" + util::shell_quote(v) + "\n";
   }
   text += util::asset(script_path("lib.sh"));
   for (const std::string& s : scripts) {

@@ -111,7 +111,4 @@ std::string compose_script(const Plan& plan, std::string_view step_name,
                            const std::vector<std::string>& scripts,
                            const std::map<std::string, std::string>& extra_env = {});
 
-/// Single-quotes text for a POSIX shell.
-std::string shell_quote(std::string_view text);
-
 }  // namespace gm::provision

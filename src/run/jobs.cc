@@ -1,9 +1,9 @@
 #include "run/jobs.h"
 
 #include "gm/error.h"
-#include "provision/plan.h"
 #include "util/assets.h"
 #include "util/crypto.h"
+#include "util/shell.h"
 #include "util/time.h"
 
 #include <nlohmann/json.hpp>
@@ -105,9 +105,9 @@ Jobs::Jobs(ssh::RemoteShell& shell, std::string machine)
     : m_shell(shell), m_machine(std::move(machine)) {}
 
 std::string Jobs::command(const std::vector<std::string>& args) {
-  std::string out = "bash -c " + provision::shell_quote(util::asset(k_script)) + " gpumachine-job";
+  std::string out = "bash -c " + util::shell_quote(util::asset(k_script)) + " gpumachine-job";
   for (const std::string& arg : args) {
-    out += " " + provision::shell_quote(arg);
+    out += " " + util::shell_quote(arg);
   }
   return out;
 }

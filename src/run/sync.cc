@@ -1,11 +1,11 @@
 #include "run/sync.h"
 
 #include "gm/error.h"
-#include "provision/plan.h"
 #include "run/local_process.h"
 #include "ssh/interactive.h"
 #include "util/fd.h"
 #include "util/path_search.h"
+#include "util/shell.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -106,7 +106,7 @@ SyncStats upload(const Project& project, const SyncTarget& target) {
   util::Fd stream = tar.take_stdout();
   std::string err;
   int remote = target.session->exec_fd(
-      "tar -xf - -C " + provision::shell_quote(target.host.project_dir), stream.get(),
+      "tar -xf - -C " + util::shell_quote(target.host.project_dir), stream.get(),
       [](std::string_view) {}, [&](std::string_view c) { err += c; });
   stream.reset();
   int local = tar.wait();
@@ -133,7 +133,7 @@ SyncStats download(const Project& project, const SyncTarget& target, const std::
                                  -1, {}, subject);
     return stats;
   }
-  bool is_dir = target.session->run("test -d " + provision::shell_quote(remote)).exit_status == 0;
+  bool is_dir = target.session->run("test -d " + util::shell_quote(remote)).exit_status == 0;
   target.session->download_path(remote, local, is_dir);
   stats.files_sent = 1;
   return stats;

@@ -5,6 +5,7 @@
 #include "util/assets.h"
 
 #include "util/gzip.h"
+#include "util/shell.h"
 
 #include <gtest/gtest.h>
 
@@ -117,17 +118,17 @@ TEST(ProvisionScripts, HostLogKeepsGoingWhenTheReaderGoes) {
   ASSERT_NE(mkdtemp(tmpl), nullptr);
   const std::filesystem::path dir = tmpl;
   const std::string step =
-      "{\nGM_SYSROOT=" + shell_quote((dir / "root").string()) + "\nGM_STEP=drop\n" +
+      "{\nGM_SYSROOT=" + util::shell_quote((dir / "root").string()) + "\nGM_STEP=drop\n" +
       std::string(util::asset("provision/scripts/lib.sh")) +
       "\necho first\n"
       "until [ -e \"$GM_SYSROOT/../reader-gone\" ]; do sleep 0.1; done\n"
       "echo second\necho third\ntouch \"$GM_SYSROOT/../finished\"\n} </dev/null\n";
   std::ofstream(dir / "step.sh") << step;
-  const std::string d = shell_quote(dir.string());
+  const std::string d = util::shell_quote(dir.string());
   const std::string cmd = "cd " + d +
                           " && mkfifo out && { bash step.sh >out 2>&1 & pid=$!; "
                           "head -n 1 <out >first; touch reader-gone; wait $pid; echo $? >rc; }";
-  ASSERT_EQ(std::system(("bash -c " + shell_quote(cmd)).c_str()), 0);
+  ASSERT_EQ(std::system(("bash -c " + util::shell_quote(cmd)).c_str()), 0);
   auto text = [&](const char* name) {
     std::ifstream in(dir / name);
     return std::string(std::istreambuf_iterator<char>(in), {});

@@ -2,6 +2,7 @@
 #include "store/store.h"
 #include "store/temp_home.h"
 #include "util/fs.h"
+#include "util/shell.h"
 
 #include <gtest/gtest.h>
 
@@ -16,18 +17,10 @@ using testing::full_record;
 using testing::mode_of;
 using testing::TempDir;
 
-std::string shell_quote(const std::string& text) {
-  std::string out = "'";
-  for (char c : text) {
-    out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  }
-  return out + "'";
-}
-
 /// What OpenSSH itself makes of the config for this host (`ssh -G`), keyword -> value.
 std::map<std::string, std::string> ssh_resolve(const std::filesystem::path& config,
                                                const std::string& host) {
-  std::string cmd = "ssh -G -F " + shell_quote(config.string()) + " " + host + " 2>&1";
+  std::string cmd = "ssh -G -F " + util::shell_quote(config.string()) + " " + host + " 2>&1";
   std::map<std::string, std::string> result;
   FILE* pipe = ::popen(cmd.c_str(), "r");
   if (pipe == nullptr) {

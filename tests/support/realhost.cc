@@ -1,7 +1,7 @@
 #include "support/realhost.h"
 
-#include "provision/plan.h"
 #include "ssh/session.h"
+#include "util/shell.h"
 
 #include <signal.h>
 #include <sys/mount.h>
@@ -259,7 +259,7 @@ std::unique_ptr<ssh::Session> RealHost::connect() const {
 }
 
 ssh::ExecResult RealHost::run_root(const std::string& command, std::string_view stdin_data) const {
-  return connect()->run("sudo -n sh -c " + provision::shell_quote(command), stdin_data);
+  return connect()->run("sudo -n sh -c " + util::shell_quote(command), stdin_data);
 }
 
 std::string RealHost::wait_until_running() const {

@@ -1,8 +1,8 @@
 #include "drivers/digitalocean/do_api.h"
 
-#include "aws/endpoints.h"
 #include "gm/error.h"
 #include "http/curl_transport.h"
+#include "http/url.h"
 #include "util/crypto.h"
 #include "util/fs.h"
 #include "util/log.h"
@@ -166,7 +166,7 @@ bool Droplet::has_tag(const std::string& tag) const {
 
 std::string api_base_url() {
   if (auto url = env("DIGITALOCEAN_API_URL")) {
-    return aws::validate_endpoint(*url, "DIGITALOCEAN_API_URL");
+    return http::validate_endpoint(*url, "DIGITALOCEAN_API_URL");
   }
   return "https://api.digitalocean.com";
 }

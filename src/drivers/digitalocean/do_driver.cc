@@ -3,9 +3,9 @@
 // actions polled to completion, and rm with each deletion verified.
 #include "drivers/digitalocean/do_driver.h"
 
+#include "drivers/caller_address.h"
+#include "drivers/cloud_init.h"
 #include "drivers/digitalocean/do_api.h"
-#include "drivers/ec2/ec2_driver.h"
-#include "drivers/ec2/user_data.h"
 #include "gm/error.h"
 #include "machine/connect.h"
 #include "ssh/keys.h"
@@ -195,16 +195,6 @@ nlohmann::json outbound_rules() {
        {{"protocol", "icmp"}, {"ports", "0"}, {"destinations", anywhere}}});
 }
 
-/// The caller's address /32 for the firewall, with the hint naming this driver's flag.
-std::string caller_cidr() {
-  try {
-    return ec2::caller_cidr();
-  } catch (const Error& e) {
-    throw Error("--do-ssh-cidr", "cannot find this machine's public address", e.cause(),
-                "pass the address range SSH comes from, e.g. --do-ssh-cidr 203.0.113.5/32");
-  }
-}
-
 /// Polls an action to completion; an errored action is an Error.
 void wait_action(DoApi& api, const MachineRecord& record, std::int64_t action_id,
                  DriverHost& host) {
@@ -365,7 +355,7 @@ void DoDriver::ensure_local_keys(MachineRecord& record, DriverHost& host) {
 
 std::string DoDriver::user_data(const MachineRecord& record) const {
   Config c = config_of(record);
-  ec2::UserDataParts parts;
+  UserDataParts parts;
   parts.host_private_key = m_boot.host_private_key;
   parts.host_public_key = m_boot.host_public_key;
   parts.provision_prelude = m_boot.script;
@@ -373,7 +363,7 @@ std::string DoDriver::user_data(const MachineRecord& record) const {
     parts.user_data = util::read_file(c.user_data);
   }
   parts.boundary = "gpumachine-" + record.id;
-  std::string rendered = ec2::render_user_data(parts);
+  std::string rendered = render_user_data(parts);
   if (rendered.size() > 64 * 1024) {
     throw UsageError("--do-user-data " + c.user_data,
                      "the user data is larger than DigitalOcean's 64 KiB with the host key",
@@ -409,7 +399,7 @@ void DoDriver::ensure_firewall(DoApi& api, MachineRecord& record, DriverHost& ho
   }
   Config c = config_of(record);
   if (c.ssh_cidr.empty()) {
-    c.ssh_cidr = caller_cidr();
+    c.ssh_cidr = caller_cidr("--do-ssh-cidr");
     store_config(record, c);
   }
   const std::string tag = id_tag(record);
@@ -640,7 +630,7 @@ std::pair<std::string, std::string> DoDriver::allow_ssh_from(MachineRecord& reco
   }
   Config c = config_of(record);
   std::string now =
-      cidr.empty() ? caller_cidr() : (cidr.find('/') == std::string::npos ? cidr + "/32" : cidr);
+      cidr.empty() ? caller_cidr("--do-ssh-cidr") : (cidr.find('/') == std::string::npos ? cidr + "/32" : cidr);
   std::string old = c.ssh_cidr;
   host.phase("firewall " + resource_name(record) + ": 22/tcp from " + now);
   DoApi::from_env().replace_firewall(r->id, resource_name(record), {id_tag(record)},

@@ -92,7 +92,7 @@ void Ec2Driver::ensure_security_group(Ec2Api& api, MachineRecord& record, Driver
   host.phase("creating security group " + name);
   std::string cidr = cfg.ssh_cidr;
   if (cidr.empty()) {
-    cidr = caller_cidr();
+    cidr = caller_cidr("--ec2-ssh-cidr");
     cfg.ssh_cidr = cidr;
   }
   std::string group_id = (r != nullptr && r->id.starts_with("sg-")) ? r->id : "";

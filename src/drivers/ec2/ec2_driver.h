@@ -29,11 +29,6 @@ std::unique_ptr<Driver> make_driver();
 /// The portable state of an EC2 instance state name (libcloud's NODE_STATE_MAP).
 MachineState map_state(std::string_view ec2_state);
 
-/// The caller's public address as a /32, for the SSH ingress rule: $GPUMACHINE_CALLER_IP when
-/// set (tests), else an HTTPS lookup (checkip.amazonaws.com). Throws Error with a hint to pass
-/// --ec2-ssh-cidr when the lookup fails.
-std::string caller_cidr();
-
 /// Refreshes last_state, ssh.host and cost.launched_at of many ec2 machines: one
 /// DescribeInstances per region (instance-id filter), regions in parallel, all within \a timeout.
 void list_states(std::vector<MachineRecord*>& records, std::chrono::milliseconds timeout);

@@ -6,6 +6,7 @@
 #pragma once
 
 #include "aws/query.h"
+#include "drivers/caller_address.h"
 #include "drivers/ec2/ec2_api.h"
 #include "drivers/ec2/ec2_config.h"
 #include "drivers/ec2/ec2_driver.h"
@@ -106,10 +107,6 @@ bool is_connection_level(const SshError& e);
 
 /// Connects until SSH answers with the pinned host key (never trusting whatever answers).
 void wait_for_ssh(const MachineRecord& record, DriverHost& host);
-
-/// The canonical form of an IPv4 CIDR block (host bits cleared: 203.0.113.5/24 gives
-/// 203.0.113.0/24); nullopt when it is not one.
-std::optional<std::string> cidr_network(const std::string& text);
 
 /// Terminates \a ids (not found counts as done), then waits until each is terminated or gone,
 /// calling \a gone with each as it goes. Used by rm (and so create's rollback) and gc.

@@ -9,6 +9,21 @@
 
 namespace gm::drivers::ec2 {
 
+namespace {
+
+/// \a id, the machine's instance; throws when create has not made one yet, with \a hint (by
+/// default: finish the create).
+std::string existing_instance(std::string id, const MachineRecord& record, std::string hint = {}) {
+  if (id.empty()) {
+    throw Error(subject_of(record), "has no instance yet", {},
+                hint.empty() ? "run `gpumachine create " + record.name + "` to finish creating it"
+                             : std::move(hint));
+  }
+  return id;
+}
+
+}  // namespace
+
 MachineState Ec2Driver::state(MachineRecord& record, DriverHost&) {
   Bound bound(*this, record);
   std::string id = instance_id();
@@ -29,11 +44,7 @@ MachineState Ec2Driver::state(MachineRecord& record, DriverHost&) {
 
 void Ec2Driver::start(MachineRecord& record, DriverHost& host) {
   Bound bound(*this, record);
-  std::string id = instance_id();
-  if (id.empty()) {
-    throw Error(subject_of(record), "has no instance yet", {},
-                "run `gpumachine create " + record.name + "` to finish creating it");
-  }
+  std::string id = existing_instance(instance_id(), record);
   Ec2Api api(record.size.region);
   std::vector<Instance> found = api.describe_instances({{"instance-id", {id}}});
   if (found.empty() || found.front().state == "terminated" ||
@@ -65,11 +76,8 @@ void Ec2Driver::start(MachineRecord& record, DriverHost& host) {
 
 void Ec2Driver::power_off(MachineRecord& record, DriverHost& host, bool force) {
   Bound bound(*this, record);
-  std::string id = instance_id();
-  if (id.empty()) {
-    throw Error(subject_of(record), "has no instance yet", {},
-                "`gpumachine rm " + record.name + "` removes what was created");
-  }
+  std::string id = existing_instance(instance_id(), record,
+                                     "`gpumachine rm " + record.name + "` removes what was created");
   Ec2Api api(record.size.region);
   host.phase(std::string(force ? "force-stopping " : "stopping ") + id);
   aws::QueryParams p;
@@ -98,11 +106,7 @@ void Ec2Driver::set_power_off_action(MachineRecord& record, DriverHost& host,
                                      std::string_view behavior) {
   Bound bound(*this, record);
   check_shutdown_behavior(record, behavior);
-  std::string id = instance_id();
-  if (id.empty()) {
-    throw Error(subject_of(record), "has no instance yet", {},
-                "run `gpumachine create " + record.name + "` to finish creating it");
-  }
+  std::string id = existing_instance(instance_id(), record);
   Ec2Api api(record.size.region);
   host.phase("setting " + id + "'s shutdown behavior to " + std::string(behavior));
   aws::QueryParams p;
@@ -130,7 +134,7 @@ std::pair<std::string, std::string> Ec2Driver::allow_ssh_from(MachineRecord& rec
     throw Error(subject_of(record), "has no security group of its own yet", {},
                 "run `gpumachine create " + record.name + "` to finish creating it");
   }
-  std::string cidr = wanted.empty() ? caller_cidr() : wanted;
+  std::string cidr = wanted.empty() ? caller_cidr("--ec2-ssh-cidr") : wanted;
   std::optional<std::string> network = cidr_network(cidr);
   if (!network || *network != cidr) {
     throw UsageError("--cidr '" + cidr + "'", "not an IPv4 CIDR block with no host bits set",
@@ -174,7 +178,7 @@ std::string Ec2Driver::explain_unreachable(const MachineRecord& record) {
   static std::optional<std::string> here;  // one lookup per process: create retries connects
   if (!here) {
     try {
-      here = caller_cidr();
+      here = caller_cidr("--ec2-ssh-cidr");
     } catch (const Error&) {
       here = "";
     }
@@ -189,11 +193,7 @@ std::string Ec2Driver::explain_unreachable(const MachineRecord& record) {
 
 void Ec2Driver::restart(MachineRecord& record, DriverHost& host) {
   Bound bound(*this, record);
-  std::string id = instance_id();
-  if (id.empty()) {
-    throw Error(subject_of(record), "has no instance yet", {},
-                "run `gpumachine create " + record.name + "` to finish creating it");
-  }
+  std::string id = existing_instance(instance_id(), record);
   Ec2Api api(record.size.region);
   // The boot before the reboot, so the wait below is not ended by the old boot's sshd, which
   // keeps answering until the guest begins to shut down. Unreachable now: any answer is new.

@@ -1,12 +1,12 @@
 #include "drivers/generic/own_key.h"
 
 #include "gm/error.h"
-#include "provision/plan.h"
 #include "ssh/interactive.h"
 #include "ssh/keys.h"
 #include "ssh/known_hosts.h"
 #include "util/fs.h"
 #include "util/log.h"
+#include "util/shell.h"
 
 #include <unistd.h>
 
@@ -23,7 +23,7 @@ std::string first_line(std::string text) {
 std::string join_quoted(const std::vector<std::string>& argv) {
   std::string out;
   for (const std::string& word : argv) {
-    out += (out.empty() ? "" : " ") + provision::shell_quote(word);
+    out += (out.empty() ? "" : " ") + util::shell_quote(word);
   }
   return out;
 }
@@ -31,7 +31,7 @@ std::string join_quoted(const std::vector<std::string>& argv) {
 }  // namespace
 
 std::string append_key_command(const std::string& public_key) {
-  std::string key = provision::shell_quote(public_key);
+  std::string key = util::shell_quote(public_key);
   return "umask 077 && mkdir -p ~/.ssh && { grep -qxF " + key +
          " ~/.ssh/authorized_keys 2>/dev/null || echo " + key + " >> ~/.ssh/authorized_keys; }";
 }

@@ -1,4 +1,6 @@
-// Unit tests of the ec2 driver's pure parts: user data rendering and the state map.
+// Unit tests of the ec2 driver's pure parts: user data rendering (drivers/cloud_init.h), EC2's
+// size limit, the caller's address and the state map.
+#include "drivers/caller_address.h"
 #include "drivers/ec2/user_data.h"
 #include "drivers/ec2/ec2_driver.h"
 #include "support/scoped_env.h"
@@ -105,13 +107,13 @@ TEST(Ec2CallerIp, EnvironmentOverridesTheLookup) {
   // Restored afterwards: the test binary sets it so that nothing asks checkip.amazonaws.com.
   gm::test::ScopedEnv env;
   env.set("GPUMACHINE_CALLER_IP", "127.0.0.9");
-  EXPECT_EQ(caller_cidr(), "127.0.0.9/32");
+  EXPECT_EQ(caller_cidr("--ec2-ssh-cidr"), "127.0.0.9/32");
   env.set("GPUMACHINE_CALLER_IP", "10.1.0.0/16");
-  EXPECT_EQ(caller_cidr(), "10.1.0.0/16");
+  EXPECT_EQ(caller_cidr("--ec2-ssh-cidr"), "10.1.0.0/16");
   env.set("GPUMACHINE_CALLER_IP", "not-an-ip");
-  EXPECT_THROW(caller_cidr(), UsageError);
+  EXPECT_THROW(caller_cidr("--ec2-ssh-cidr"), UsageError);
   env.set("GPUMACHINE_CALLER_IP", "10.1.2.3/16");  // bits after the prefix
-  EXPECT_THROW(caller_cidr(), UsageError);
+  EXPECT_THROW(caller_cidr("--ec2-ssh-cidr"), UsageError);
 }
 
 }  // namespace
