@@ -474,6 +474,20 @@ class LaunchTests(EmulatorTestBase):
         self.assertNotEqual(second["sshd_pid"], first["sshd_pid"])
         self.assertEqual(second["publicIp"], first["publicIp"])
 
+    def test_reboot_restarts_the_sshd_even_when_no_tick_falls_in_the_reboot_window(self):
+        # A zero-length window stands for a loaded machine whose ticker missed the whole reboot.
+        self.emu.control("config", {"delays": {"reboot": 0.0}})
+        self.import_key()
+        ud = cloud_config(self.keys["host_priv"], self.keys["host_pub"])
+        iid = self.launch(UserData=base64.b64encode(ud.encode()).decode())
+        self.wait_state(iid, "running")
+        first = self.ssh_ready(iid)
+        status, root = self.emu.query({"Action": "RebootInstances", "InstanceId.1": iid})
+        self.assertEqual(find_text(root, "return"), "true")
+        wait_for(lambda: not pid_alive(first["sshd_pid"]), 5)
+        second = self.ssh_ready(iid)
+        self.assertNotEqual(second["sshd_pid"], first["sshd_pid"])
+
     def test_reboot_begins_late_and_the_host_keeps_the_key_it_replaced(self):
         self.emu.control("config", {"delays": {"reboot_begin": 0.5}})
         self.import_key()

@@ -671,6 +671,9 @@ def reboot_instances(ctx: Ctx, p: Params) -> dict:
             delays = ctx.config["delays"]
             inst["reboot_from"] = ctx.now + float(delays.get("reboot_begin", 0.0))
             inst["reboot_until"] = inst["reboot_from"] + float(delays.get("reboot", 1.0))
+            # The boot the guest is in once the reboot begins: an sshd of an older boot is ended
+            # then even if no reconcile falls inside the reboot window (a loaded machine).
+            inst["boot"] = int(inst.get("boot") or 0) + 1
     return {"return": True}
 
 

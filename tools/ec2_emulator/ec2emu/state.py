@@ -255,6 +255,9 @@ class Store(HostStore):
                 running = proc is not None and proc.poll() is None
                 want = self._wants_sshd(inst, now)
                 bound = inst.get("sshd_address") == inst.get("publicIp")
+                stale = (int(inst.get("sshd_boot") or 0) != int(inst.get("boot") or 0)
+                         and now >= float(inst.get("reboot_from") or 0))
+                bound = bound and not stale
                 if running and (not want or not bound):
                     to_stop.append((iid, proc.pid))
                 elif not running and want:
@@ -295,6 +298,7 @@ class Store(HostStore):
                 if live["id"] == iid:
                     live["sshd_pid"] = proc.pid
                     live["sshd_address"] = inst["publicIp"]
+                    live["sshd_boot"] = inst.get("boot") or 0
             self.save()
 
     def _kill_stale_sshds(self) -> None:
