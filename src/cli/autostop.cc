@@ -4,6 +4,8 @@
 // what the host's power-off becomes (ec2), the action is set there first.
 #include "cli/verbs.h"
 
+#include "cli/power.h"
+
 #include "cost/autostop.h"
 #include "gm/driver.h"
 #include "gm/error.h"
@@ -42,6 +44,9 @@ int run_autostop(Context& ctx, const AutostopOptions& opts) {
     throw UsageError("autostop --action " + std::string(cost::to_string(settings->action)),
                      "a " + record.driver + " machine only powers off",
                      "use --action stop (the default)");
+  }
+  if (settings) {  // before anything changes: the user may rather `rm` when done
+    warn_if_off_still_bills(*driver, record, "autostop powers the machine off when idle, but ");
   }
   std::unique_ptr<ssh::Session> session = machine::connect(record);
   if (settings && driver->capabilities().power_off_action) {

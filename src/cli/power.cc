@@ -40,14 +40,21 @@ void setup_power_verb(CLI::App& app, Dispatch& dispatch, const PowerVerb& verb) 
         ctx.out().print_line(std::string(verb.done) + " machine '" + record.name + "'" +
                              (record.ssh.host.empty() ? "" : " at " + record.ssh.host));
       }
-      if (verb.powers_off && !driver->capabilities().stop_saves_compute) {
-        util::warn("a powered-off " + record.driver +
-                   " machine is still billed in full; `gpumachine rm " + record.name +
-                   "` ends the billing");
+      if (verb.powers_off) {
+        warn_if_off_still_bills(*driver, record, "");
       }
       return 0;
     };
   });
+}
+
+void warn_if_off_still_bills(const Driver& driver, const MachineRecord& record,
+                             const std::string& when) {
+  if (!driver.capabilities().stop_saves_compute) {
+    util::warn(when + "a powered-off " + record.driver +
+               " machine is still billed in full; `gpumachine rm " + record.name +
+               "` ends the billing");
+  }
 }
 
 }  // namespace gm::cli

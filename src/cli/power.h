@@ -21,4 +21,9 @@ struct PowerVerb {
 /// (JSON: the machine summary).
 void setup_power_verb(CLI::App& app, Dispatch& dispatch, const PowerVerb& verb);
 
+/// Warns on stderr where the driver's powered-off machines are still billed (its capability
+/// stop_saves_compute is false); \a when prefixes the warning ("when idle, autostop ... : ").
+void warn_if_off_still_bills(const Driver& driver, const MachineRecord& record,
+                             const std::string& when);
+
 }  // namespace gm::cli

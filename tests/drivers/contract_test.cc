@@ -288,6 +288,11 @@ TEST_P(DriverContract, LifecycleLeavesNothing) {
   ASSERT_EQ(r.status, 0) << describe(r);
   EXPECT_NE(r.out.find("contract"), std::string::npos);
 
+  // Autostop says it too, before it changes anything. (The emulated hosts have no systemd, so
+  // installing the agent itself fails here; tests/cost/autostop_emulator_test.cc covers that.)
+  r = d().gm({"autostop", "life", "30m"});
+  EXPECT_EQ(r.err.find("still billed") == std::string::npos, d().stop_saves_compute()) << r.err;
+
   r = d().gm({"stop", "life"});
   ASSERT_EQ(r.status, 0) << describe(r);
   // Stop tells the truth about billing where stopping does not end it.
