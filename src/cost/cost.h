@@ -63,8 +63,9 @@ std::string describe_quote(const PriceQuote& quote);
 using AskFn = std::function<bool(const std::string& question)>;
 
 /// Before a launch: prints describe_quote() (through \a say) and, when \a interactive (stdin and
-/// stderr are terminals: util::terminal_attached()) and not \a assume_yes, asks "launch? [y/N]". Returns false when the user
-/// said no. Scripts (not a terminal) and --yes proceed without a question.
+/// stderr are terminals: util::terminal_attached()) and not \a assume_yes, asks "launch? [y/N]".
+/// Returns false when the user said no. Scripts (not a terminal) and --yes proceed without a
+/// question.
 bool confirm_launch(const PriceQuote& quote, bool assume_yes, bool interactive,
                     const std::function<void(const std::string&)>& say, const AskFn& ask);
 

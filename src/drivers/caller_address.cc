@@ -66,9 +66,9 @@ std::string caller_cidr(std::string_view flag) {
     throw Error("caller address", "unexpected answer from checkip.amazonaws.com",
                 "HTTP " + std::to_string(response.status));
   } catch (const std::exception& e) {
-    throw Error(std::string(flag), "cannot find this machine's public address", e.what(),
-                "pass the address range SSH comes from, e.g. " + std::string(flag) +
-                    " 203.0.113.5/32");
+    throw Error(
+        std::string(flag), "cannot find this machine's public address", e.what(),
+        "pass the address range SSH comes from, e.g. " + std::string(flag) + " 203.0.113.5/32");
   }
 }
 

@@ -629,8 +629,8 @@ std::pair<std::string, std::string> DoDriver::allow_ssh_from(MachineRecord& reco
                 "run `gpumachine create " + record.name + "` to finish creating it");
   }
   Config c = config_of(record);
-  std::string now =
-      cidr.empty() ? caller_cidr("--do-ssh-cidr") : (cidr.find('/') == std::string::npos ? cidr + "/32" : cidr);
+  std::string now = cidr.empty() ? caller_cidr("--do-ssh-cidr")
+                                 : (cidr.find('/') == std::string::npos ? cidr + "/32" : cidr);
   std::string old = c.ssh_cidr;
   host.phase("firewall " + resource_name(record) + ": 22/tcp from " + now);
   DoApi::from_env().replace_firewall(r->id, resource_name(record), {id_tag(record)},

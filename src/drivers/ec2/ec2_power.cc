@@ -76,8 +76,8 @@ void Ec2Driver::start(MachineRecord& record, DriverHost& host) {
 
 void Ec2Driver::power_off(MachineRecord& record, DriverHost& host, bool force) {
   Bound bound(*this, record);
-  std::string id = existing_instance(instance_id(), record,
-                                     "`gpumachine rm " + record.name + "` removes what was created");
+  std::string id = existing_instance(
+      instance_id(), record, "`gpumachine rm " + record.name + "` removes what was created");
   Ec2Api api(record.size.region);
   host.phase(std::string(force ? "force-stopping " : "stopping ") + id);
   aws::QueryParams p;

@@ -1,7 +1,7 @@
 // Unit tests of the ec2 driver's pure parts: user data rendering (drivers/cloud_init.h), EC2's
 // size limit, the caller's address and the state map.
-#include "drivers/caller_address.h"
 #include "drivers/ec2/user_data.h"
+#include "drivers/caller_address.h"
 #include "drivers/ec2/ec2_driver.h"
 #include "support/scoped_env.h"
 
