@@ -8,7 +8,6 @@
 #include "util/net.h"
 
 #include <algorithm>
-#include <thread>
 
 namespace gm::machine {
 
@@ -78,6 +77,20 @@ bool is_unreachable(const SshError& e) {
          e.stage() != SshError::Stage::keyfile;
 }
 
+std::string boot_before_reboot(const MachineRecord& record) {
+  if (record.ssh.host.empty()) {
+    return {};
+  }
+  try {
+    return boot_id(*connect(record));
+  } catch (const SshError& e) {
+    if (!is_unreachable(e)) {
+      throw;
+    }
+    return {};
+  }
+}
+
 std::unique_ptr<ssh::Session> wait_for_new_boot(const MachineRecord& record, DriverHost& host,
                                                 const std::string& old_boot,
                                                 std::chrono::milliseconds limit) {
@@ -97,7 +110,7 @@ std::unique_ptr<ssh::Session> wait_for_new_boot(const MachineRecord& record, Dri
       }
       saw_down = true;
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    util::sleep_unless_interrupted(std::chrono::milliseconds(300));
   }
   throw Error("machine '" + record.name + "'",
               "did not come back from the reboot within " +

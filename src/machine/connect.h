@@ -30,6 +30,11 @@ void wait_for_port(const MachineRecord& record, DriverHost& host,
 /// empty when it cannot be read.
 std::string boot_id(ssh::RemoteShell& shell);
 
+/// The boot id before a reboot is asked for, for wait_for_new_boot: empty when the machine has no
+/// address or does not answer (then any answer after the reboot counts as the new boot). A wrong
+/// host key or a refused login is thrown.
+std::string boot_before_reboot(const MachineRecord& record);
+
 /// True for an SSH failure a host that is down or going down causes (anything but a wrong host
 /// key, a refused login or a missing key file).
 bool is_unreachable(const SshError& e);

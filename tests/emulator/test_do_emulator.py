@@ -85,7 +85,7 @@ class DoEmulatorTests(unittest.TestCase):
     def wait_status(self, did: int, status: str) -> dict:
         return wait_for(lambda: (lambda d: d if d["status"] == status else None)(self.droplet(did)))
 
-    def ssh(self, address: str, host_pub: str):
+    def ssh(self, address: str, host_pub: str, command: str = "true"):
         kh = self.tmp / "known_hosts"
         host = address if self.ssh_port == 22 else f"[{address}]:{self.ssh_port}"
         kh.write_text(f"{host} {host_pub}\n")
@@ -93,7 +93,7 @@ class DoEmulatorTests(unittest.TestCase):
             ["ssh", "-i", str(self.tmp / "client"), "-p", str(self.ssh_port),
              "-o", f"UserKnownHostsFile={kh}", "-o", "StrictHostKeyChecking=yes",
              "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "-F", "/dev/null",
-             f"{'root' if IS_ROOT else os.environ.get('USER', 'root')}@{address}", "true"],
+             f"{'root' if IS_ROOT else os.environ.get('USER', 'root')}@{address}", command],
             capture_output=True, text=True, timeout=20)
 
     # -- tests ----------------------------------------------------------------------------------
@@ -161,6 +161,28 @@ class DoEmulatorTests(unittest.TestCase):
         wait_for(lambda: not pid_alive(sshd), 5)
         wait_for(lambda: self.emu.api("GET", f"/v2/droplets/{d['id']}")[0] == 404, 5)
         self.assertEqual(self.emu.api("DELETE", f"/v2/droplets/{d['id']}")[0], 404)
+
+    def test_reboot_is_a_new_boot_with_a_new_sshd_and_boot_id(self):
+        key = self.add_key()
+        droplet, _ = self.create(ssh_keys=[key["fingerprint"]],
+                                 user_data=cloud_config(self.keys["host_priv"],
+                                                        self.keys["host_pub"]))
+        d = self.wait_status(droplet["id"], "active")
+        address = d["networks"]["v4"][0]["ip_address"]
+        wait_for(lambda: self.ssh(address, self.keys["host_pub"]).returncode == 0, 10, 0.2)
+        read = 'cat "$GM_SYSROOT/proc/sys/kernel/random/boot_id"'
+        before = self.ssh(address, self.keys["host_pub"], read).stdout.strip()
+        first = self.emu.state()["droplets"][str(d["id"])]["sshd_pid"]
+        for kind in ("reboot", "power_cycle"):
+            data = self.ok("POST", f"/v2/droplets/{d['id']}/actions", {"type": kind}, 201)
+            wait_for(lambda: self.ok("GET", f"/v2/actions/{data['action']['id']}")["action"]
+                     ["status"] == "completed")
+            wait_for(lambda: not pid_alive(first), 5)
+            first = wait_for(lambda: self.emu.state()["droplets"][str(d["id"])]["sshd_pid"])
+            wait_for(lambda: self.ssh(address, self.keys["host_pub"]).returncode == 0, 10, 0.2)
+            after = self.ssh(address, self.keys["host_pub"], read).stdout.strip()
+            self.assertNotEqual(after, before, kind)
+            before = after
 
     def test_gpu_droplets_are_left_out_of_default_and_tag_lists(self):
         gpu, _ = self.create(name="gm-gpu", size="gpu-h100x1-80gb", region="tor1",

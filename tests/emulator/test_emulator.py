@@ -488,6 +488,36 @@ class LaunchTests(EmulatorTestBase):
         second = self.ssh_ready(iid)
         self.assertNotEqual(second["sshd_pid"], first["sshd_pid"])
 
+    def test_every_boot_has_a_boot_id_of_its_own_that_names_the_test_machine(self):
+        # gpumachine's restart waits for a boot id other than the one before the reboot: a reboot
+        # the client never saw happen (over before it looked) must still show as a new boot.
+        self.emu.control("config", {"delays": {"reboot": 0.0}})
+        self.import_key()
+        ud = cloud_config(self.keys["host_priv"], self.keys["host_pub"])
+        iid = self.launch(UserData=base64.b64encode(ud.encode()).decode())
+        first = self.ssh_ready(iid)
+        read = 'cat "$GM_SYSROOT/proc/sys/kernel/random/boot_id"'
+        before = self.ssh(first["publicIp"], read).stdout.strip()
+        # The test binary refuses to provision the machine that runs the tests by its boot id.
+        with open("/proc/sys/kernel/random/boot_id") as fh:
+            self.assertTrue(before.startswith(fh.read().strip()), before)
+        self.emu.query({"Action": "RebootInstances", "InstanceId.1": iid})
+        wait_for(lambda: not pid_alive(first["sshd_pid"]), 5)
+        second = self.ssh_ready(iid)
+        rebooted = self.ssh(second["publicIp"], read).stdout.strip()
+        self.assertNotEqual(rebooted, before)
+        # An sshd that dies and is started again is not a new boot.
+        os.kill(second["sshd_pid"], signal.SIGKILL)
+        wait_for(lambda: self.instance(iid).get("sshd_pid") not in (None, second["sshd_pid"]), 10)
+        third = self.ssh_ready(iid)
+        self.assertEqual(self.ssh(third["publicIp"], read).stdout.strip(), rebooted)
+        # Stop and start is a boot too.
+        self.emu.query({"Action": "StopInstances", "InstanceId.1": iid})
+        self.wait_state(iid, "stopped")
+        self.emu.query({"Action": "StartInstances", "InstanceId.1": iid})
+        fourth = self.ssh_ready(iid)
+        self.assertNotIn(self.ssh(fourth["publicIp"], read).stdout.strip(), (before, rebooted))
+
     def test_reboot_begins_late_and_the_host_keeps_the_key_it_replaced(self):
         self.emu.control("config", {"delays": {"reboot_begin": 0.5}})
         self.import_key()

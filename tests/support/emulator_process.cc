@@ -63,6 +63,7 @@ CaptureResult run_gm(const std::map<std::string, std::string>& env,
   SpawnOptions options;
   options.cwd = cwd;
   options.env = env;
+  options.limit = std::chrono::seconds(240);  // under CTest's 300 s: a hang shows its output
   for (const auto& [k, v] : extra_env) {
     options.env[k] = v;
   }

@@ -224,7 +224,25 @@ CaptureResult run_capture(const std::vector<std::string>& argv, const std::strin
   int open_outputs = 2;
   int fds[2] = {out_pipe[0], err_pipe[0]};
   std::string* sinks[2] = {&result.out, &result.err};
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point started = Clock::now();
+  int signals_sent = 0;  // past the limit: SIGTERM, then SIGKILL, then stop reading
   while (open_outputs > 0 || in_fd >= 0) {
+    int wait_ms = -1;
+    if (options.limit.count() > 0) {
+      const Clock::time_point next =
+          started + options.limit + std::chrono::seconds(5) * signals_sent;
+      if (Clock::now() >= next) {
+        if (signals_sent == 2) {
+          break;  // its descendants still hold the pipes: give up on them
+        }
+        ::kill(pid, signals_sent == 0 ? SIGTERM : SIGKILL);
+        ++signals_sent;
+        continue;
+      }
+      wait_ms = static_cast<int>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(next - Clock::now()).count() + 1);
+    }
     pollfd pfds[3];
     int slot[3];  // which fds[] entry each pollfd is (2 = stdin)
     int n = 0;
@@ -238,7 +256,7 @@ CaptureResult run_capture(const std::vector<std::string>& argv, const std::strin
       slot[n] = 2;
       pfds[n++] = {in_fd, POLLOUT, 0};
     }
-    if (poll(pfds, static_cast<nfds_t>(n), -1) < 0) {
+    if (poll(pfds, static_cast<nfds_t>(n), wait_ms) < 0) {
       if (errno == EINTR) {
         continue;
       }
@@ -270,6 +288,16 @@ CaptureResult run_capture(const std::vector<std::string>& argv, const std::strin
         in_fd = -1;
       }
     }
+  }
+  for (int fd : {fds[0], fds[1], in_fd}) {
+    if (fd >= 0) {
+      ::close(fd);
+    }
+  }
+  if (signals_sent > 0) {
+    ::kill(pid, SIGKILL);  // it may have closed its output and still be running
+    result.err += "\n[test support: still running after " + std::to_string(options.limit.count()) +
+                  " s; killed]\n";
   }
   int status = 0;
   rusage usage{};

@@ -41,6 +41,10 @@ struct SpawnOptions {
   std::filesystem::path stderr_path;
   /// Stdin from /dev/null (default) instead of inheriting it.
   bool null_stdin = true;
+  /// run_capture only: a child still running after this long (0: no limit) gets SIGTERM, then
+  /// SIGKILL 5 s later, and its stderr so far ends with a line saying so. A hung command then
+  /// fails its test with what it printed, before CTest's timeout kills the whole test silently.
+  std::chrono::seconds limit{0};
 };
 
 /// A child process started from argv (argv[0] searched in PATH). Stopped when destroyed.

@@ -614,8 +614,17 @@ void DoDriver::kill(MachineRecord& record, DriverHost& host) {
 }
 
 void DoDriver::restart(MachineRecord& record, DriverHost& host) {
+  // The reboot action can complete, and the droplet read active, before the guest has gone
+  // down: only an answer from a new boot ends the wait.
+  std::string old_boot;
+  if (host.wait_target() == "ssh") {
+    old_boot = machine::boot_before_reboot(record);
+  }
   power(record, host, "reboot", "active");
-  wait_for_ssh(record, host);
+  if (host.wait_target() == "ssh") {
+    host.phase("waiting for " + record.name + " to come back from the reboot");
+    machine::wait_for_new_boot(record, host, old_boot, k_ssh_deadline);
+  }
 }
 
 /// Replaces the firewall's one inbound rule (PUT replaces the whole firewall, so every field

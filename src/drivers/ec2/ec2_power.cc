@@ -198,14 +198,8 @@ void Ec2Driver::restart(MachineRecord& record, DriverHost& host) {
   // The boot before the reboot, so the wait below is not ended by the old boot's sshd, which
   // keeps answering until the guest begins to shut down. Unreachable now: any answer is new.
   std::string old_boot;
-  if (host.wait_target() == "ssh" && !record.ssh.host.empty()) {
-    try {
-      old_boot = machine::boot_id(*machine::connect(record));
-    } catch (const SshError& e) {
-      if (!machine::is_unreachable(e)) {
-        throw;
-      }
-    }
+  if (host.wait_target() == "ssh") {
+    old_boot = machine::boot_before_reboot(record);
   }
   host.phase("rebooting " + id);
   aws::QueryParams p;

@@ -158,6 +158,8 @@ class Store(HostStore):
             if power:
                 droplet["power"] = power
                 droplet["power_since"] = now
+                if action["type"] in ("reboot", "power_cycle"):
+                    droplet["boot"] = int(droplet.get("boot") or 0) + 1  # a new boot, new sshd
                 # The status trails the completed action (facts 2.5, "status lag").
                 droplet["status_next"] = ["active" if power == "on" else "off",
                                           now + float(delays["status_lag"])]
@@ -199,7 +201,8 @@ class Store(HostStore):
                 proc = self.procs.get(did)
                 running = proc is not None and proc.poll() is None
                 want = self._wants_sshd(droplet, now)
-                if running and not want:
+                stale = droplet.get("sshd_boot") != (droplet.get("boot") or 0)
+                if running and (not want or stale):
                     to_stop.append((did, proc.pid))
                 elif not running and want:
                     if proc is not None:
@@ -229,15 +232,18 @@ class Store(HostStore):
         with self.lock:
             login = [self.data["keys"][str(k)]["public_key"]
                      for k in droplet.get("ssh_key_ids", []) if str(k) in self.data["keys"]]
+        boot = droplet.get("boot") or 0
         proc = self.boot_host(did, self.droplet_dir(did),
                               (droplet.get("user_data") or "").encode(), login,
-                              droplet["public_ip"], {"DOEMU_DROPLET_ID": did})
+                              droplet["public_ip"], {"DOEMU_DROPLET_ID": did},
+                              f"{droplet.get('power_since')}/{boot}")
         if proc is None:
             return
         with self.lock:
             self.procs[did] = proc
             if did in self.data["droplets"]:
                 self.data["droplets"][did]["sshd_pid"] = proc.pid
+                self.data["droplets"][did]["sshd_boot"] = boot
             self.save()
 
     def _kill_stale_sshds(self) -> None:

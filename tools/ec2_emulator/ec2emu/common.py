@@ -129,16 +129,17 @@ class HostStore:
             self._host_stopped(key)
 
     def boot_host(self, key: str, inst_dir: Path, user_data: bytes, login_keys: list[str],
-                  address: str, extra_env: dict[str, str]) -> subprocess.Popen | None:
+                  address: str, extra_env: dict[str, str], boot: str) -> subprocess.Popen | None:
         """Boots host \a key as cloud-init would (host keys from \a user_data on the first boot
         only, \a login_keys plus its ssh_authorized_keys) and starts its sshd on \a address;
-        None (remembered in sshd_failures, retried later) when that fails."""
+        \a boot names the boot (a new one gets a new boot id). None (remembered in
+        sshd_failures, retried later) when that fails."""
         try:
             cloud = hostsim.parse_cloud_config(user_data)
             env = {"EC2EMU_MARK": f"{self.mark}/{key}", "EC2EMU_INSTANCE_ID": key,
                    "EC2EMU_CONTROL_URL": self.control_url, **extra_env,
                    **{str(k): str(v) for k, v in self.config["instance_env"].items()}}
-            root = hostsim.prepare_root(inst_dir, env.get("GM_SYSROOT"))
+            root = hostsim.prepare_root(inst_dir, env.get("GM_SYSROOT"), boot)
             env["GM_SYSROOT"] = str(root)
             keys = hostsim.write_host_files(inst_dir, root, cloud,
                                             login_keys + cloud.authorized_keys)

@@ -253,21 +253,28 @@ def sshd_cmdline_matches(pid: int, config_path: Path) -> bool:
 BOOT_ID = "proc/sys/kernel/random/boot_id"
 
 
-def prepare_root(inst_dir: Path, simulated: str | None) -> Path:
+def prepare_root(inst_dir: Path, simulated: str | None, boot: str) -> Path:
     """The instance's root for host files (sessions get it as GM_SYSROOT): a simulated host's
-    root when ``instance_env`` names one, else ``<inst_dir>/root``. Each boot of a simulated host
-    gets a fresh boot id; the emulator's own root links the test machine's boot id, since all
-    instances share its kernel (and the test binary's refusal to provision the machine that runs
-    the tests keeps seeing it)."""
+    root when ``instance_env`` names one, else ``<inst_dir>/root``. \a boot names the boot the
+    host is starting (it changes with every reboot and start, not when only its sshd is started
+    again): a new boot gets a new boot id, as a kernel does. A simulated host's is a fresh UUID;
+    in the emulator's own root it begins with the test machine's boot id, since all instances
+    share its kernel and the test binary refuses to provision that machine by its boot id."""
     root = Path(simulated) if simulated else inst_dir / "root"
+    inst_dir.mkdir(parents=True, exist_ok=True)
     for sub in ("etc/ssh", "run", "proc/sys/kernel/random"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     boot_id = root / BOOT_ID
-    if simulated:
-        boot_id.write_text(str(uuid.uuid4()) + "\n")
-    elif not boot_id.is_symlink():
+    marker = inst_dir / "boot"
+    if boot_id.is_symlink() or not boot_id.exists() or not marker.exists() \
+            or marker.read_text() != boot:
+        fresh = str(uuid.uuid4())
+        if not simulated:
+            with open("/" + BOOT_ID, encoding="ascii") as fh:
+                fresh = f"{fh.read().strip()}.{fresh[:8]}"
         boot_id.unlink(missing_ok=True)
-        boot_id.symlink_to("/" + BOOT_ID)
+        boot_id.write_text(fresh + "\n")
+        marker.write_text(boot)
     return root
 
 

@@ -287,9 +287,11 @@ class Store(HostStore):
         return [(inst["id"], inst.get("sshd_pid")) for _, inst in self.all_instances()]
 
     def _start_host(self, iid: str, inst: dict) -> None:
+        # A start gives a new running_since, a reboot a new boot number.
+        boot = f"{inst.get('running_since')}/{inst.get('boot') or 0}"
         proc = self.boot_host(iid, self.instance_dir(iid),
                               base64.b64decode(inst.get("userData") or ""),
-                              list(inst.get("authorizedKeys") or []), inst["publicIp"], {})
+                              list(inst.get("authorizedKeys") or []), inst["publicIp"], {}, boot)
         if proc is None:
             return
         with self.lock:
