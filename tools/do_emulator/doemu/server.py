@@ -11,8 +11,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from . import api
-from .state import (Dropped, HandlerBase, ServerBase, Store, control_common,
-                    control_request)
+from .state import Dropped, HandlerBase, ServerBase, Store
 
 MUTATING = {"POST", "PUT", "DELETE"}
 
@@ -140,28 +139,10 @@ class Handler(HandlerBase):
                            or "Unexpected server-side error")
 
     # -- control API -----------------------------------------------------------------------------
-    def _control(self, method: str, name: str, query: str, body: bytes) -> None:
-        store = self.server.store
-        request = control_request(self, query, body)
-        if request is None:
-            return
-        args, payload = request
-        if control_common(self, store, method, name, args, payload):
-            return
-        if name == "state":
-            with store.lock:
-                snapshot = json.loads(json.dumps(store.data))
-            now = time.time()
-            for droplet in snapshot["droplets"].values():  # off is billed; only destroy stops it
-                end = droplet["deleted_at"] or now
-                droplet["billed_s"] = round(end - droplet["created_ts"], 3)
-            snapshot["now"] = now
-            snapshot["faults"] = list(store.faults)
-            self._json(200, snapshot)
-        elif name == "poweroff" and method == "POST":
-            self._poweroff(args.get("instance", ""))
-        else:
-            self._json(404, {"error": f"unknown control endpoint {method} /_emulator/{name}"})
+    def _state_view(self, snapshot: dict) -> None:
+        for droplet in snapshot["droplets"].values():  # off is billed; only destroy stops it
+            end = droplet["deleted_at"] or snapshot["now"]
+            droplet["billed_s"] = round(end - droplet["created_ts"], 3)
 
     def _poweroff(self, did: str) -> None:
         """The guest powered itself off: the droplet goes off (and stays billed)."""

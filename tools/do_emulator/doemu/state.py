@@ -8,8 +8,6 @@ starts/stops sshds (the host side is the EC2 emulator's ``hostsim``, shared).
 """
 from __future__ import annotations
 
-import copy
-import getpass
 import hashlib
 import ipaddress
 import shutil
@@ -23,7 +21,7 @@ EC2_EMULATOR = Path(__file__).resolve().parents[2] / "ec2_emulator"
 sys.path.insert(0, str(EC2_EMULATOR))
 from ec2emu import hostsim  # noqa: E402  (the simulated host: cloud-init keys and a real sshd)
 from ec2emu.common import (Dropped, HandlerBase, HostStore, ServerBase,  # noqa: E402,F401
-                           control_common, control_request, deep_merge, run_main)
+                           deep_merge, host_config_defaults, run_main)
 from ec2emu.state import _bindable  # noqa: E402
 
 DEFAULT_TOKEN = "dop_v1_" + "0123456789abcdef" * 4
@@ -41,13 +39,7 @@ def default_config() -> dict[str, Any]:
         "droplet_limit": 25,
         "capacity": {},            # {"tor1": {"gpu-h100x1-80gb": "message"}}, "*" for any
         "tag_list_includes_gpus": False,  # undocumented (facts 3.4): off is the worst case
-        "ssh_port": 22,
-        "ip_pool": {"first": "127.0.1.1", "last": "127.0.254.254"},
-        "login_user": getpass.getuser(),
-        "instance_env": {},
-        "guest_power_stubs": True,
-        "sshd_extra_config": [],
-        "run_sshd": True,
+        **host_config_defaults(),
         "public_base": "https://api.digitalocean.com",
     }
 
@@ -192,33 +184,9 @@ class Store(HostStore):
                     and now >= float(droplet.get("power_since") or now)
                     + float(self.config["ssh_delay"]))
 
-    def reconcile(self, now: float) -> None:
-        to_start: list[tuple[str, dict]] = []
-        to_stop: list[tuple[str, int | None]] = []
-        with self.lock:
-            changed = self.advance(now)
-            for did, droplet in self.data["droplets"].items():
-                proc = self.procs.get(did)
-                running = proc is not None and proc.poll() is None
-                want = self._wants_sshd(droplet, now)
-                stale = droplet.get("sshd_boot") != (droplet.get("boot") or 0)
-                if running and (not want or stale):
-                    to_stop.append((did, proc.pid))
-                elif not running and want:
-                    if proc is not None:
-                        self.procs.pop(did, None)
-                        self.sshd_failures[did] = now
-                    if now - self.sshd_failures.get(did, 0.0) >= 1.0:
-                        to_start.append((did, copy.deepcopy(droplet)))
-            for did, proc in list(self.procs.items()):
-                if did not in self.data["droplets"] and proc.poll() is None:
-                    to_stop.append((did, proc.pid))
-            if changed:
-                self.save()
-        for did, pid in to_stop:
-            self.stop_host(did, pid)
-        for did, droplet in to_start:
-            self._start_host(did, droplet)
+    def _sshd_plan(self, now: float) -> dict[str, tuple[bool, bool, dict]]:
+        return {did: (self._wants_sshd(d, now), d.get("sshd_boot") == (d.get("boot") or 0), d)
+                for did, d in self.data["droplets"].items()}
 
     def _host_stopped(self, did: str) -> None:
         if did in self.data["droplets"]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import getpass
 import hashlib
 import ipaddress
 import json
@@ -25,6 +26,21 @@ from . import hostsim
 # Stubs for the guest's power commands (see guest_bin/guest-power), first on sessions' PATH.
 GUEST_BIN = Path(__file__).resolve().parent.parent / "guest_bin"
 DEFAULT_GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def host_config_defaults() -> dict[str, Any]:
+    """The config keys of the simulated hosts, the same in every emulator: the sshd's port, the
+    pool of loopback addresses, the local login user, the sessions' extra environment, the guest
+    power stubs, extra sshd_config lines, and whether hosts run an sshd at all."""
+    return {
+        "ssh_port": 22,
+        "ip_pool": {"first": "127.0.1.1", "last": "127.0.254.254"},
+        "login_user": getpass.getuser(),
+        "instance_env": {},
+        "guest_power_stubs": True,
+        "sshd_extra_config": [],
+        "run_sshd": True,
+    }
 
 
 def deep_merge(base: dict, update: dict) -> dict:
@@ -106,7 +122,47 @@ class HostStore:
             if len(self.calls) > 20000:
                 del self.calls[:5000]
 
+    def advance(self, now: float) -> bool:
+        """Moves the state on to \a now (pending to running, actions completing, ...); True when
+        anything changed."""
+        raise NotImplementedError
+
+    def _sshd_plan(self, now: float) -> dict[str, tuple[bool, bool, dict]]:
+        """Per host key: (it should have an sshd now, the sshd it has is of its current boot and
+        address, the host's state dict)."""
+        raise NotImplementedError
+
     def reconcile(self, now: float) -> None:
+        """Advances the state to \a now, then makes every host's sshd match it: ended where the
+        host should have none (or has one of an earlier boot or address), started where it
+        should have one (an sshd that exited on its own is tried again after a second)."""
+        to_start: list[tuple[str, dict]] = []
+        to_stop: list[tuple[str, int | None]] = []
+        with self.lock:
+            changed = self.advance(now)
+            plan = self._sshd_plan(now)
+            for key, (want, current, host) in plan.items():
+                proc = self.procs.get(key)
+                running = proc is not None and proc.poll() is None
+                if running and (not want or not current):
+                    to_stop.append((key, proc.pid))
+                elif not running and want:
+                    if proc is not None:
+                        self.procs.pop(key, None)
+                        self.sshd_failures[key] = now
+                    if now - self.sshd_failures.get(key, 0.0) >= 1.0:
+                        to_start.append((key, copy.deepcopy(host)))
+            for key, proc in list(self.procs.items()):
+                if key not in plan and proc.poll() is None:
+                    to_stop.append((key, proc.pid))
+            if changed:
+                self.save()
+        for key, pid in to_stop:
+            self.stop_host(key, pid)
+        for key, host in to_start:
+            self._start_host(key, host)
+
+    def _start_host(self, key: str, host: dict) -> None:
         raise NotImplementedError
 
     def _host_stopped(self, key: str) -> None:
@@ -213,6 +269,39 @@ class HandlerBase(BaseHTTPRequestHandler):
         pass
 
     def _dispatch(self, method: str) -> None:
+        raise NotImplementedError
+
+    def _json(self, status: int, value: Any) -> None:
+        raise NotImplementedError
+
+    def _control(self, method: str, name: str, query: str, body: bytes) -> None:
+        """The control API (``/_emulator/NAME``): the endpoints of control_common, ``state`` (a
+        snapshot of the store with ``now`` and ``faults``, and what _state_view adds) and the
+        guest's ``poweroff?instance=ID``."""
+        store = self.server.store  # type: ignore[attr-defined]
+        request = control_request(self, query, body)
+        if request is None:
+            return
+        args, payload = request
+        if control_common(self, store, method, name, args, payload):
+            return
+        if name == "state":
+            with store.lock:
+                snapshot = json.loads(json.dumps(store.data))
+            snapshot["now"] = time.time()
+            snapshot["faults"] = list(store.faults)
+            self._state_view(snapshot)
+            self._json(200, snapshot)
+        elif name == "poweroff" and method == "POST":
+            self._poweroff(args.get("instance") or (payload or {}).get("instance", ""))
+        else:
+            self._json(404, {"error": f"unknown control endpoint {method} /_emulator/{name}"})
+
+    def _state_view(self, snapshot: dict) -> None:
+        """Adds derived facts to a ``state`` snapshot (none by default)."""
+
+    def _poweroff(self, key: str) -> None:
+        """The guest powered itself off (its power stub called the control API)."""
         raise NotImplementedError
 
     def _body(self) -> bytes:

@@ -12,8 +12,7 @@ from urllib.parse import parse_qsl
 
 from . import ec2, instances, placement, ssm_sts  # noqa: F401  (they register their handlers)
 from .sigv4 import Verifier
-from .common import (Dropped, HandlerBase, ServerBase, control_common,
-                     control_request)
+from .common import Dropped, HandlerBase, ServerBase
 from .state import Store
 from .wire import ApiError, Params, ec2_error_xml, to_xml
 
@@ -212,25 +211,6 @@ class Handler(HandlerBase):
                        "text/xml;charset=UTF-8", {"x-amzn-RequestId": request_id})
 
     # -- control API ------------------------------------------------------------------------
-    def _control(self, method: str, name: str, query: str, body: bytes) -> None:
-        store = self.server.store
-        request = control_request(self, query, body)
-        if request is None:
-            return
-        args, payload = request
-        if control_common(self, store, method, name, args, payload):
-            return
-        if name == "state":
-            with store.lock:
-                snapshot = json.loads(json.dumps(store.data))
-            snapshot["now"] = time.time()
-            snapshot["faults"] = list(store.faults)
-            self._json(200, snapshot)
-        elif name == "poweroff" and method == "POST":
-            self._poweroff(args.get("instance") or (payload or {}).get("instance", ""))
-        else:
-            self._json(404, {"error": f"unknown control endpoint {method} /_emulator/{name}"})
-
     def _poweroff(self, iid: str) -> None:
         store = self.server.store
         with store.lock:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import copy
 import errno
-import getpass
 import hashlib
 import ipaddress
 import secrets
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from . import catalogue, hostsim
-from .common import HostStore, deep_merge
+from .common import HostStore, deep_merge, host_config_defaults
 
 from .sigv4 import Credential
 
@@ -48,16 +47,10 @@ def default_config() -> dict[str, Any]:
                          "secret_access_key": DEFAULT_SECRET_KEY}],
         "account_id": "123456789012",
         "max_clock_skew_s": 300,
-        "ssh_port": 22,
-        "ip_pool": {"first": "127.0.1.1", "last": "127.0.254.254"},
-        "login_user": getpass.getuser(),
-        "instance_env": {},
-        "guest_power_stubs": True,
-        "sshd_extra_config": [],
+        **host_config_defaults(),
         "instance_limit": 64,
         "vcpu_quota": {"G": None, "P": None, "Standard": None},
         "spot_prices": {},
-        "run_sshd": True,
     }
 
 
@@ -244,38 +237,14 @@ class Store(HostStore):
             return False
         return now >= float(inst["running_since"] or now) + float(self.config["ssh_delay"])
 
-    def reconcile(self, now: float) -> None:
-        to_start: list[tuple[str, dict]] = []
-        to_stop: list[tuple[str, int | None]] = []
-        with self.lock:
-            changed = self.advance(now)
-            for _, inst in self.all_instances():
-                iid = inst["id"]
-                proc = self.procs.get(iid)
-                running = proc is not None and proc.poll() is None
-                want = self._wants_sshd(inst, now)
-                bound = inst.get("sshd_address") == inst.get("publicIp")
-                stale = (int(inst.get("sshd_boot") or 0) != int(inst.get("boot") or 0)
-                         and now >= float(inst.get("reboot_from") or 0))
-                bound = bound and not stale
-                if running and (not want or not bound):
-                    to_stop.append((iid, proc.pid))
-                elif not running and want:
-                    if proc is not None:        # it exited on its own: retry after a second
-                        self.procs.pop(iid, None)
-                        self.sshd_failures[iid] = now
-                    if now - self.sshd_failures.get(iid, 0.0) >= 1.0:
-                        to_start.append((iid, copy.deepcopy(inst)))
-            known = {inst["id"] for _, inst in self.all_instances()}
-            for iid, proc in list(self.procs.items()):
-                if iid not in known and proc.poll() is None:
-                    to_stop.append((iid, proc.pid))
-            if changed:
-                self.save()
-        for iid, pid in to_stop:
-            self.stop_host(iid, pid)
-        for iid, inst in to_start:
-            self._start_host(iid, inst)
+    def _sshd_plan(self, now: float) -> dict[str, tuple[bool, bool, dict]]:
+        plan = {}
+        for _, inst in self.all_instances():
+            bound = inst.get("sshd_address") == inst.get("publicIp")
+            stale = (int(inst.get("sshd_boot") or 0) != int(inst.get("boot") or 0)
+                     and now >= float(inst.get("reboot_from") or 0))
+            plan[inst["id"]] = (self._wants_sshd(inst, now), bound and not stale, inst)
+        return plan
 
     def _host_stopped(self, iid: str) -> None:
         for _, inst in self.all_instances():
