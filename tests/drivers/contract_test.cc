@@ -1,9 +1,9 @@
 // The driver contract suite: what every cloud driver must do, run through the real CLI against the
 // driver's emulator. One parametrised suite; each driver is one DriverUnderTest.
 //
-// Adding a driver (e.g. DigitalOcean): write a class deriving from DriverUnderTest below that
-// starts its emulator in the constructor (and ends it by pid in the destructor), and implement
-// each member from the emulator's control API:
+// Adding a driver: write a class deriving from EmulatedDriver<ITS_EMULATOR_FIXTURE> below (the
+// fixture starts the emulator and ends it by pid), and implement each member from the emulator's
+// control API:
 //   - create_args(): `create --driver NAME MACHINE` with the smallest size and the emulator's
 //     login user;
 //   - gm()/gm_async()/home(): the real binary with the driver's credentials env (a token,
@@ -79,14 +79,12 @@ class DriverUnderTest {
   virtual void reboot_at_once() = 0;
 };
 
-class Ec2UnderTest final : public DriverUnderTest {
+/// What both emulators' fixtures answer alike: the real binary against them, its home, leaks.
+template <typename Emulator>
+class EmulatedDriver : public DriverUnderTest {
  public:
-  Ec2UnderTest() : m_emu(nlohmann::json{{"delays", {{"pending", 1.0}}}}) {}
+  explicit EmulatedDriver(const nlohmann::json& config) : m_emu(config) {}
 
-  std::vector<std::string> create_args(const std::string& name,
-                                       std::vector<std::string> extra) override {
-    return ec2::create_args(name, std::move(extra));
-  }
   CaptureResult gm(const std::vector<std::string>& args,
                    const std::map<std::string, std::string>& env) override {
     return m_emu.gm(args, env);
@@ -96,6 +94,19 @@ class Ec2UnderTest final : public DriverUnderTest {
   }
   std::filesystem::path home() const override { return m_emu.home(); }
   std::vector<std::string> leaks() override { return m_emu.leaks(); }
+
+ protected:
+  Emulator m_emu;
+};
+
+class Ec2UnderTest final : public EmulatedDriver<Ec2EmulatorFixture> {
+ public:
+  Ec2UnderTest() : EmulatedDriver(nlohmann::json{{"delays", {{"pending", 1.0}}}}) {}
+
+  std::vector<std::string> create_args(const std::string& name,
+                                       std::vector<std::string> extra) override {
+    return ec2::create_args(name, std::move(extra));
+  }
   std::map<std::string, std::string> machine_states() override {
     std::map<std::string, std::string> out;
     for (const nlohmann::json& i : m_emu.live_instances()) {
@@ -148,13 +159,11 @@ class Ec2UnderTest final : public DriverUnderTest {
     ADD_FAILURE() << "no live instance of " << name;
     return nlohmann::json::object();
   }
-
-  Ec2EmulatorFixture m_emu;
 };
 
-class DoUnderTest final : public DriverUnderTest {
+class DoUnderTest final : public EmulatedDriver<DoEmulatorFixture> {
  public:
-  DoUnderTest() : m_emu(nlohmann::json{{"delays", {{"create", 1.0}}}}) {}
+  DoUnderTest() : EmulatedDriver(nlohmann::json{{"delays", {{"create", 1.0}}}}) {}
 
   std::vector<std::string> create_args(const std::string& name,
                                        std::vector<std::string> extra) override {
@@ -163,15 +172,6 @@ class DoUnderTest final : public DriverUnderTest {
     args.insert(args.end(), extra.begin(), extra.end());
     return args;
   }
-  CaptureResult gm(const std::vector<std::string>& args,
-                   const std::map<std::string, std::string>& env) override {
-    return m_emu.gm(args, env);
-  }
-  std::unique_ptr<Process> gm_async(const std::vector<std::string>& args) override {
-    return m_emu.gm_async(args);
-  }
-  std::filesystem::path home() const override { return m_emu.home(); }
-  std::vector<std::string> leaks() override { return m_emu.leaks(); }
   std::map<std::string, std::string> machine_states() override {
     std::map<std::string, std::string> out;
     const nlohmann::json state = m_emu.state();
@@ -252,8 +252,6 @@ class DoUnderTest final : public DriverUnderTest {
     ADD_FAILURE() << "no droplet of " << name;
     return nlohmann::json::object();
   }
-
-  DoEmulatorFixture m_emu;
 };
 
 /// A suite parameter: the driver's name and how to start it under test.
