@@ -3,6 +3,7 @@
 // with real rsync and git's real ignore rules.
 #include "cli/machine_env.h"
 #include "support/dockerd.h"
+#include "util/progress.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -13,6 +14,7 @@
 #include <cctype>
 #include <csignal>
 #include <fstream>
+#include <random>
 
 namespace gm::testing {
 namespace {
@@ -84,13 +86,17 @@ class RunCli : public ::testing::Test {
       GTEST_SKIP() << *why;
     }
     s_docker->remove_containers();
-    // An rsync that, when told to, takes only its first 32 reads of input (well under the 8 MB
-    // the test sends; dd passes each read on at once) and fails, as a dropped connection would.
+    // The machine's rsync: when told to, it takes only its first 32 reads of input (well under
+    // the 8 MB the test sends; dd passes each read on at once) and fails, as a dropped connection
+    // would; otherwise it logs what it received (rsync.log: "sent N bytes  received N bytes").
     fs::create_directories(m_tools.path());
-    std::ofstream(m_tools / "rsync") << "#!/bin/sh\nif [ -e " << (m_tools / "drop-next").string()
-                                     << " ]; then rm -f " << (m_tools / "drop-next").string()
-                                     << "; dd bs=64k count=32 2>/dev/null | /usr/bin/rsync \"$@\"; "
-                                        "exit 1; fi\nexec /usr/bin/rsync \"$@\"\n";
+    std::ofstream(m_tools / "rsync")
+        << "#!/bin/sh\nif [ -e " << (m_tools / "drop-next").string() << " ]; then rm -f "
+        << (m_tools / "drop-next").string()
+        << "; dd bs=64k count=32 2>/dev/null | /usr/bin/rsync \"$@\"; "
+           "exit 1; fi\nfirst=$1; shift\nexec /usr/bin/rsync \"$first\" "
+           "--log-file="
+        << (m_tools / "rsync.log").string() << " \"$@\"\n";
     fs::permissions(m_tools / "rsync", fs::perms::owner_all);
     m_machine = std::make_unique<CliMachine>("gpu1", m_tools.path().string() + ":" +
                                                          s_docker->client_dir().string() +
@@ -167,14 +173,19 @@ TEST_F(RunCli, AnInterruptedSyncResumes) {
   const fs::path p = m_project.path();
   write(p / "a-small.txt", "first\n");
   std::string big(8'000'000, '\0');
-  for (std::size_t i = 0; i < big.size(); ++i) {
-    big[i] = static_cast<char>((i * 2654435761U) >> 13);
+  std::mt19937 random(13);  // no block repeats: only a kept partial file spares bytes
+  for (char& c : big) {
+    c = static_cast<char>(random());
   }
   write(p / "z-big.bin", big);
   write_text(m_tools / "drop-next", "");
   CaptureResult dropped = run_in(p, {"sync", "gpu1"});
   EXPECT_EQ(dropped.status, 125) << dropped.err;
   EXPECT_NE(dropped.err.find("run again to resume"), std::string::npos) << dropped.err;
+  // The size is said before the upload starts (here: before it failed).
+  std::size_t said = dropped.err.find("first upload of " + p.string() + ": 2 files, " +
+                                      util::human_bytes(big.size() + 6));
+  EXPECT_LT(said, dropped.err.find("rsync failed")) << dropped.err;
   fs::path remote = remote_project();
   EXPECT_EQ(read_text(remote / "a-small.txt"), "first\n");  // what was sent stays
 
@@ -183,6 +194,17 @@ TEST_F(RunCli, AnInterruptedSyncResumes) {
   EXPECT_EQ(resumed.err.find("not a git repository"), std::string::npos) << resumed.err;
   EXPECT_NE(resumed.err.find(": 1 files sent"), std::string::npos) << resumed.err;
   EXPECT_EQ(read_text(remote / "z-big.bin"), big);
+  // Resumed, not sent again: the machine received less than the file (its kept part is reused).
+  std::string log = read_text(m_tools / "rsync.log");
+  std::size_t at = log.rfind("received ");
+  ASSERT_NE(at, std::string::npos) << log;
+  std::string digits;
+  for (char c : log.substr(at + 9, log.find(' ', at + 9) - at - 9)) {
+    if (std::isdigit(static_cast<unsigned char>(c)) != 0) {
+      digits += c;
+    }
+  }
+  EXPECT_LT(std::stoull(digits), big.size()) << log;
 }
 
 TEST_F(RunCli, WithoutRsyncOnTheMachineATarStreamSyncsAndSftpBringsResultsBack) {
