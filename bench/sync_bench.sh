@@ -57,8 +57,9 @@ echo "first upload, untimed by compare.py (one run each):"
 /usr/bin/time -f "  rsync -a --delete: %e s" bash -c "$rsync_cmd"
 
 # Each run changes one small file first, so that every sync finds exactly one file changed since
-# its own destination's last sync.
-change="head -c 3000 /dev/urandom | base64 >$project/src/train.py"
+# its own destination's last sync: a line more, so that its size differs (rsync's quick check
+# compares size and whole-second mtimes; two runs can fall in one second).
+change="echo \"# \$(date +%s%N)\" >>$project/src/train.py"
 runs=("gpumachine sync, 1 file changed" "$change && exec $gm_cmd"
   "rsync -a --delete over ssh, 1 file changed" "$change && exec $rsync_cmd")
 if [[ -n ${GM_BEFORE:-} ]]; then
