@@ -243,14 +243,14 @@ void write_all(FILE* stream, std::string_view chunk) {
 }
 
 ProjectOnMachine open_project_on(Context& ctx, const std::string& name, const run::Project& project,
-                                 const std::string& verb) {
+                                 const std::string& verb, bool needs_docker) {
   ProjectOnMachine on;
   on.record = machine::load_for_ssh(ctx.store(), name, verb);
   on.session = machine::connect(on.record);
   on.session->set_command_timeout({});  // builds and transfers take as long as they take
   on.target.session = on.session.get();
   on.target.host = run::Jobs(*on.session, name).prepare(project.remote_name);
-  if (!on.target.host.docker) {
+  if (needs_docker && !on.target.host.docker) {
     throw Error("machine '" + name + "'", "has no docker", "",
                 "`gpumachine provision " + name + "` installs Docker and the NVIDIA toolkit",
                 run::k_exit_not_started);

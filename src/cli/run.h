@@ -24,9 +24,10 @@ struct ProjectOnMachine {
   run::SyncTarget target;
 };
 
-/// Connects to the machine and makes the project's folder there.
+/// Connects to the machine and makes the project's folder there; with needs_docker, refuses a
+/// machine without docker (exit 125, with how to provision it).
 ProjectOnMachine open_project_on(Context& ctx, const std::string& name, const run::Project& project,
-                                 const std::string& verb);
+                                 const std::string& verb, bool needs_docker = true);
 
 /// Sends the project (saying its size before a first upload, and how many files moved).
 void upload_project(const run::Project& project, const run::SyncTarget& target);

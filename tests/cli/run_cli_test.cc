@@ -34,11 +34,11 @@ fs::path only_project(const fs::path& remote_home) {
   return {};
 }
 
-/// A folder of links to every program of /usr/bin but rsync: a PATH without rsync.
-fs::path programs_but_rsync(const fs::path& dir) {
+/// A folder of links to every program of /usr/bin but one: a PATH without it.
+fs::path programs_but(const std::string& missing, const fs::path& dir) {
   fs::create_directories(dir);
   for (const auto& entry : fs::directory_iterator("/usr/bin")) {
-    if (entry.path().filename() != "rsync") {
+    if (entry.path().filename() != missing) {
       fs::create_symlink(entry.path(), dir / entry.path().filename());
     }
   }
@@ -210,7 +210,7 @@ TEST_F(RunCli, AnInterruptedSyncResumes) {
 TEST_F(RunCli, WithoutRsyncOnTheMachineATarStreamSyncsAndSftpBringsResultsBack) {
   TempDir bin{"gm-no-rsync"};
   CliMachine bare("gpu2", s_docker->client_dir().string() + ":" +
-                              programs_but_rsync(bin / "bin").string() + ":/usr/sbin:/sbin");
+                              programs_but("rsync", bin / "bin").string() + ":/usr/sbin:/sbin");
   const fs::path p = m_project.path();
   write_project_with_ignore_rules(p);
   CaptureResult first = bare.gm({"sync", "gpu2", "--dir", p.string()});
@@ -239,7 +239,7 @@ TEST_F(RunCli, WithoutRsyncHereATarStreamSyncsAndSftpBringsResultsBack) {
   write_project_with_ignore_rules(p);
   SpawnOptions here;
   here.env = machine().env();
-  here.env["PATH"] = programs_but_rsync(bin / "bin").string();
+  here.env["PATH"] = programs_but("rsync", bin / "bin").string();
   CaptureResult sync = run_capture({GM_BINARY_PATH, "sync", "gpu1", "--dir", p.string()}, {}, here);
   ASSERT_EQ(sync.status, 0) << sync.err;
   EXPECT_NE(sync.err.find("(tar stream: no rsync on one end)"), std::string::npos) << sync.err;
@@ -250,6 +250,19 @@ TEST_F(RunCli, WithoutRsyncHereATarStreamSyncsAndSftpBringsResultsBack) {
       {GM_BINARY_PATH, "sync", "gpu1", "--dir", p.string(), "--down", "results"}, {}, here);
   ASSERT_EQ(down.status, 0) << down.err;
   EXPECT_EQ(read_text(p / "results/out.txt"), "result\n");
+}
+
+TEST_F(RunCli, SyncNeedsNoDockerOnTheMachineRunDoes) {
+  TempDir bin{"gm-no-docker"};
+  CliMachine bare("gpu2", programs_but("docker", bin / "bin").string() + ":/usr/sbin:/sbin");
+  write(m_project / "data.txt", "data\n");
+  CaptureResult sync = bare.gm({"sync", "gpu2", "--dir", m_project.path().string()});
+  ASSERT_EQ(sync.status, 0) << sync.err;
+  EXPECT_EQ(read_text(only_project(bare.remote_home()) / "data.txt"), "data\n");
+  CaptureResult run = bare.gm({"run", "gpu2", "--dir", m_project.path().string(), "--image",
+                               DockerdFixture::k_image, "--", "true"});
+  EXPECT_EQ(run.status, 125) << run.err;
+  EXPECT_NE(run.err.find("has no docker"), std::string::npos) << run.err;
 }
 
 TEST_F(RunCli, DetachedJobIsFoundAgainByANewProcess) {
