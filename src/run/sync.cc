@@ -29,7 +29,8 @@ constexpr const char* k_relay =
     "shift; printf \"%s\\0\" \"$@\" \"\" >&3 || exit 1; exec 4<&0; cat <&4 >&3 & cat <&3; "
     "kill $! 2>/dev/null; exit 0";
 
-/// An unnamed temporary file holding content, positioned at its start (a child's stdin).
+/// An unnamed temporary file holding content, positioned at its start (a child's stdin, or,
+/// empty, its stdout).
 util::Fd temp_input(const std::string& content) {
   util::Fd fd(::open(fs::temp_directory_path().c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
   if (fd.get() < 0) {
