@@ -42,14 +42,7 @@ int run_compose(Context& ctx, const ComposeOptions& o) {
   if (ports.empty()) {
     return exit_code::k_ok;
   }
-  std::vector<ssh::ForwardSpec> specs;
-  for (int port : ports) {
-    ssh::ForwardSpec spec;
-    spec.remote_port = port;
-    spec.local_port = ssh::suggest_free_port(spec.local_addr, port);
-    specs.push_back(spec);
-  }
-  ssh::Forwarder forwarder(specs, tunnel_options(ctx, o.name));
+  ssh::Forwarder forwarder(same_port_forwards(ports), tunnel_options(ctx, o.name));
   TunnelInfo info;
   info.url = "http://127.0.0.1:" + std::to_string(forwarder.specs().front().local_port) + "/";
   info.extra = {{"ports", ports}};

@@ -67,7 +67,9 @@ const std::map<std::string, std::vector<std::string>>& examples() {
        {"gpumachine run gpu1 -- python -m test   # image from ./Dockerfile; exits with its status",
         "gpumachine run gpu1 --image pytorch/pytorch -e WANDB_API_KEY --download results -- "
         "python train.py",
-        "gpumachine run gpu1 --detach -- python train.py   # prints the job id"}},
+        "gpumachine run gpu1 --detach -- python train.py   # prints the job id",
+        "gpumachine run -f gpumachine.yaml --rm   # the task file: create, run, download, remove",
+        "gpumachine run -f gpumachine.yaml -- python x.py   # the file's machine, this command"}},
       {"jobs", {"gpumachine jobs gpu1", "gpumachine jobs gpu1 --format json"}},
       {"logs", {"gpumachine logs gpu1   # the newest job", "gpumachine logs gpu1 3f2a9c1e -f"}},
       {"attach", {"gpumachine attach gpu1 3f2a9c1e   # follow it; exits with its status"}},

@@ -6,7 +6,7 @@
 #include "cli/run.h"
 
 #include "cli/task_file.h"
-
+#include "cli/tunnel.h"
 #include "cli/verbs.h"
 #include "gm/error.h"
 #include "machine/connect.h"
@@ -16,6 +16,11 @@
 #include "util/log.h"
 #include "util/progress.h"
 #include "util/time.h"
+
+#include <algorithm>
+#include <atomic>
+#include <optional>
+#include <thread>
 
 namespace gm::cli {
 
@@ -30,6 +35,7 @@ struct RunOptions {
   std::vector<std::string> env_files;
   bool detach = false;
   std::vector<std::string> downloads;
+  std::vector<int> ports;
   std::vector<std::string> command;
   std::string file;  ///< a task file
   bool rm = false;
@@ -39,6 +45,45 @@ bool has_gpus(const MachineRecord& record) {
   return !machine::nvidia_gpus_on_pci(record).empty() ||
          machine::expected_gpus(record).value_or(0) > 0;
 }
+
+/// The job's published ports forwarded to this machine's loopback while it is followed (as
+/// `forward` does, on a thread of its own with its own session), each printed as a URL.
+class PortsWhileRunning {
+ public:
+  PortsWhileRunning(Context& ctx, const std::string& name, const std::vector<int>& ports,
+                    std::unique_ptr<ssh::Session> session) {
+    if (ports.empty()) {
+      return;
+    }
+    ssh::ForwarderOptions options = tunnel_options(ctx, name);
+    options.stop_requested = [this] { return m_done.load(); };  // not Ctrl-C: the job's end
+    m_forwarder.emplace(same_port_forwards(ports), std::move(options));
+    for (const ssh::ForwardSpec& spec : m_forwarder->specs()) {
+      util::info("the job's port " + std::to_string(spec.remote_port) +
+                 ": http://127.0.0.1:" + std::to_string(spec.local_port) + "/");
+    }
+    m_thread = std::thread([this, s = std::move(session)]() mutable {
+      try {
+        m_forwarder->run(std::move(s));
+      } catch (const std::exception& e) {
+        util::warn(std::string("the job's ports are no longer forwarded: ") + e.what());
+      }
+    });
+  }
+  ~PortsWhileRunning() {
+    m_done = true;
+    if (m_thread.joinable()) {
+      m_thread.join();
+    }
+  }
+  PortsWhileRunning(const PortsWhileRunning&) = delete;
+  PortsWhileRunning& operator=(const PortsWhileRunning&) = delete;
+
+ private:
+  std::atomic<bool> m_done{false};
+  std::optional<ssh::Forwarder> m_forwarder;
+  std::thread m_thread;
+};
 
 int run_run(Context& ctx, const RunOptions& o) {
   if (o.name.empty()) {
@@ -86,7 +131,7 @@ int run_run(Context& ctx, const RunOptions& o) {
   }
   std::string id = run::new_job_id();
   run::Jobs(*on.session, o.name)
-      .start(id, image, on.target.host.project_dir, has_gpus(on.record), command, env);
+      .start(id, image, on.target.host.project_dir, has_gpus(on.record), command, env, o.ports);
   if (o.detach) {
     if (ctx.json()) {
       ctx.out().print_json({{"job", id}, {"machine", o.name}});
@@ -95,10 +140,18 @@ int run_run(Context& ctx, const RunOptions& o) {
     }
     util::info("job " + id + " runs on '" + o.name + "'; `gpumachine logs " + o.name + " " + id +
                " -f` follows it, `gpumachine jobs " + o.name + "` lists it");
+    for (int port : o.ports) {
+      util::info("its port " + std::to_string(port) + ": `gpumachine forward " + o.name + " " +
+                 std::to_string(port) + "` reaches it from here");
+    }
     return exit_code::k_ok;
   }
   util::info("job " + id + " started on '" + o.name + "'");
-  int status = follow_job(on.record, id);
+  int status = 0;
+  {
+    PortsWhileRunning forwarded(ctx, o.name, o.ports, std::move(on.session));
+    status = follow_job(on.record, id);
+  }
   if (!o.downloads.empty()) {
     // The session may have idled for hours while the job ran: a fresh one for the results.
     download_results(project, open_project_on(ctx, o.name, project, "run").target, o.downloads);
@@ -133,6 +186,7 @@ int run_task(Context& ctx, RunOptions o) {
   o.dir = o.dir.empty() ? task.dir.string() : o.dir;
   o.env.insert(o.env.begin(), task.env.begin(), task.env.end());  // later ones win
   o.downloads = o.downloads.empty() ? task.download : o.downloads;
+  o.ports = o.ports.empty() ? task.ports : o.ports;
   if (o.command.empty() && !task.run.empty()) {
     std::string command;
     for (const std::string& step : task.setup) {
@@ -172,22 +226,31 @@ int run_task(Context& ctx, RunOptions o) {
 
 }  // namespace
 
+std::vector<ssh::ForwardSpec> same_port_forwards(const std::vector<int>& ports) {
+  std::vector<ssh::ForwardSpec> specs;
+  for (int port : ports) {
+    ssh::ForwardSpec spec;
+    spec.remote_port = port;
+    spec.local_port = ssh::suggest_free_port(spec.local_addr, port);
+    specs.push_back(spec);
+  }
+  return specs;
+}
+
 void write_all(FILE* stream, std::string_view chunk) {
   std::fwrite(chunk.data(), 1, chunk.size(), stream);
   std::fflush(stream);
 }
 
 ProjectOnMachine open_project_on(Context& ctx, const std::string& name, const run::Project& project,
-                                 const std::string& verb) {
+                                 const std::string& verb, bool needs_docker) {
   ProjectOnMachine on;
   on.record = machine::load_for_ssh(ctx.store(), name, verb);
   on.session = machine::connect(on.record);
   on.session->set_command_timeout({});  // builds and transfers take as long as they take
-  on.target.ssh = on.record.ssh;
-  on.target.known_hosts = ctx.store().known_hosts_path(name);
   on.target.session = on.session.get();
   on.target.host = run::Jobs(*on.session, name).prepare(project.remote_name);
-  if (!on.target.host.docker) {
+  if (needs_docker && !on.target.host.docker) {
     throw Error("machine '" + name + "'", "has no docker", "",
                 "`gpumachine provision " + name + "` installs Docker and the NVIDIA toolkit",
                 run::k_exit_not_started);
@@ -249,8 +312,21 @@ void setup_run(CLI::App& app, Dispatch& dispatch) {
   CLI::App* sub = app.add_subcommand(
       "run", "sync the project, run a command in a container on the machine, exit with its status");
   auto opts = std::make_shared<RunOptions>();
-  sub->add_option("name", opts->name, "machine name (with -f: default the file's machine:)");
+  CLI::Option* name =
+      sub->add_option("name", opts->name, "machine name (with -f: default the file's machine:)");
   sub->add_option("command", opts->command, "command to run in the container (after --)");
+  // Every word after `--` is the command (`run -f FILE -- CMD` takes NAME from the file): while
+  // parsing, a word offered to `name` once `--` went by (CLI11 keeps it among the remaining
+  // words) is refused, and CLI11 offers it to `command` instead.
+  sub->validate_positionals();
+  name->check(CLI::Validator(
+      [sub, name](std::string&) {
+        std::vector<std::string> seen = sub->remaining();
+        bool after_dashes =
+            name->count() == 0 && std::find(seen.begin(), seen.end(), "--") != seen.end();
+        return after_dashes ? std::string("a word after -- belongs to the command") : std::string();
+      },
+      "", "before --"));
   sub->add_option("--image", opts->image,
                   "container image (default: built from the project's Dockerfile)");
   sub->add_option("--dir", opts->dir, "project folder to sync (default: the current one)");
@@ -262,8 +338,14 @@ void setup_run(CLI::App& app, Dispatch& dispatch) {
   sub->add_option("--download", opts->downloads,
                   "copy this path (relative to the project) back when the job ends; repeatable")
       ->allow_extra_args(false);
+  sub->add_option("-p,--port", opts->ports,
+                  "publish this port of the job on the machine's 127.0.0.1 and forward it here "
+                  "while the job runs; repeatable")
+      ->check(CLI::Range(1, 65535))
+      ->allow_extra_args(false);
   sub->add_option("-f,--file", opts->file,
-                  "task file (YAML): machine, image or build, setup, run, env, download, dir");
+                  "task file (YAML): machine, image or build, setup, run, env, ports, download, "
+                  "dir");
   sub->add_flag("--rm", opts->rm,
                 "with -f: remove the machine after the run, whatever its outcome");
   sub->callback([&dispatch, opts] {

@@ -7,6 +7,7 @@
 #include "run/jobs.h"
 #include "run/project.h"
 #include "run/sync.h"
+#include "ssh/forward.h"
 #include "ssh/session.h"
 
 #include <cstdio>
@@ -23,9 +24,10 @@ struct ProjectOnMachine {
   run::SyncTarget target;
 };
 
-/// Connects to the machine and makes the project's folder there.
+/// Connects to the machine and makes the project's folder there; with needs_docker, refuses a
+/// machine without docker (exit 125, with how to provision it).
 ProjectOnMachine open_project_on(Context& ctx, const std::string& name, const run::Project& project,
-                                 const std::string& verb);
+                                 const std::string& verb, bool needs_docker = true);
 
 /// Sends the project (saying its size before a first upload, and how many files moved).
 void upload_project(const run::Project& project, const run::SyncTarget& target);
@@ -33,6 +35,9 @@ void upload_project(const run::Project& project, const run::SyncTarget& target);
 /// Copies each path (relative to the project) from the machine into the project, saying so.
 void download_results(const run::Project& project, const run::SyncTarget& target,
                       const std::vector<std::string>& paths);
+
+/// Forwards of these ports on the machine's 127.0.0.1, each to the same port here when it is free.
+std::vector<ssh::ForwardSpec> same_port_forwards(const std::vector<int>& ports);
 
 /// Writes a chunk of a job's output to stream, at once (flushed).
 void write_all(FILE* stream, std::string_view chunk);

@@ -19,7 +19,7 @@ int run_sync(Context& ctx, const SyncOptions& o) {
     run::check_relative(path, "--down");
   }
   run::Project project = run::open_project(o.dir);
-  ProjectOnMachine on = open_project_on(ctx, o.name, project, "sync");
+  ProjectOnMachine on = open_project_on(ctx, o.name, project, "sync", false);
   if (o.down.empty()) {
     upload_project(project, on.target);
     return exit_code::k_ok;

@@ -8,6 +8,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <charconv>
 
 namespace gm::cli {
 
@@ -45,6 +46,17 @@ std::vector<std::string> texts(const YAML::Node& node, const std::string& subjec
   return out;
 }
 
+/// A TCP port, 1 to 65535.
+int port_number(const std::string& text, const std::string& subject) {
+  int port = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), port);
+  if (ec != std::errc() || end != text.data() + text.size() || port < 1 || port > 65535) {
+    throw UsageError(subject, "'" + text + "' is not a port (1 to 65535)",
+                     "e.g. `ports: [8888, 6006]`");
+  }
+  return port;
+}
+
 }  // namespace
 
 TaskFile load_task_file(const std::filesystem::path& path) {
@@ -65,7 +77,8 @@ TaskFile load_task_file(const std::filesystem::path& path) {
   task.dir = std::filesystem::absolute(path).parent_path();
   for (const auto& item : root) {
     std::string key = text(item.first, source + ": a key");
-    check_key(key, {"machine", "image", "build", "setup", "run", "env", "download", "dir"}, source);
+    check_key(key, {"machine", "image", "build", "setup", "run", "env", "ports", "download", "dir"},
+              source);
     const YAML::Node& value = item.second;
     std::string subject = source + ": key '" + key + "'";
     if (key == "machine" && value.IsMap()) {
@@ -89,6 +102,10 @@ TaskFile load_task_file(const std::filesystem::path& path) {
       task.setup = texts(value, subject);
     } else if (key == "run") {
       task.run = text(value, subject);
+    } else if (key == "ports") {
+      for (const std::string& port : texts(value, subject)) {
+        task.ports.push_back(port_number(port, subject));
+      }
     } else if (key == "download") {
       task.download = texts(value, subject);
     } else if (key == "dir") {

@@ -1,5 +1,6 @@
 // Task files (`gpumachine run -f gpumachine.yaml`): the machine to use (or create), the image or
-// Dockerfile, setup and run commands, env, downloads and the project folder, in one YAML file.
+// Dockerfile, setup and run commands, env, ports, downloads and the project folder, in one YAML
+// file.
 #pragma once
 
 #include "gm/driver.h"
@@ -20,6 +21,7 @@ struct TaskFile {
   std::string run;
   std::vector<std::string> env;  ///< K=V
   std::vector<std::string> download;
+  std::vector<int> ports;     ///< published by the job, forwarded here while it runs
   std::filesystem::path dir;  ///< absolute: `dir:` relative to the task file's folder
 };
 

@@ -23,14 +23,25 @@ main() {
     build)  # build TAG PROJECT DOCKERFILE (relative to PROJECT); docker keeps the build cache
       docker build -t "$1" -f "$2/$3" "$2" </dev/null
       ;;
-    start)  # start ID IMAGE PROJECT GPUS COMMAND: the job's container, detached; stdin: its
-      # environment (docker's --env-file lines), kept in a private file only until docker read it
-      local id=$1 image=$2 project=$3 gpus=$4 command=$5
-      local env_file="$HOME/gpumachine/jobs/$id.env"
-      (umask 077 && cat >"$env_file")
+    start)  # start ID IMAGE PROJECT GPUS COMMAND [PORTS]: the job's container, detached; stdin:
+      # its environment (docker's --env-file lines), kept in a private file only until docker
+      # read it. PORTS (space-separated) are published on the machine's 127.0.0.1 only.
+      local id=$1 image=$2 project=$3 gpus=$4 command=$5 ports=${6:-}
       local args=(run -d --name "$(job_container "$id")" --label "gpumachine.job=$id"
         --label "gpumachine.command=$command" --label "gpumachine.project=$project"
         --ipc=host -v "$project:/workspace" -w /workspace)
+      if [ -n "$ports" ]; then
+        # A network of our own: publishing needs a bridge, and docker's default one may be
+        # switched off (dockerd --bridge=none); a second job may have just made it.
+        docker network inspect gpumachine >/dev/null 2>&1 ||
+          docker network create gpumachine >/dev/null 2>&1 ||
+          docker network inspect gpumachine >/dev/null
+        args+=(--network gpumachine)
+        local port
+        for port in $ports; do args+=(-p "127.0.0.1:$port:$port"); done
+      fi
+      local env_file="$HOME/gpumachine/jobs/$id.env"
+      (umask 077 && cat >"$env_file")
       if [ "$gpus" = 1 ]; then args+=(--gpus all); fi
       if [ -s "$env_file" ]; then args+=(--env-file "$env_file"); fi
       local status=0

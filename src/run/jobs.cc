@@ -160,8 +160,14 @@ void Jobs::build(const std::string& tag, const std::string& project_dir,
 }
 
 void Jobs::start(const std::string& id, const std::string& image, const std::string& project_dir,
-                 bool gpus, const std::string& command, const std::string& env) {
-  ssh::ExecResult r = run_action({"start", id, image, project_dir, gpus ? "1" : "0", command}, env);
+                 bool gpus, const std::string& command, const std::string& env,
+                 const std::vector<int>& ports) {
+  std::string published;
+  for (int port : ports) {
+    published += (published.empty() ? "" : " ") + std::to_string(port);
+  }
+  ssh::ExecResult r =
+      run_action({"start", id, image, project_dir, gpus ? "1" : "0", command, published}, env);
   check(r, "cannot start the job's container");
 }
 

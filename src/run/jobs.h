@@ -62,9 +62,10 @@ class Jobs {
   void build(const std::string& tag, const std::string& project_dir, const std::string& dockerfile,
              const ssh::OutputSink& on_output);
   /// Starts the job's container (detached). env: docker --env-file lines (never on a command
-  /// line or in a file that stays).
+  /// line or in a file that stays). ports: published on the machine's 127.0.0.1, each as itself.
   void start(const std::string& id, const std::string& image, const std::string& project_dir,
-             bool gpus, const std::string& command, const std::string& env);
+             bool gpus, const std::string& command, const std::string& env,
+             const std::vector<int>& ports = {});
   /// Streams the job's output (with follow: until it ends; since: RFC 3339, only what it wrote
   /// from then on); throws InterruptedError on Ctrl-C.
   void logs(const std::string& id, bool follow, const std::string& since,

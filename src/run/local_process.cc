@@ -18,24 +18,29 @@ extern char** environ;
 namespace gm::run {
 
 LocalProcess::LocalProcess(const std::vector<std::string>& argv, const std::string& cwd,
-                           int stdin_fd) {
+                           int stdin_fd, int out_fd, int fd3) {
   std::optional<std::string> program = util::find_in_path(argv.at(0));
   if (!program) {
     throw Error(argv[0], "is not installed (not in PATH)", "",
                 "install it (Debian: apt-get install " + argv[0] + ")");
   }
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) {
+  int fds[2] = {-1, -1};
+  if (out_fd < 0 && ::pipe2(fds, O_CLOEXEC) != 0) {
     throw Error(argv[0], "cannot make a pipe", std::strerror(errno));
   }
   m_stdout.reset(fds[0]);
   util::Fd write_end(fds[1]);
+  // Above 3, so that dup2 onto 3 always makes a copy (without close-on-exec).
+  util::Fd above_3(fd3 < 0 ? -1 : ::fcntl(fd3, F_DUPFD_CLOEXEC, 4));
   util::Fd null_in(stdin_fd < 0 ? ::open("/dev/null", O_RDONLY | O_CLOEXEC) : -1);
 
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, stdin_fd < 0 ? null_in.get() : stdin_fd, 0);
-  posix_spawn_file_actions_adddup2(&actions, write_end.get(), 1);
+  posix_spawn_file_actions_adddup2(&actions, out_fd < 0 ? write_end.get() : out_fd, 1);
+  if (above_3.get() >= 0) {
+    posix_spawn_file_actions_adddup2(&actions, above_3.get(), 3);
+  }
   if (!cwd.empty()) {
     posix_spawn_file_actions_addchdir_np(&actions, cwd.c_str());
   }

@@ -17,9 +17,10 @@ namespace gm::run {
 class LocalProcess {
  public:
   /// Starts argv (argv[0] looked up in PATH) in cwd (empty: ours); stdin from stdin_fd (-1:
-  /// /dev/null); stdout into a pipe read through stdout_fd(); stderr stays ours.
-  LocalProcess(const std::vector<std::string>& argv, const std::string& cwd = {},
-               int stdin_fd = -1);
+  /// /dev/null); stdout into out_fd, or (-1) into a pipe read through stdout_fd(); stderr stays
+  /// ours; fd3, when given, becomes the child's descriptor 3.
+  LocalProcess(const std::vector<std::string>& argv, const std::string& cwd = {}, int stdin_fd = -1,
+               int out_fd = -1, int fd3 = -1);
   /// Kills (SIGKILL) and reaps a child still running: no process outlives its owner.
   ~LocalProcess();
   LocalProcess(const LocalProcess&) = delete;

@@ -101,7 +101,9 @@ std::vector<std::string> project_files(const Project& project) {
   std::optional<ScratchRepo> scratch;
   bool in_work_tree = false;
   {
-    LocalProcess probe({"git", "rev-parse", "--is-inside-work-tree"}, project.dir.string());
+    // Outside a work tree git says "fatal: not a git repository": not for the user's eyes.
+    LocalProcess probe({"sh", "-c", "git rev-parse --is-inside-work-tree 2>/dev/null"},
+                       project.dir.string());
     std::string out;
     probe.read_stdout([&](std::string_view c) { out += c; });
     in_work_tree = probe.wait() == 0 && out.rfind("true", 0) == 0;

@@ -2,12 +2,12 @@
 
 #include "gm/error.h"
 #include "run/local_process.h"
-#include "ssh/interactive.h"
 #include "util/fd.h"
 #include "util/path_search.h"
 #include "util/shell.h"
 
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -20,7 +20,17 @@ namespace fs = std::filesystem;
 
 namespace {
 
-/// An unnamed temporary file holding content, positioned at its start (a child's stdin).
+/// rsync's remote shell: hands us the command rsync wants run on the machine (its words after
+/// the host, each NUL-terminated, then an empty one) over descriptor 3, a socket whose other end
+/// we pump through our own session; then copies rsync's bytes to it (in the background, from a
+/// copy of stdin: an asynchronous list's own stdin is /dev/null) and its bytes to rsync, and
+/// ends, as ssh does, when the remote command has (we close our end).
+constexpr const char* k_relay =
+    "shift; printf \"%s\\0\" \"$@\" \"\" >&3 || exit 1; exec 4<&0; cat <&4 >&3 & cat <&3; "
+    "kill $! 2>/dev/null; exit 0";
+
+/// An unnamed temporary file holding content, positioned at its start (a child's stdin, or,
+/// empty, its stdout).
 util::Fd temp_input(const std::string& content) {
   util::Fd fd(::open(fs::temp_directory_path().c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
   if (fd.get() < 0) {
@@ -38,21 +48,88 @@ util::Fd temp_input(const std::string& content) {
   return fd;
 }
 
-std::string remote_spec(const SyncTarget& target, const std::string& path) {
-  return target.ssh.user + "@" + target.ssh.host + ":" + path;
+/// The machine's path as rsync names it: the host part only reaches our relay.
+std::string remote_spec(const std::string& path) {
+  return "machine:" + path;
 }
 
-/// Runs rsync; returns how many files it moved (its --out-format lines that are not folders).
+/// Reads the remote command the relay sends: words up to an empty one, joined with spaces (as
+/// OpenSSH joins a command's words; rsync quotes for the remote shell itself). Empty when the
+/// relay ended before (rsync failed before it started one).
+std::string relayed_command(int fd) {
+  std::string words;
+  char c = 0;
+  bool word_empty = true;
+  while (true) {
+    ssize_t n = ::read(fd, &c, 1);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      return {};
+    }
+    if (c == '\0' && word_empty) {
+      return words;
+    }
+    if (c == '\0') {
+      word_empty = true;
+      continue;
+    }
+    if (word_empty && !words.empty()) {
+      words.push_back(' ');
+    }
+    word_empty = false;
+    words.push_back(c);
+  }
+}
+
+/// Runs rsync with its remote shell relayed through the machine's session (one connection, the
+/// pinned one); returns how many files it moved (its --out-format lines that are not folders).
 std::size_t run_rsync(std::vector<std::string> args, int stdin_fd, const std::string& cwd,
-                      const std::string& subject) {
-  args.insert(args.begin(), {"rsync", "-a", "--partial", "--out-format=%n"});
-  LocalProcess rsync(args, cwd, stdin_fd);
-  std::string out;
-  rsync.read_stdout([&](std::string_view chunk) { out += chunk; });
-  if (int status = rsync.wait(); status != 0) {
-    throw Error(subject, "rsync failed", "rsync exited with status " + std::to_string(status),
+                      ssh::Session& session, const std::string& subject) {
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
+    throw Error(subject, "cannot make a socket pair", std::strerror(errno));
+  }
+  util::Fd ours(pair[0]);
+  util::Fd theirs(pair[1]);
+  util::Fd listing = temp_input("");
+  args.insert(args.begin(), {"rsync", "-a", "--partial", "--out-format=%n", "-e",
+                             std::string("sh -c '") + k_relay + "' gm-relay"});
+  LocalProcess rsync(args, cwd, stdin_fd, listing.get(), theirs.get());
+  theirs.reset();  // rsync's remote shell holds the only other end: EOF when it ends
+  int remote = 0;
+  if (std::string command = relayed_command(ours.get()); !command.empty()) {
+    remote = session.exec_fd(
+        command, ours.get(),
+        [&](std::string_view chunk) {
+          while (!chunk.empty()) {
+            ssize_t n = ::send(ours.get(), chunk.data(), chunk.size(), MSG_NOSIGNAL);
+            if (n < 0 && errno == EINTR) {
+              continue;
+            }
+            if (n <= 0) {
+              return;  // rsync went: its status says why
+            }
+            chunk.remove_prefix(static_cast<std::size_t>(n));
+          }
+        },
+        [](std::string_view chunk) { std::fwrite(chunk.data(), 1, chunk.size(), stderr); });
+  }
+  ours.reset();
+  int status = rsync.wait();
+  if (status != 0 || remote != 0) {
+    throw Error(subject, "rsync failed",
+                status != 0 ? "rsync exited with status " + std::to_string(status)
+                            : "rsync on the machine exited with status " + std::to_string(remote),
                 "its message is above; run again to resume (what was sent stays)",
                 k_exit_not_started);
+  }
+  std::string out;
+  ::lseek(listing.get(), 0, SEEK_SET);
+  char buffer[65536];
+  for (ssize_t n; (n = ::read(listing.get(), buffer, sizeof buffer)) > 0;) {
+    out.append(buffer, static_cast<std::size_t>(n));
   }
   std::size_t files = 0;
   std::size_t start = 0;
@@ -71,18 +148,6 @@ std::size_t run_rsync(std::vector<std::string> args, int stdin_fd, const std::st
 
 }  // namespace
 
-std::string rsync_ssh_command(const SshTarget& ssh, const fs::path& known_hosts) {
-  std::vector<std::string> argv =
-      ssh::openssh_argv("ssh", ssh, known_hosts, {"-o", "BatchMode=yes"}, "", false);
-  argv.pop_back();  // the destination: rsync adds it
-  std::string out;
-  for (const std::string& word : argv) {
-    // rsync splits -e on spaces and honours single quotes (not backslashes).
-    out += (out.empty() ? "" : " ") + ("'" + word + "'");
-  }
-  return out;
-}
-
 SyncStats upload(const Project& project, const SyncTarget& target) {
   std::vector<std::string> files = project_files(project);
   std::string list;
@@ -95,10 +160,9 @@ SyncStats upload(const Project& project, const SyncTarget& target) {
   SyncStats stats;
   if (target.host.rsync && util::find_in_path("rsync")) {
     stats.rsync = true;
-    stats.files_sent = run_rsync(
-        {"--from0", "--files-from=-", "-e", rsync_ssh_command(target.ssh, target.known_hosts), "./",
-         remote_spec(target, target.host.project_dir + "/")},
-        input.get(), project.dir.string(), subject);
+    stats.files_sent =
+        run_rsync({"--from0", "--files-from=-", "./", remote_spec(target.host.project_dir + "/")},
+                  input.get(), project.dir.string(), *target.session, subject);
     return stats;
   }
   // Without rsync on one end: everything, as one tar stream over our session.
@@ -128,9 +192,8 @@ SyncStats download(const Project& project, const SyncTarget& target, const std::
   SyncStats stats;
   if (target.host.rsync && util::find_in_path("rsync")) {
     stats.rsync = true;
-    stats.files_sent = run_rsync({"-e", rsync_ssh_command(target.ssh, target.known_hosts),
-                                  remote_spec(target, remote), local.parent_path().string() + "/"},
-                                 -1, {}, subject);
+    stats.files_sent = run_rsync({remote_spec(remote), local.parent_path().string() + "/"}, -1, {},
+                                 *target.session, subject);
     return stats;
   }
   bool is_dir = target.session->run("test -d " + util::shell_quote(remote)).exit_status == 0;

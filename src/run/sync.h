@@ -1,16 +1,14 @@
-// Moving a project between the laptop and its folder on a machine: rsync over OpenSSH (the
-// machine's key, a known_hosts holding only its pinned key) when both ends have rsync, so only
-// what changed moves and an interrupted transfer resumes; otherwise a tar stream up, SFTP down,
-// over our own pinned session.
+// Moving a project between the laptop and its folder on a machine, over the machine's own pinned
+// session: rsync when both ends have it (its remote shell relayed through the session, so one
+// connection serves the whole sync), so only what changed moves and an interrupted transfer
+// resumes; otherwise a tar stream up, SFTP down.
 #pragma once
 
-#include "gm/machine.h"
 #include "run/jobs.h"
 #include "run/project.h"
 #include "ssh/session.h"
 
 #include <cstddef>
-#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -18,9 +16,7 @@ namespace gm::run {
 
 /// How to reach the machine.
 struct SyncTarget {
-  SshTarget ssh;
-  std::filesystem::path known_hosts;  ///< the machine's pinned known_hosts file
-  ssh::Session* session = nullptr;    ///< for the fallback without rsync
+  ssh::Session* session = nullptr;
   HostSide host;
 };
 
@@ -34,8 +30,5 @@ SyncStats upload(const Project& project, const SyncTarget& target);
 
 /// Copies path (relative to the project) from the machine into the local project.
 SyncStats download(const Project& project, const SyncTarget& target, const std::string& path);
-
-/// The rsync -e value: OpenSSH with the machine's key and pinned known_hosts, no prompts.
-std::string rsync_ssh_command(const SshTarget& ssh, const std::filesystem::path& known_hosts);
 
 }  // namespace gm::run
