@@ -18,8 +18,10 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <thread>
+#include <utility>
 
 extern char** environ;
 
@@ -197,6 +199,15 @@ ssh::ForwarderOptions tunnel_options(Context& ctx, const std::string& name) {
   options.reconnect = [store, name] {
     return machine::connect(machine::load_for_ssh(*store, name, "forward"));
   };
+  // The OpenSSH client logs in with the machine's key against the known_hosts file that holds
+  // only its pinned key. The verb has just asked the provider for the record, so the first
+  // login takes it as stored; later ones ask again, like reconnect above.
+  auto fresh = std::make_shared<bool>(true);
+  options.openssh_login = [store, name, fresh] {
+    return machine::openssh_login(*store, std::exchange(*fresh, false)
+                                              ? store->load(name)
+                                              : machine::load_for_ssh(*store, name, "forward"));
+  };
   options.notice = [name](const std::string& line) { notice(name, line); };
   options.stop_requested = [] { return util::interrupt_requested(); };
   return options;
@@ -310,6 +321,10 @@ int run_tunnel(Context& ctx, const std::string& name, ssh::Forwarder& forwarder,
   if (background) {
     ready_fd = detach(log);
   }
+  // Connected before anything is printed or recorded: a refused login is an error, not a forward
+  // that retries forever. In the background this is the detached process, so the OpenSSH master
+  // is its child, ended by its pid.
+  forwarder.start(std::move(session));
   if (info.open_browser && !info.url.empty()) {
     open_browser(info.url);
   }
@@ -333,7 +348,7 @@ int run_tunnel(Context& ctx, const std::string& name, ssh::Forwarder& forwarder,
     ::close(ready_fd);
   }
 
-  forwarder.run(std::move(session));
+  forwarder.run();
   if (background) {
     std::error_code ec;
     std::filesystem::remove(record_file, ec);
