@@ -31,8 +31,8 @@ bool sleep_unless_stopped(const std::function<bool()>& stop, milliseconds d) {
     if (stop()) {
       return false;
     }
-    std::this_thread::sleep_for(
-        std::min(milliseconds(100), std::chrono::duration_cast<milliseconds>(until - Clock::now())));
+    std::this_thread::sleep_for(std::min(
+        milliseconds(100), std::chrono::duration_cast<milliseconds>(until - Clock::now())));
   }
   return !stop();
 }
@@ -147,7 +147,8 @@ void OpenSshPlane::accept_from(std::size_t index) {
     // The master now holds the connection; our copy closes when `client` goes.
     util::Fd control = m_master->forward(client.get(), spec.remote_host, spec.remote_port);
     if (control.get() < 0) {
-      util::debug("forward " + spec.describe() + ": the OpenSSH master did not take the connection");
+      util::debug("forward " + spec.describe() +
+                  ": the OpenSSH master did not take the connection");
       continue;
     }
     m_conns.push_back(Conn{std::move(control), {}, index});

@@ -176,8 +176,7 @@ std::optional<std::string> openssh_for_forwards() {
   return ssh;
 }
 
-std::vector<std::string> openssh_master_argv(const std::string& ssh_path,
-                                             const OpenSshLogin& login,
+std::vector<std::string> openssh_master_argv(const std::string& ssh_path, const OpenSshLogin& login,
                                              const std::filesystem::path& control) {
   std::vector<std::string> options = {"-F",
                                       "/dev/null",

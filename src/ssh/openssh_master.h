@@ -33,8 +33,7 @@ std::optional<std::string> openssh_for_forwards();
 /// The master's argv (ssh_path first): the login of openssh_argv, and batch mode, no config file
 /// of the user's, no agent or X11 forwarding, no forwards of its own, keepalives, and the control
 /// socket at control.
-std::vector<std::string> openssh_master_argv(const std::string& ssh_path,
-                                             const OpenSshLogin& login,
+std::vector<std::string> openssh_master_argv(const std::string& ssh_path, const OpenSshLogin& login,
                                              const std::filesystem::path& control);
 
 /// What a control connection said (read_reply).

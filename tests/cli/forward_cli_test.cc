@@ -145,6 +145,33 @@ std::string sha256_hex(const std::string& data) {
   return out;
 }
 
+/// size bytes from a seeded generator.
+std::string random_bytes(std::size_t size, std::uint64_t seed) {
+  std::string out(size, '\0');
+  std::mt19937_64 rng(seed);
+  for (std::size_t i = 0; i + 8 <= out.size(); i += 8) {
+    std::uint64_t v = rng();
+    std::memcpy(&out[i], &v, 8);
+  }
+  return out;
+}
+
+/// Sends payload to an echo server through local port `local` while reading what comes back
+/// (the forward must move both directions at once); nullopt when the connection failed.
+std::optional<std::string> echo_both_ways(int local, const std::string& payload) {
+  TcpClient c(local);
+  if (c.fd() < 0) {
+    return std::nullopt;
+  }
+  std::thread sender([&] {
+    c.send_all(payload);
+    ::shutdown(c.fd(), SHUT_WR);
+  });
+  std::optional<std::string> back = c.read_to_eof();
+  sender.join();
+  return back;
+}
+
 TEST_F(ForwardCli, FiftyConcurrentHttpClientsGetTheirOwnBodies) {
   std::filesystem::path root = m_dir / "www";
   std::filesystem::create_directories(root);
@@ -179,21 +206,8 @@ TEST_F(ForwardCli, TwoHundredMegabytesEchoIntactBothWays) {
   int local = free_port();
   auto fwd = start_forward(std::to_string(local) + ":127.0.0.1:" + std::to_string(remote), "big");
 
-  std::string payload(200 * 1000 * 1000, '\0');
-  std::mt19937_64 rng(42);
-  for (std::size_t i = 0; i + 8 <= payload.size(); i += 8) {
-    std::uint64_t v = rng();
-    std::memcpy(&payload[i], &v, 8);
-  }
-  TcpClient c(local);
-  ASSERT_GE(c.fd(), 0);
-  // Send in a thread while reading here: the forward must move both directions at once.
-  std::thread sender([&] {
-    c.send_all(payload);
-    ::shutdown(c.fd(), SHUT_WR);
-  });
-  std::optional<std::string> back = c.read_to_eof();
-  sender.join();
+  std::string payload = random_bytes(200 * 1000 * 1000, 42);
+  std::optional<std::string> back = echo_both_ways(local, payload);
   ASSERT_TRUE(back.has_value());
   EXPECT_EQ(back->size(), payload.size());
   EXPECT_EQ(sha256_hex(*back), sha256_hex(payload));
@@ -254,16 +268,7 @@ TEST_F(ForwardCli, ReconnectsAfterSshdRestartAndServesNewConnections) {
   ASSERT_TRUE(rest.has_value());
   EXPECT_EQ(*rest, "");
   // New connections work again once the forward has reconnected.
-  bool served = eventually([&] {
-    TcpClient c(local);
-    if (c.fd() < 0 || !c.send_all("after")) {
-      return false;
-    }
-    ::shutdown(c.fd(), SHUT_WR);
-    std::optional<std::string> echoed = c.read_to_eof();
-    return echoed && *echoed == "after";
-  });
-  EXPECT_TRUE(served);
+  EXPECT_TRUE(eventually([&] { return echo_both_ways(local, "after") == "after"; }));
   EXPECT_TRUE(fwd->is_running());
   EXPECT_FALSE(process_alive(master));
   EXPECT_GT(ssh_child(fwd->pid()), 0) << "a new OpenSSH master carries it now";
@@ -317,36 +322,13 @@ TEST_F(ForwardCli, TheLibssh2FallbackStillForwardsBothWaysAndReconnects) {
                            "libssh2");
   EXPECT_EQ(ssh_child(fwd->pid()), 0) << "GPUMACHINE_SSH_CLIENT=libssh2 must not use OpenSSH";
 
-  std::string payload(8 * 1000 * 1000, '\0');
-  std::mt19937_64 rng(7);
-  for (std::size_t i = 0; i + 8 <= payload.size(); i += 8) {
-    std::uint64_t v = rng();
-    std::memcpy(&payload[i], &v, 8);
-  }
-  {
-    TcpClient c(local);
-    ASSERT_GE(c.fd(), 0);
-    std::thread sender([&] {
-      c.send_all(payload);
-      ::shutdown(c.fd(), SHUT_WR);
-    });
-    std::optional<std::string> back = c.read_to_eof();
-    sender.join();
-    ASSERT_TRUE(back.has_value());
-    EXPECT_EQ(sha256_hex(*back), sha256_hex(payload));
-  }
+  std::string payload = random_bytes(8 * 1000 * 1000, 7);
+  std::optional<std::string> back = echo_both_ways(local, payload);
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(sha256_hex(*back), sha256_hex(payload));
 
   s_machine->drop_connections_and_restart_sshd();
-  bool served = eventually([&] {
-    TcpClient c(local);
-    if (c.fd() < 0 || !c.send_all("after")) {
-      return false;
-    }
-    ::shutdown(c.fd(), SHUT_WR);
-    std::optional<std::string> echoed = c.read_to_eof();
-    return echoed && *echoed == "after";
-  });
-  EXPECT_TRUE(served);
+  EXPECT_TRUE(eventually([&] { return echo_both_ways(local, "after") == "after"; }));
   std::string log = read_text(m_dir / "lb.err");
   EXPECT_NE(log.find("reconnected"), std::string::npos) << log;
   fwd->stop();
@@ -365,8 +347,7 @@ TEST(ForwardHostKey, AServerWithAnotherHostKeyIsRefusedByBothClients) {
     o.env = machine.env();
     o.env["GPUMACHINE_SSH_CLIENT"] = client;
     CaptureResult r = run_capture(
-        {GM_BINARY_PATH, "forward", "fwdkey", "0:127.0.0.1:" + std::to_string(free_port())}, {},
-        o);
+        {GM_BINARY_PATH, "forward", "fwdkey", "0:127.0.0.1:" + std::to_string(free_port())}, {}, o);
     EXPECT_EQ(r.status, 1) << client << ": " << r.err;
     EXPECT_NE(r.err.find("machine 'fwdkey': host key does not match the pinned key"),
               std::string::npos)
