@@ -3,6 +3,7 @@
 #   - throughput: 1 GiB from a server on the "machine" through one forwarded connection
 #     (download), and 1 GiB from the client to a server on the "machine" (upload);
 #   - latency: 1,000 one-byte request/response round trips on one connection;
+#   - CPU: the forwarder's CPU time (with its OpenSSH master) per GiB moved;
 # for the product's `gpumachine forward` (OpenSSH data plane, the default where `ssh` is
 # installed), its libssh2 fallback (GPUMACHINE_SSH_CLIENT=libssh2) and `ssh -N -L`. ROUNDS rounds
 # (default 2), each measuring every forwarder once, every other round in reverse order; the load
@@ -145,14 +146,26 @@ measure() {  # label, then the command that forwards l1->src, l2->echo and l3->s
   wait_port "$l1"
   wait_port "$l2"
   wait_port "$l3"
-  local down up lat
+  local down up lat cpu
   down=$("$py" "$work/client.py" source "$l1" $((mib * 1048576)))
   up=$("$py" "$work/client.py" sink "$l3" $((mib * 1048576)))
   lat=$("$py" "$work/client.py" echo "$l2" "$trips")
-  printf '%-44s %12s %12s %16s\n' "$label" "$down" "$up" "$lat"
+  cpu=$(cpu_seconds "$pid")
+  printf '%-44s %12s %12s %16s %12s\n' "$label" "$down" "$up" "$lat" \
+    "$(awk -v c="$cpu" -v m="$mib" 'BEGIN { printf "%.2f s", c / (2 * m / 1024) }')"
   results[$label]="${down% MiB/s} ${up% MiB/s}"
   kill "$pid"
   wait "$pid" 2>/dev/null || true
+}
+# CPU time (user + system) of a forwarder and its children (gpumachine's OpenSSH master) so far:
+# the cost of moving the bytes, which the load of other tenants does not change.
+cpu_seconds() {
+  local ticks=0 p f
+  for p in "$1" $(pgrep -P "$1"); do
+    read -r -a f <"/proc/$p/stat"
+    ticks=$((ticks + f[13] + f[14]))
+  done
+  awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t / hz }'
 }
 gm_forward() {
   # GM_FORWARD_WRAPPER: e.g. "perf record -o /tmp/fwd.perf" to profile the forwarder.
@@ -177,8 +190,8 @@ for round in $(seq "${ROUNDS:-2}"); do
   order=(0 2 4)
   ((round % 2 == 0)) && order=(4 2 0)
   printf '\nround %s, load average %s\n' "$round" "$(cut -d' ' -f1-3 /proc/loadavg)"
-  printf '%-44s %12s %12s %16s\n' "forwarder ($mib MiB, $trips round trips)" "download" "upload" \
-    "latency/round trip"
+  printf '%-44s %12s %12s %16s %12s\n' "forwarder ($mib MiB, $trips round trips)" "download" \
+    "upload" "latency/round trip" "CPU per GiB"
   for i in "${order[@]}"; do
     measure "${runs[i]}" "${runs[i + 1]}"
   done
