@@ -335,6 +335,29 @@ TEST_F(ForwardCli, TheLibssh2FallbackStillForwardsBothWaysAndReconnects) {
   echo->stop();
 }
 
+TEST_F(ForwardCli, WithoutAnOpenSshClientTheForwardUsesLibssh2) {
+  int remote = free_port();
+  auto echo = start_echo(remote);
+  TempDir no_ssh("gm-fwd-path");  // a PATH in which there is no `ssh`
+  int local = free_port();
+  std::string spec = std::to_string(local) + ":127.0.0.1:" + std::to_string(remote);
+  SpawnOptions o = s_machine->spawn(m_dir / "np.out", m_dir / "np.err");
+  o.env["PATH"] = no_ssh.path().string();
+  Process fwd({GM_BINARY_PATH, "forward", s_machine->name(), spec}, o);
+  ASSERT_NE(wait_for_line(m_dir / "np.out", "forwarding "), "") << read_text(m_dir / "np.err");
+  EXPECT_EQ(ssh_child(fwd.pid()), 0);
+  EXPECT_EQ(echo_both_ways(local, "no ssh here"), "no ssh here");
+  fwd.stop();
+
+  // Asking for OpenSSH where there is none is an error that names the fix.
+  o.env["GPUMACHINE_SSH_CLIENT"] = "openssh";
+  CaptureResult r = run_capture({GM_BINARY_PATH, "forward", s_machine->name(), spec}, {}, o);
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_NE(r.err.find("no OpenSSH client"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("hint: install it"), std::string::npos) << r.err;
+  echo->stop();
+}
+
 // Its own machine: its sshd is replaced by one with another host key on the same port.
 TEST(ForwardHostKey, AServerWithAnotherHostKeyIsRefusedByBothClients) {
   CliMachine machine("fwdkey");
