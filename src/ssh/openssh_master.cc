@@ -284,20 +284,25 @@ OpenSshMaster::~OpenSshMaster() {
   stop();
 }
 
-void OpenSshMaster::stop() {
-  if (m_pid > 0) {
-    ::kill(m_pid, SIGTERM);
-    auto deadline = std::chrono::steady_clock::now() + k_stop_grace;
-    while (::waitpid(m_pid, &m_status, WNOHANG) == 0) {
-      if (std::chrono::steady_clock::now() > deadline) {
-        ::kill(m_pid, SIGKILL);
-        ::waitpid(m_pid, &m_status, 0);
-        break;
-      }
-      std::this_thread::sleep_for(milliseconds(10));
-    }
-    m_pid = -1;
+void OpenSshMaster::end_process() {
+  if (m_pid <= 0) {
+    return;
   }
+  auto deadline = std::chrono::steady_clock::now() + k_stop_grace;
+  ::kill(m_pid, SIGTERM);
+  while (::waitpid(m_pid, &m_status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(m_pid, SIGKILL);
+      ::waitpid(m_pid, &m_status, 0);
+      break;
+    }
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  m_pid = -1;
+}
+
+void OpenSshMaster::stop() {
+  end_process();
   std::error_code ec;
   std::filesystem::remove_all(m_dir, ec);
 }
@@ -331,13 +336,15 @@ bool OpenSshMaster::check_alive() {
   if (m_stderr.get() >= 0) {
     drain_stderr();
   }
-  // Its stderr closes when it exits (it starts nothing that would keep it open).
+  // Its stderr closes when it exits (it starts nothing that would keep it open); a master that
+  // closed it anyway is not one to keep.
   if (m_stderr.get() >= 0) {
     return true;
   }
-  while (::waitpid(m_pid, &m_status, 0) < 0 && errno == EINTR) {
+  if (::waitpid(m_pid, &m_status, WNOHANG) == m_pid) {
+    m_pid = -1;
   }
-  m_pid = -1;
+  end_process();
   return false;
 }
 

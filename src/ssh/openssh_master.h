@@ -74,6 +74,9 @@ class OpenSshMaster {
 
  private:
   void drain_stderr();
+  /// Ends the process (if it runs) by its pid and reaps it.
+  void end_process();
+  /// end_process() and removes the control directory.
   void stop();
 
   pid_t m_pid = -1;
