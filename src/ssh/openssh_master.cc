@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -249,6 +250,13 @@ OpenSshMaster::OpenSshMaster(const std::string& ssh_path, const OpenSshLogin& lo
       _exit(127);
     }
 #endif
+    // It holds two descriptors per forwarded connection (the protocol passes the socket as the
+    // forward's stdin and its stdout): the soft limit of 1024 would cap a forward near 500.
+    rlimit files{};
+    if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+      files.rlim_cur = files.rlim_max;
+      ::setrlimit(RLIMIT_NOFILE, &files);
+    }
     ::dup2(null_fd.get(), STDIN_FILENO);
     ::dup2(null_fd.get(), STDOUT_FILENO);
     ::dup2(write_end.get(), STDERR_FILENO);
