@@ -96,8 +96,10 @@ int detach(const std::string& log) {
     int status = 0;
     ::waitpid(child, &status, 0);
     if (n != 1) {
-      std::fprintf(stderr, "gpumachine: error: the background forward did not start; see %s\n",
-                   log.c_str());
+      // Before its log exists the detached process said why on this terminal itself.
+      bool logged = ::access(log.c_str(), F_OK) == 0;
+      std::fprintf(stderr, "gpumachine: error: the background forward did not start%s%s\n",
+                   logged ? "; see " : "", logged ? log.c_str() : "");
       _exit(exit_code::k_failure);
     }
     _exit(exit_code::k_ok);

@@ -381,6 +381,15 @@ TEST(ForwardHostKey, AServerWithAnotherHostKeyIsRefusedByBothClients) {
         << client << ": " << r.err;
     EXPECT_EQ(r.out.find("forwarding"), std::string::npos) << client << ": " << r.out;
   }
+  // In the background the refusal is said on the terminal, not in a log that was never written.
+  SpawnOptions o;
+  o.env = machine.env();
+  CaptureResult r = run_capture({GM_BINARY_PATH, "forward", "fwdkey",
+                                 "0:127.0.0.1:" + std::to_string(free_port()), "--background"},
+                                {}, o);
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_NE(r.err.find("host key does not match the pinned key"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find(".log"), std::string::npos) << r.err;
 }
 
 TEST_F(ForwardCli, ClosedRemotePortClosesTheClientAndTheForwardGoesOn) {
