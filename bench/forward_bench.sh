@@ -3,10 +3,14 @@
 #   - throughput: 1 GiB from a server on the "machine" through one forwarded connection
 #     (download), and 1 GiB from the client to a server on the "machine" (upload);
 #   - latency: 1,000 one-byte request/response round trips on one connection;
-# and the same through an OpenSSH master with connections passed to it by fd (a design, ssh_mux).
+#   - CPU: the forwarder's CPU time (with its OpenSSH master) per GiB moved;
+# for the product's `gpumachine forward` (OpenSSH data plane, the default where `ssh` is
+# installed), its libssh2 fallback (GPUMACHINE_SSH_CLIENT=libssh2) and `ssh -N -L`. ROUNDS rounds
+# (default 2), each measuring every forwarder once, every other round in reverse order; the load
+# average is printed before each round and the ratios to `ssh -N -L` of the same round after it.
 # Everything runs on 127.0.0.1: a private sshd (own keys and config), a generic machine in a
 # temporary GPUMACHINE_HOME, python servers behind the forward. Every process is stopped by pid.
-# Usage: bench/forward_bench.sh [path/to/gpumachine] [MiB (default 1024)] [round trips (1000)]
+# Usage: [ROUNDS=N] bench/forward_bench.sh [path/to/gpumachine] [MiB (default 1024)] [round trips (1000)]
 set -euo pipefail
 # The hosts here log in to this very machine: provisioning must refuse it (src/machine/setup.cc).
 GM_TEST_REFUSE_BOOT_ID=$(cat /proc/sys/kernel/random/boot_id)
@@ -142,13 +146,26 @@ measure() {  # label, then the command that forwards l1->src, l2->echo and l3->s
   wait_port "$l1"
   wait_port "$l2"
   wait_port "$l3"
-  local down up lat
+  local down up lat cpu
   down=$("$py" "$work/client.py" source "$l1" $((mib * 1048576)))
   up=$("$py" "$work/client.py" sink "$l3" $((mib * 1048576)))
   lat=$("$py" "$work/client.py" echo "$l2" "$trips")
-  printf '%-44s %12s %12s %16s\n' "$label" "$down" "$up" "$lat"
+  cpu=$(cpu_seconds "$pid")
+  printf '%-44s %12s %12s %16s %12s\n' "$label" "$down" "$up" "$lat" \
+    "$(awk -v c="$cpu" -v m="$mib" 'BEGIN { printf "%.2f s", c / (2 * m / 1024) }')"
+  results[$label]="${down% MiB/s} ${up% MiB/s}"
   kill "$pid"
   wait "$pid" 2>/dev/null || true
+}
+# CPU time (user + system) of a forwarder and its children (gpumachine's OpenSSH master) so far:
+# the cost of moving the bytes, which the load of other tenants does not change.
+cpu_seconds() {
+  local ticks=0 p f
+  for p in "$1" $(pgrep -P "$1"); do
+    read -r -a f <"/proc/$p/stat"
+    ticks=$((ticks + f[13] + f[14]))
+  done
+  awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t / hz }'
 }
 gm_forward() {
   # GM_FORWARD_WRAPPER: e.g. "perf record -o /tmp/fwd.perf" to profile the forwarder.
@@ -156,46 +173,34 @@ gm_forward() {
   exec ${GM_FORWARD_WRAPPER:-} "$gm" -q forward bench "$1:127.0.0.1:$src_port" \
     "$2:127.0.0.1:$echo_port" "$3:127.0.0.1:$sink_port" >/dev/null
 }
-ssh_forward() {  # extra ssh options first
-  local opts=("$@")
-  local l1=${opts[-3]} l2=${opts[-2]} l3=${opts[-1]}
-  unset 'opts[-1]' 'opts[-1]' 'opts[-1]'
+gm_libssh2() { GPUMACHINE_SSH_CLIENT=libssh2 gm_forward "$@"; }
+ssh_forward() {
   exec ssh -N -F /dev/null -i "$work/user_key" -p "$sshd_port" -o BatchMode=yes \
     -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \
-    "${opts[@]}" -L "$l1:127.0.0.1:$src_port" -L "$l2:127.0.0.1:$echo_port" \
-    -L "$l3:127.0.0.1:$sink_port" "$(id -un)@127.0.0.1"
+    -L "$1:127.0.0.1:$src_port" -L "$2:127.0.0.1:$echo_port" \
+    -L "$3:127.0.0.1:$sink_port" "$(id -un)@127.0.0.1"
 }
-# A design for forward's data plane (issue 17 item 4), not what gpumachine does today: one OpenSSH
-# master session (-M), our own listeners (here systemd-socket-activate --accept), and each
-# accepted connection handed to the master as a file descriptor by a mux client
-# (`ssh -S CTL -W`), so the bytes go through OpenSSH's cipher with no extra copy.
-ssh_mux() {
-  local ctl=$work/mux-$1 ports=("$@") targets=("$src_port" "$echo_port" "$sink_port") kids=() i
-  ssh -M -S "$ctl" -N -F /dev/null -i "$work/user_key" -p "$sshd_port" -o BatchMode=yes \
-    -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \
-    "$(id -un)@127.0.0.1" &
-  kids+=($!)
-  trap 'kill "${kids[@]}" 2>/dev/null; exit 0' TERM
-  until ssh -S "$ctl" -O check x 2>/dev/null; do sleep 0.05; done
-  for i in 0 1 2; do
-    systemd-socket-activate --accept --inetd -l "127.0.0.1:${ports[i]}" \
-      ssh -S "$ctl" -o LogLevel=ERROR -W "127.0.0.1:${targets[i]}" x 2>/dev/null &
-    kids+=($!)
-  done
-  wait
-}
-ssh_default() { ssh_forward "$@"; }
-ssh_ctr() { ssh_forward -o Ciphers=aes128-ctr -o MACs=hmac-sha2-256 "$@"; }
 
-printf '%-44s %12s %12s %16s\n' "forwarder ($mib MiB, $trips round trips)" "download" "upload" \
-  "latency/round trip"
-runs=("gpumachine forward (libssh2, aes128-ctr)" gm_forward
-  "ssh -N -L (OpenSSH default cipher)" ssh_default
-  "ssh -N -L (aes128-ctr + hmac-sha2-256)" ssh_ctr
-  "OpenSSH master + fd-passing mux (design)" ssh_mux)
-# REVERSE=1 measures in the opposite order (run both to even out a change of load).
-order=(0 2 4 6)
-[[ ${REVERSE:-0} == 1 ]] && order=(6 4 2 0)
-for i in "${order[@]}"; do
-  measure "${runs[i]}" "${runs[i + 1]}"
+peer="ssh -N -L (OpenSSH default cipher)"
+runs=("gpumachine forward (OpenSSH data plane)" gm_forward
+  "$peer" ssh_forward
+  "gpumachine forward (libssh2 fallback)" gm_libssh2)
+declare -A results
+for round in $(seq "${ROUNDS:-2}"); do
+  order=(0 2 4)
+  ((round % 2 == 0)) && order=(4 2 0)
+  printf '\nround %s, load average %s\n' "$round" "$(cut -d' ' -f1-3 /proc/loadavg)"
+  printf '%-44s %12s %12s %16s %12s\n' "forwarder ($mib MiB, $trips round trips)" "download" \
+    "upload" "latency/round trip" "CPU per GiB"
+  for i in "${order[@]}"; do
+    measure "${runs[i]}" "${runs[i + 1]}"
+  done
+  read -r peer_down peer_up <<<"${results[$peer]}"
+  for i in 0 4; do
+    read -r down up <<<"${results[${runs[i]}]}"
+    printf '%-44s %12s %12s\n' "  ratio to ssh -N -L: ${runs[i]#gpumachine forward }" \
+      "$(awk -v a="$down" -v b="$peer_down" 'BEGIN { printf "%.2f", a / b }')" \
+      "$(awk -v a="$up" -v b="$peer_up" 'BEGIN { printf "%.2f", a / b }')"
+  done
 done
+printf 'load average after: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"

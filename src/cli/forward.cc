@@ -99,7 +99,11 @@ int run_forward(Context& ctx, const ForwardOptions& opts) {
   MachineRecord record = machine::load_for_ssh(ctx.store(), opts.name, "forward");
   // Listen first: a taken port is a usage error before any connection is made.
   ssh::Forwarder forwarder(std::move(specs), tunnel_options(ctx, opts.name));
-  std::unique_ptr<ssh::Session> session = machine::connect(record);
+  // With the OpenSSH client as the data plane it logs in itself; libssh2 needs a session.
+  std::unique_ptr<ssh::Session> session;
+  if (!forwarder.uses_openssh()) {
+    session = machine::connect(record);
+  }
   return run_tunnel(ctx, opts.name, forwarder, std::move(session), TunnelInfo{}, opts.background);
 }
 

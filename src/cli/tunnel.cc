@@ -18,8 +18,10 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <thread>
+#include <utility>
 
 extern char** environ;
 
@@ -94,8 +96,10 @@ int detach(const std::string& log) {
     int status = 0;
     ::waitpid(child, &status, 0);
     if (n != 1) {
-      std::fprintf(stderr, "gpumachine: error: the background forward did not start; see %s\n",
-                   log.c_str());
+      // Before its log exists the detached process said why on this terminal itself.
+      bool logged = ::access(log.c_str(), F_OK) == 0;
+      std::fprintf(stderr, "gpumachine: error: the background forward did not start%s%s\n",
+                   logged ? "; see " : "", logged ? log.c_str() : "");
       _exit(exit_code::k_failure);
     }
     _exit(exit_code::k_ok);
@@ -196,6 +200,15 @@ ssh::ForwarderOptions tunnel_options(Context& ctx, const std::string& name) {
   // Ask again on every reconnect: a stopped and started instance has a new address.
   options.reconnect = [store, name] {
     return machine::connect(machine::load_for_ssh(*store, name, "forward"));
+  };
+  // The OpenSSH client logs in with the machine's key against the known_hosts file that holds
+  // only its pinned key. The verb has just asked the provider for the record, so the first
+  // login takes it as stored; later ones ask again, like reconnect above.
+  auto fresh = std::make_shared<bool>(true);
+  options.openssh_login = [store, name, fresh] {
+    return machine::openssh_login(*store, std::exchange(*fresh, false)
+                                              ? store->load(name)
+                                              : machine::load_for_ssh(*store, name, "forward"));
   };
   options.notice = [name](const std::string& line) { notice(name, line); };
   options.stop_requested = [] { return util::interrupt_requested(); };
@@ -310,6 +323,10 @@ int run_tunnel(Context& ctx, const std::string& name, ssh::Forwarder& forwarder,
   if (background) {
     ready_fd = detach(log);
   }
+  // Connected before anything is printed or recorded: a refused login is an error, not a forward
+  // that retries forever. In the background this is the detached process, so the OpenSSH master
+  // is its child, ended by its pid.
+  forwarder.start(std::move(session));
   if (info.open_browser && !info.url.empty()) {
     open_browser(info.url);
   }
@@ -333,7 +350,7 @@ int run_tunnel(Context& ctx, const std::string& name, ssh::Forwarder& forwarder,
     ::close(ready_fd);
   }
 
-  forwarder.run(std::move(session));
+  forwarder.run();
   if (background) {
     std::error_code ec;
     std::filesystem::remove(record_file, ec);

@@ -15,10 +15,8 @@ namespace {
 std::string subject_of(std::string_view name) {
   return "machine '" + std::string(name) + "'";
 }
-}  // namespace
 
-std::unique_ptr<ssh::Session> connect(const MachineRecord& record,
-                                      std::chrono::milliseconds retry_for) {
+void check_address(const MachineRecord& record) {
   if (record.ssh.host.empty()) {
     if (record.progress.incomplete) {
       throw Error(subject_of(record.name), "has no address yet", {},
@@ -27,6 +25,17 @@ std::unique_ptr<ssh::Session> connect(const MachineRecord& record,
     throw Error(subject_of(record.name), "has no address: it is stopped", {},
                 "start it: `gpumachine start " + record.name + "`");
   }
+}
+}  // namespace
+
+ssh::OpenSshLogin openssh_login(const store::Store& store, const MachineRecord& record) {
+  check_address(record);
+  return {record.ssh, store.known_hosts_path(record.name), subject_of(record.name)};
+}
+
+std::unique_ptr<ssh::Session> connect(const MachineRecord& record,
+                                      std::chrono::milliseconds retry_for) {
+  check_address(record);
   ssh::ConnectOptions options;
   options.target = record.ssh;
   options.host_key_policy = ssh::HostKeyPolicy::pinned;

@@ -5,6 +5,7 @@
 #include "gm/driver.h"
 #include "gm/error.h"
 #include "gm/machine.h"
+#include "ssh/openssh_master.h"
 #include "ssh/session.h"
 #include "store/store.h"
 
@@ -19,6 +20,10 @@ namespace gm::machine {
 /// address is an error naming the fix: `create` for an unfinished create, else `start`.
 std::unique_ptr<ssh::Session> connect(const MachineRecord& record,
                                       std::chrono::milliseconds retry_for = {});
+
+/// What the OpenSSH client logs in with: the record's target, the machine's known_hosts file
+/// (only its pinned key) and its subject for errors. The same address checks as connect().
+ssh::OpenSshLogin openssh_login(const store::Store& store, const MachineRecord& record);
 
 /// Waits until the machine's SSH port accepts TCP connections or \a deadline passes (then it
 /// returns too: the connection that follows reports why). A refused probe costs one round trip,

@@ -1,6 +1,7 @@
 #include "ssh/forward.h"
 
 #include "gm/error.h"
+#include "ssh/forward_openssh.h"
 #include "ssh/handles.h"
 #include "ssh/wire.h"
 #include "util/log.h"
@@ -20,13 +21,12 @@
 #include <csignal>
 #include <cstring>
 #include <list>
-#include <thread>
+#include <optional>
 
 namespace gm::ssh {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 // TCP_USER_TIMEOUT: unacknowledged data older than this ends the session socket, so a network
@@ -719,18 +719,9 @@ struct Forwarder::Impl {
     session.reset();
   }
 
-  /// Sleeps up to d, waking early when stop is asked.
-  bool sleep_unless_stopped(milliseconds d) {
-    Clock::time_point until = Clock::now() + d;
-    while (Clock::now() < until) {
-      if (options.stop_requested()) {
-        return false;
-      }
-      std::this_thread::sleep_for(std::min(
-          milliseconds(100), std::chrono::duration_cast<milliseconds>(until - Clock::now())));
-    }
-    return !options.stop_requested();
-  }
+  // The OpenSSH client that carries the bytes (unset: libssh2 does), and its data plane.
+  std::optional<std::string> openssh;
+  std::unique_ptr<OpenSshPlane> plane;
 };
 
 Forwarder::Forwarder(std::vector<ForwardSpec> specs, ForwarderOptions options)
@@ -762,6 +753,9 @@ Forwarder::Forwarder(std::vector<ForwardSpec> specs, ForwarderOptions options)
     m_impl->listeners.push_back(std::move(l.socket));
   }
   m_impl->specs = std::move(specs);
+  if (m_impl->options.openssh_login) {
+    m_impl->openssh = openssh_for_forwards();
+  }
 }
 
 Forwarder::~Forwarder() {
@@ -776,11 +770,35 @@ ForwardStats Forwarder::stats() const {
   return m_impl->stats;
 }
 
+bool Forwarder::uses_openssh() const {
+  return m_impl->openssh.has_value();
+}
+
+void Forwarder::start(std::unique_ptr<Session> session) {
+  Impl& impl = *m_impl;
+  if (impl.openssh) {
+    session.reset();  // a verb's own session; OpenSSH logs in by itself
+    impl.plane = std::make_unique<OpenSshPlane>(*impl.openssh, impl.specs, impl.listeners,
+                                                impl.options, impl.stats);
+    impl.plane->start();
+    return;
+  }
+  impl.session = std::move(session);
+}
+
 void Forwarder::run(std::unique_ptr<Session> session) {
+  start(std::move(session));
+  run();
+}
+
+void Forwarder::run() {
   // A client or server that vanishes mid-write must be an error code, not a signal.
   std::signal(SIGPIPE, SIG_IGN);
   Impl& impl = *m_impl;
-  impl.session = std::move(session);
+  if (impl.plane) {
+    impl.plane->run();
+    return;
+  }
   milliseconds backoff = impl.options.first_backoff;
   while (!impl.options.stop_requested()) {
     if (impl.session) {
@@ -793,7 +811,7 @@ void Forwarder::run(std::unique_ptr<Session> session) {
                             "reconnecting");
       }
     }
-    if (!impl.sleep_unless_stopped(backoff)) {
+    if (!sleep_unless_stopped(impl.options.stop_requested, backoff)) {
       break;
     }
     try {
@@ -803,8 +821,7 @@ void Forwarder::run(std::unique_ptr<Session> session) {
       impl.options.notice("reconnected; forwarding again");
     } catch (const Error& e) {
       backoff = std::min(backoff * 2, impl.options.max_backoff);
-      impl.options.notice(std::string("reconnect failed: ") + e.what() + "; retrying in " +
-                          std::to_string(backoff.count() / 1000.0).substr(0, 4) + " s");
+      impl.options.notice(reconnect_failed_notice(e.what(), backoff));
     }
   }
   impl.drop_session(false);

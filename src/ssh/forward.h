@@ -4,6 +4,7 @@
 // forwarder closes the open connections, reconnects with backoff and keeps its listeners.
 #pragma once
 
+#include "ssh/openssh_master.h"
 #include "ssh/session.h"
 
 #include <chrono>
@@ -47,6 +48,10 @@ struct ForwarderOptions {
   /// Opens a fresh session after a drop (re-reading the machine record: the address may have
   /// changed). Throws on failure; the forwarder retries with backoff.
   std::function<std::unique_ptr<Session>()> reconnect;
+  /// The OpenSSH client's login, asked on every (re)connect. When set and the OpenSSH client is
+  /// chosen (openssh_for_forwards()), an OpenSSH master carries the bytes and `reconnect` and
+  /// the libssh2 tuning below are not used.
+  std::function<OpenSshLogin()> openssh_login;
   /// Receives one line for each event the user should see (drops, reconnects).
   std::function<void(const std::string&)> notice;
   /// Polled at least every 500 ms and after every signal; true ends run().
@@ -81,7 +86,14 @@ class Forwarder {
 
   /// The specs with the local ports actually bound.
   const std::vector<ForwardSpec>& specs() const;
-  /// Serves connections over session (and its replacements) until stop_requested().
+  /// True when the OpenSSH client carries the bytes: start() needs no session then.
+  bool uses_openssh() const;
+  /// Connects the data plane: starts the OpenSSH master (any session given is closed; throws
+  /// SshError when it cannot log in), or takes session for libssh2.
+  void start(std::unique_ptr<Session> session);
+  /// Serves connections (reconnecting after drops) until stop_requested(); after start().
+  void run();
+  /// start(session), then run().
   void run(std::unique_ptr<Session> session);
   /// Counters so far.
   ForwardStats stats() const;

@@ -506,10 +506,7 @@ std::unique_ptr<Session> Session::connect(const ConnectOptions& options) {
   if (pinned && pinned->blob != blob) {
     std::string hint = options.hostkey_hint;
     if (hint.empty()) {
-      hint =
-          "if the host was legitimately re-installed, re-register it: gpumachine rm NAME && "
-          "gpumachine create ...; otherwise check the host: someone may be intercepting the "
-          "connection";
+      hint = k_host_key_mismatch_hint;
     }
     throw SshError(Stage::hostkey, impl->subject,
                    "host key does not match the pinned key (possible man-in-the-middle)",

@@ -31,6 +31,12 @@ inline bool read_again(LIBSSH2_CHANNEL* ch, bool progress, int& spins) {
   return false;
 }
 
+/// What to do about a host key that does not match the pin (libssh2 and OpenSSH logins alike).
+inline constexpr const char* k_host_key_mismatch_hint =
+    "if the host was legitimately re-installed, re-register it: gpumachine rm NAME && "
+    "gpumachine create ...; otherwise check the host: someone may be intercepting the "
+    "connection";
+
 /// Blocking libssh2 calls give up after this long (a dead peer must not hang a verb forever).
 inline constexpr std::chrono::milliseconds k_blocking_timeout{120000};
 

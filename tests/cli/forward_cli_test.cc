@@ -5,6 +5,7 @@
 #include <openssl/evp.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <random>
 
@@ -50,11 +51,41 @@ while True:
     threading.Thread(target=serve, args=(c, int(sys.argv[2])), daemon=True).start()
 )";
 
-/// Resident memory of a process in KiB (0 when unknown).
+/// Resident memory of a process and its children (the OpenSSH master) in KiB.
 long rss_kib(int pid) {
-  std::string status = read_text("/proc/" + std::to_string(pid) + "/status");
-  std::size_t at = status.find("VmRSS:");
-  return at == std::string::npos ? 0 : std::atol(status.c_str() + at + 6);
+  long total = 0;
+  std::vector<int> pids = CliMachine::children_of(pid);
+  pids.push_back(pid);
+  for (int p : pids) {
+    std::string status = read_text("/proc/" + std::to_string(p) + "/status");
+    std::size_t at = status.find("VmRSS:");
+    total += at == std::string::npos ? 0 : std::atol(status.c_str() + at + 6);
+  }
+  return total;
+}
+
+/// A process's argv.
+std::vector<std::string> cmdline_of(int pid) {
+  std::string text = read_text("/proc/" + std::to_string(pid) + "/cmdline");
+  std::vector<std::string> argv;
+  for (std::size_t start = 0; start < text.size();) {
+    std::size_t end = text.find('\0', start);
+    end = end == std::string::npos ? text.size() : end;
+    argv.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return argv;
+}
+
+/// The OpenSSH master a forward runs: its child running `ssh` (0: none).
+int ssh_child(int pid) {
+  for (int child : CliMachine::children_of(pid)) {
+    std::vector<std::string> argv = cmdline_of(child);
+    if (!argv.empty() && std::filesystem::path(argv[0]).filename() == "ssh") {
+      return child;
+    }
+  }
+  return 0;
 }
 
 class ForwardCli : public ::testing::Test {
@@ -81,9 +112,16 @@ class ForwardCli : public ::testing::Test {
     eventually([&] { return port_accepts("127.0.0.1", port); });
     return p;
   }
-  /// Starts `gpumachine forward gpu1 SPEC` in the foreground; returns once it serves.
-  std::unique_ptr<Process> start_forward(const std::string& spec, const std::string& tag) {
-    auto p = s_machine->gm_spawn({"forward", s_machine->name(), spec}, m_dir, tag);
+  /// Starts `gpumachine forward gpu1 SPEC` in the foreground; returns once it serves. client:
+  /// GPUMACHINE_SSH_CLIENT (empty: the default, OpenSSH where installed).
+  std::unique_ptr<Process> start_forward(const std::string& spec, const std::string& tag,
+                                         const std::string& client = "") {
+    SpawnOptions o = s_machine->spawn(m_dir / (tag + ".out"), m_dir / (tag + ".err"));
+    if (!client.empty()) {
+      o.env["GPUMACHINE_SSH_CLIENT"] = client;
+    }
+    auto p = std::make_unique<Process>(
+        std::vector<std::string>{GM_BINARY_PATH, "forward", s_machine->name(), spec}, o);
     EXPECT_NE(wait_for_line(m_dir / (tag + ".out"), "forwarding "), "")
         << read_text(m_dir / (tag + ".err"));
     return p;
@@ -105,6 +143,33 @@ std::string sha256_hex(const std::string& data) {
     out += hex[md[i] & 15];
   }
   return out;
+}
+
+/// size bytes from a seeded generator.
+std::string random_bytes(std::size_t size, std::uint64_t seed) {
+  std::string out(size, '\0');
+  std::mt19937_64 rng(seed);
+  for (std::size_t i = 0; i + 8 <= out.size(); i += 8) {
+    std::uint64_t v = rng();
+    std::memcpy(&out[i], &v, 8);
+  }
+  return out;
+}
+
+/// Sends payload to an echo server through local port `local` while reading what comes back
+/// (the forward must move both directions at once); nullopt when the connection failed.
+std::optional<std::string> echo_both_ways(int local, const std::string& payload) {
+  TcpClient c(local);
+  if (c.fd() < 0) {
+    return std::nullopt;
+  }
+  std::thread sender([&] {
+    c.send_all(payload);
+    ::shutdown(c.fd(), SHUT_WR);
+  });
+  std::optional<std::string> back = c.read_to_eof();
+  sender.join();
+  return back;
 }
 
 TEST_F(ForwardCli, FiftyConcurrentHttpClientsGetTheirOwnBodies) {
@@ -141,21 +206,8 @@ TEST_F(ForwardCli, TwoHundredMegabytesEchoIntactBothWays) {
   int local = free_port();
   auto fwd = start_forward(std::to_string(local) + ":127.0.0.1:" + std::to_string(remote), "big");
 
-  std::string payload(200 * 1000 * 1000, '\0');
-  std::mt19937_64 rng(42);
-  for (std::size_t i = 0; i + 8 <= payload.size(); i += 8) {
-    std::uint64_t v = rng();
-    std::memcpy(&payload[i], &v, 8);
-  }
-  TcpClient c(local);
-  ASSERT_GE(c.fd(), 0);
-  // Send in a thread while reading here: the forward must move both directions at once.
-  std::thread sender([&] {
-    c.send_all(payload);
-    ::shutdown(c.fd(), SHUT_WR);
-  });
-  std::optional<std::string> back = c.read_to_eof();
-  sender.join();
+  std::string payload = random_bytes(200 * 1000 * 1000, 42);
+  std::optional<std::string> back = echo_both_ways(local, payload);
   ASSERT_TRUE(back.has_value());
   EXPECT_EQ(back->size(), payload.size());
   EXPECT_EQ(sha256_hex(*back), sha256_hex(payload));
@@ -206,6 +258,8 @@ TEST_F(ForwardCli, ReconnectsAfterSshdRestartAndServesNewConnections) {
   ASSERT_TRUE(open_conn.send_all("before"));
   char buf[6];
   ASSERT_EQ(::recv(open_conn.fd(), buf, sizeof buf, MSG_WAITALL), 6);
+  int master = ssh_child(fwd->pid());
+  ASSERT_GT(master, 0) << "OpenSSH does not carry the forward";
 
   s_machine->drop_connections_and_restart_sshd();
 
@@ -214,22 +268,128 @@ TEST_F(ForwardCli, ReconnectsAfterSshdRestartAndServesNewConnections) {
   ASSERT_TRUE(rest.has_value());
   EXPECT_EQ(*rest, "");
   // New connections work again once the forward has reconnected.
-  bool served = eventually([&] {
-    TcpClient c(local);
-    if (c.fd() < 0 || !c.send_all("after")) {
-      return false;
-    }
-    ::shutdown(c.fd(), SHUT_WR);
-    std::optional<std::string> echoed = c.read_to_eof();
-    return echoed && *echoed == "after";
-  });
-  EXPECT_TRUE(served);
+  EXPECT_TRUE(eventually([&] { return echo_both_ways(local, "after") == "after"; }));
   EXPECT_TRUE(fwd->is_running());
+  EXPECT_FALSE(process_alive(master));
+  EXPECT_GT(ssh_child(fwd->pid()), 0) << "a new OpenSSH master carries it now";
   std::string log = read_text(m_dir / "rc.err");
   EXPECT_NE(log.find("connection lost"), std::string::npos) << log;
   EXPECT_NE(log.find("reconnected"), std::string::npos) << log;
   fwd->stop();
   echo->stop();
+}
+
+TEST_F(ForwardCli, OpenSshCarriesTheBytesWithOnlyThePinnedKeyAndEndsWithTheForward) {
+  int remote = free_port();
+  auto echo = start_echo(remote);
+  int local = free_port();
+  auto fwd = start_forward(std::to_string(local) + ":127.0.0.1:" + std::to_string(remote), "os");
+  int master = ssh_child(fwd->pid());
+  ASSERT_GT(master, 0) << "no OpenSSH master under the forward";
+  std::vector<std::string> argv = cmdline_of(master);
+  auto has = [&](const std::string& word) {
+    return std::find(argv.begin(), argv.end(), word) != argv.end();
+  };
+  for (const char* option :
+       {"StrictHostKeyChecking=yes", "IdentitiesOnly=yes", "BatchMode=yes", "ForwardAgent=no",
+        "ExitOnForwardFailure=yes", "ServerAliveInterval=15", "GlobalKnownHostsFile=/dev/null"}) {
+    EXPECT_TRUE(has(option)) << option;
+  }
+  EXPECT_TRUE(has("-F") && has("/dev/null")) << "the user's ssh config must not apply";
+  EXPECT_FALSE(has("-L") || has("-R") || has("-D")) << "the master forwards nothing itself";
+  // Its known_hosts holds the machine's pinned key and nothing else.
+  std::filesystem::path known_hosts = s_machine->home() / "machines" / "gpu1" / "known_hosts";
+  EXPECT_TRUE(has("UserKnownHostsFile=" + known_hosts.string()));
+  EXPECT_EQ(read_text(known_hosts), "[127.0.0.1]:" + std::to_string(s_machine->sshd().port()) +
+                                        " " + s_machine->sshd().host_public_key() + "\n");
+
+  TcpClient c(local);
+  ASSERT_TRUE(c.send_all("through OpenSSH"));
+  ::shutdown(c.fd(), SHUT_WR);
+  EXPECT_EQ(c.read_to_eof().value_or("?"), "through OpenSSH");
+
+  fwd->stop();
+  EXPECT_TRUE(eventually([&] { return !process_alive(master); }));
+  EXPECT_FALSE(process_alive(master)) << "the OpenSSH master outlived its forward";
+  echo->stop();
+}
+
+TEST_F(ForwardCli, TheLibssh2FallbackStillForwardsBothWaysAndReconnects) {
+  int remote = free_port();
+  auto echo = start_echo(remote);
+  int local = free_port();
+  auto fwd = start_forward(std::to_string(local) + ":127.0.0.1:" + std::to_string(remote), "lb",
+                           "libssh2");
+  EXPECT_EQ(ssh_child(fwd->pid()), 0) << "GPUMACHINE_SSH_CLIENT=libssh2 must not use OpenSSH";
+
+  std::string payload = random_bytes(8 * 1000 * 1000, 7);
+  std::optional<std::string> back = echo_both_ways(local, payload);
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(sha256_hex(*back), sha256_hex(payload));
+
+  s_machine->drop_connections_and_restart_sshd();
+  EXPECT_TRUE(eventually([&] { return echo_both_ways(local, "after") == "after"; }));
+  std::string log = read_text(m_dir / "lb.err");
+  EXPECT_NE(log.find("reconnected"), std::string::npos) << log;
+  fwd->stop();
+  echo->stop();
+}
+
+TEST_F(ForwardCli, WithoutAnOpenSshClientTheForwardUsesLibssh2) {
+  int remote = free_port();
+  auto echo = start_echo(remote);
+  TempDir no_ssh("gm-fwd-path");  // a PATH in which there is no `ssh`
+  int local = free_port();
+  std::string spec = std::to_string(local) + ":127.0.0.1:" + std::to_string(remote);
+  SpawnOptions o = s_machine->spawn(m_dir / "np.out", m_dir / "np.err");
+  o.env["PATH"] = no_ssh.path().string();
+  Process fwd({GM_BINARY_PATH, "forward", s_machine->name(), spec}, o);
+  ASSERT_NE(wait_for_line(m_dir / "np.out", "forwarding "), "") << read_text(m_dir / "np.err");
+  EXPECT_EQ(ssh_child(fwd.pid()), 0);
+  EXPECT_EQ(echo_both_ways(local, "no ssh here"), "no ssh here");
+  fwd.stop();
+
+  // Asking for OpenSSH where there is none is an error that names the fix.
+  o.env["GPUMACHINE_SSH_CLIENT"] = "openssh";
+  CaptureResult r = run_capture({GM_BINARY_PATH, "forward", s_machine->name(), spec}, {}, o);
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_NE(r.err.find("no OpenSSH client"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("hint: install it"), std::string::npos) << r.err;
+  echo->stop();
+}
+
+// Its own machine: its sshd is replaced by one with another host key on the same port.
+TEST(ForwardHostKey, AServerWithAnotherHostKeyIsRefusedByBothClients) {
+  CliMachine machine("fwdkey");
+  SshdOptions impostor_options;
+  impostor_options.port = machine.sshd().port();
+  machine.sshd().stop();
+  SshdFixture impostor(impostor_options);
+  for (const std::string client : {"openssh", "libssh2"}) {
+    SpawnOptions o;
+    o.env = machine.env();
+    o.env["GPUMACHINE_SSH_CLIENT"] = client;
+    CaptureResult r = run_capture(
+        {GM_BINARY_PATH, "forward", "fwdkey", "0:127.0.0.1:" + std::to_string(free_port())}, {}, o);
+    EXPECT_EQ(r.status, 1) << client << ": " << r.err;
+    EXPECT_NE(r.err.find("machine 'fwdkey': host key does not match the pinned key"),
+              std::string::npos)
+        << client << ": " << r.err;
+    // The cause names the key the server sent; the hint says what to do.
+    EXPECT_NE(r.err.find("server presented SHA256:"), std::string::npos) << client << ": " << r.err;
+    EXPECT_NE(r.err.find("hint: if the host was legitimately re-installed"), std::string::npos)
+        << client << ": " << r.err;
+    EXPECT_EQ(r.out.find("forwarding"), std::string::npos) << client << ": " << r.out;
+  }
+  // In the background the refusal is said on the terminal, not in a log that was never written.
+  SpawnOptions o;
+  o.env = machine.env();
+  CaptureResult r = run_capture({GM_BINARY_PATH, "forward", "fwdkey",
+                                 "0:127.0.0.1:" + std::to_string(free_port()), "--background"},
+                                {}, o);
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_NE(r.err.find("host key does not match the pinned key"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find(".log"), std::string::npos) << r.err;
 }
 
 TEST_F(ForwardCli, ClosedRemotePortClosesTheClientAndTheForwardGoesOn) {
@@ -279,10 +439,14 @@ TEST_F(ForwardCli, BackgroundListStopRoundTrip) {
   EXPECT_TRUE(rows[0].at("running").get<bool>());
   EXPECT_EQ(rows[0].at("forwards").at(0).at("remote_port").get<int>(), remote);
 
+  int master = ssh_child(pid);
+  EXPECT_GT(master, 0) << "no OpenSSH master under the background forward";
+
   CaptureResult stop = s_machine->gm({"forward", s_machine->name(), "--stop"});
   ASSERT_EQ(stop.status, 0) << stop.err;
   EXPECT_TRUE(eventually([&] { return !process_alive(pid); }));
   EXPECT_FALSE(process_alive(pid));
+  EXPECT_TRUE(eventually([&] { return master == 0 || !process_alive(master); }));
   EXPECT_FALSE(port_accepts("127.0.0.1", local));
   CaptureResult after = s_machine->gm({"--format", "json", "forward", "--list"});
   EXPECT_EQ(nlohmann::json::parse(after.out).size(), 0u);
