@@ -333,25 +333,37 @@ TEST_F(RunCli, AJobOutlivesADroppedConnection) {
   EXPECT_NE(attached.out.find("after the drop"), std::string::npos) << attached.out;
 }
 
-TEST_F(RunCli, ComposeSeesTheSyncedFilesAndItsPortIsForwarded) {
+// The seed's compose workflow: a Jupyter and a TensorBoard service (busybox httpd stand-ins, no
+// image can be pulled here), each serving a synced folder, both reached from here.
+TEST_F(RunCli, ComposeSeesTheSyncedFilesAndItsPortsAreForwarded) {
   if (::access("/usr/bin/docker-compose", X_OK) != 0) {
     GTEST_SKIP() << "no docker-compose here (Debian: apt-get install docker-compose)";
   }
   const fs::path p = m_project.path();
-  write(p / "site/index.html", "hello from the synced site\n");
-  write(p / "docker-compose.yml",
-        std::string("version: \"2\"\nservices:\n  web:\n    image: ") + DockerdFixture::k_image +
-            "\n    command: [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", "
-            "\"/www\"]\n    volumes: [\"./site:/www\"]\n    ports: [\"127.0.0.1:" +
-            std::to_string(free_port()) + ":8080\"]\n");
+  write(p / "notebooks/index.html", "hello from the synced notebooks\n");
+  write(p / "runs/index.html", "hello from the synced runs\n");
+  auto service = [](const std::string& name, const std::string& dir) {
+    return "  " + name + ":\n    image: " + DockerdFixture::k_image +
+           "\n    command: [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", "
+           "\"/www\"]\n    volumes: [\"./" +
+           dir + ":/www\"]\n    ports: [\"127.0.0.1:" + std::to_string(free_port()) + ":8080\"]\n";
+  };
+  write(p / "docker-compose.yml", "version: \"2\"\nservices:\n" + service("jupyter", "notebooks") +
+                                      service("tensorboard", "runs"));
   CaptureResult up = run_in(p, {"compose", "gpu1", "--background", "--", "up", "-d"});
   ASSERT_EQ(up.status, 0) << up.err;
-  std::size_t url = up.out.find("http://127.0.0.1:");
-  ASSERT_NE(url, std::string::npos) << up.out;
-  int local = std::atoi(up.out.c_str() + url + std::string("http://127.0.0.1:").size());
-  HttpReply page = http_get(local, "/index.html");
-  EXPECT_EQ(page.status, 200);
-  EXPECT_EQ(page.body, "hello from the synced site\n");
+  std::vector<std::string> bodies;
+  for (std::size_t at = up.out.find("http://127.0.0.1:"); at != std::string::npos;
+       at = up.out.find("http://127.0.0.1:", at + 1)) {
+    int local = std::atoi(up.out.c_str() + at + std::string("http://127.0.0.1:").size());
+    HttpReply page = http_get(local, "/index.html");
+    EXPECT_EQ(page.status, 200);
+    bodies.push_back(page.body);
+  }
+  std::sort(bodies.begin(), bodies.end());
+  EXPECT_EQ(bodies, (std::vector<std::string>{"hello from the synced notebooks\n",
+                                              "hello from the synced runs\n"}))
+      << up.out;
   EXPECT_EQ(machine().gm({"forward", "gpu1", "--stop"}).status, 0);
   CaptureResult down = run_in(p, {"compose", "gpu1", "--", "down"});
   EXPECT_EQ(down.status, 0) << down.err;
