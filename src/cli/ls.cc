@@ -92,11 +92,12 @@ Row describe(const MachineRecord& r, std::chrono::system_clock::time_point now,
     row.json["nodes"] = nlohmann::json::array();
     for (const ClusterNode& n : r.cluster->nodes) {
       std::string state = n.last_state.empty() ? "unknown" : n.last_state;
-      row.json["nodes"].push_back({{"rank", n.rank},
-                                   {"id", n.id},
-                                   {"state", state},
-                                   {"ip", n.host.empty() ? nlohmann::json(nullptr) : nlohmann::json(n.host)},
-                                   {"private_ip", n.private_ip}});
+      row.json["nodes"].push_back(
+          {{"rank", n.rank},
+           {"id", n.id},
+           {"state", state},
+           {"ip", n.host.empty() ? nlohmann::json(nullptr) : nlohmann::json(n.host)},
+           {"private_ip", n.private_ip}});
       row.node_cells.push_back({r.name + "/" + std::to_string(n.rank), "", "", "", "", state,
                                 dash(n.host), "", "", "", ""});
     }

@@ -21,8 +21,8 @@ namespace gm::cli {
 namespace {
 
 /// The rank environment's names, passed into the container by name (docker run -e NAME).
-constexpr const char* k_rank_names[] = {"NODE_RANK",   "NNODES",        "NODE_IPS",
-                                        "MASTER_ADDR", "MASTER_PORT",   "GPUS_PER_NODE",
+constexpr const char* k_rank_names[] = {"NODE_RANK",         "NNODES",      "NODE_IPS",
+                                        "MASTER_ADDR",       "MASTER_PORT", "GPUS_PER_NODE",
                                         "NCCL_SOCKET_IFNAME"};
 
 /// The command runs in a container: an image is given, or the project's Dockerfile makes one.
@@ -79,8 +79,7 @@ NodeSide prepare_node(Context& ctx, const MachineRecord& record, int rank,
 /// command on the host, or in a container (host network, the project at /workspace, the rank
 /// environment passed by name) when there is an image.
 std::string rank_command(const NodesRun& o, const run::Project& project,
-                         const std::string& project_dir, const std::string& env_prefix,
-                         bool gpus) {
+                         const std::string& project_dir, const std::string& env_prefix, bool gpus) {
   std::string command;
   for (const std::string& word : o.command) {
     command += (command.empty() ? "" : " ") + word;

@@ -150,12 +150,9 @@ void from_json(const nlohmann::json& j, CostControl& c) {
 }
 
 void to_json(nlohmann::json& j, const ClusterNode& n) {
-  j = {{"rank", n.rank},
-       {"id", n.id},
-       {"host", n.host},
-       {"private_ip", n.private_ip},
-       {"host_key", n.host_key},
-       {"last_state", n.last_state}};
+  j = {{"rank", n.rank},         {"id", n.id},
+       {"host", n.host},         {"private_ip", n.private_ip},
+       {"host_key", n.host_key}, {"last_state", n.last_state}};
 }
 
 void from_json(const nlohmann::json& j, ClusterNode& n) {

@@ -34,8 +34,8 @@ TEST(ClusterRun, TorchrunOnEveryNodeOfAnEmulatedCluster) {
     fs::copy_file(fs::path(GM_SOURCE_DIR) / "tests/cluster" / file, project.path() / file);
   }
   std::string port = std::to_string(free_port());
-  r = emu.gm({"run", "c1", "--nodes", "all", "--dir", project.path().string(), "--master-port", port,
-              "-e", "GM_TEST_GREETING=hello there", "--",
+  r = emu.gm({"run", "c1", "--nodes", "all", "--dir", project.path().string(), "--master-port",
+              port, "-e", "GM_TEST_GREETING=hello there", "--",
               "test \"$GM_TEST_GREETING\" = 'hello there' && sh as_node.sh /usr/bin/python3 -m "
               "torch.distributed.run --nnodes \"$NNODES\" --nproc_per_node 1 --node_rank "
               "\"$NODE_RANK\" --rdzv_backend c10d --rdzv_endpoint \"$MASTER_ADDR:$MASTER_PORT\" "
@@ -47,8 +47,7 @@ TEST(ClusterRun, TorchrunOnEveryNodeOfAnEmulatedCluster) {
     EXPECT_NE(r.out.find("[" + std::to_string(rank) + "] "), std::string::npos) << describe(r);
   }
   // MASTER_ADDR is node 0's private address.
-  nlohmann::json rec =
-      nlohmann::json::parse(read_text(emu.home() / "machines/c1/machine.json"));
+  nlohmann::json rec = nlohmann::json::parse(read_text(emu.home() / "machines/c1/machine.json"));
   std::string master = rec["cluster"]["nodes"][0]["private_ip"];
   EXPECT_NE(r.err.find("MASTER_ADDR " + master), std::string::npos) << describe(r);
 

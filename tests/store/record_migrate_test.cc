@@ -122,11 +122,17 @@ TEST(RecordMigration, AClusterSectionReadsBackTheSame) {
   MachineRecord c = load_fixture(store, "v2-ec2-cpu1.json", "c1");
   c.name = "c1";
   c.cluster = Cluster{.size = 2,
-                      .nodes = {{.rank = 0, .id = "i-0", .host = "127.0.1.1",
-                                 .private_ip = "172.31.0.5", .host_key = "ssh-ed25519 AAAA0",
+                      .nodes = {{.rank = 0,
+                                 .id = "i-0",
+                                 .host = "127.0.1.1",
+                                 .private_ip = "172.31.0.5",
+                                 .host_key = "ssh-ed25519 AAAA0",
                                  .last_state = "running"},
-                                {.rank = 1, .id = "i-1", .host = "127.0.1.2",
-                                 .private_ip = "172.31.0.6", .host_key = "ssh-ed25519 AAAA1",
+                                {.rank = 1,
+                                 .id = "i-1",
+                                 .host = "127.0.1.2",
+                                 .private_ip = "172.31.0.6",
+                                 .host_key = "ssh-ed25519 AAAA1",
                                  .last_state = "stopped"}}};
   store.save(store.lock("c1", "test"), c);
   EXPECT_EQ(store.load("c1").cluster, c.cluster);

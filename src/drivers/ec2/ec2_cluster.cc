@@ -86,8 +86,7 @@ void Ec2Driver::ensure_placement_group(Ec2Api& api, MachineRecord& record, Drive
   save(record, host);
 }
 
-void Ec2Driver::allow_cluster_traffic(Ec2Api& api, const std::string& group_id,
-                                      DriverHost& host) {
+void Ec2Driver::allow_cluster_traffic(Ec2Api& api, const std::string& group_id, DriverHost& host) {
   host.phase("allowing all traffic between the nodes (" + group_id + " admits itself)");
   aws::QueryParams p;
   p.set("GroupId", group_id);
@@ -169,7 +168,8 @@ void Ec2Driver::await_nodes(Ec2Api& api, MachineRecord& record, DriverHost& host
   std::map<std::string, Instance> found;
   for (const ClusterNode& node : record.cluster->nodes) {
     host.phase("waiting for node " + std::to_string(node.rank) + " (" + node.id + ") to run");
-    found[node.id] = *wait_for_state(api, record, node.id, {"running"}, k_run_failures, false, host);
+    found[node.id] =
+        *wait_for_state(api, record, node.id, {"running"}, k_run_failures, false, host);
   }
   record_nodes(record, found);
   for (ClusterNode& node : record.cluster->nodes) {
@@ -230,7 +230,8 @@ void Ec2Driver::cluster_power_off(MachineRecord& record, DriverHost& host, bool 
   std::map<std::string, Instance> found;
   for (const ClusterNode& node : record.cluster->nodes) {
     host.phase("waiting for node " + std::to_string(node.rank) + " (" + node.id + ") to stop");
-    found[node.id] = *wait_for_state(api, record, node.id, {"stopped"}, {"terminated"}, false, host);
+    found[node.id] =
+        *wait_for_state(api, record, node.id, {"stopped"}, {"terminated"}, false, host);
   }
   record_nodes(record, found);  // public addresses are released on stop
   save(record, host);

@@ -125,8 +125,8 @@ TEST(Ec2Cluster, TooLittleCapacityLaunchesNothingAndLeaksNothing) {
 
 TEST(Ec2Cluster, ADriverThatCannotPlaceMachinesRefusesNodes) {
   Ec2EmulatorFixture emu;
-  CaptureResult r = emu.gm({"create", "--driver", "generic", "g", "--generic-ip-address",
-                            "127.0.0.1", "--nodes", "2"});
+  CaptureResult r = emu.gm(
+      {"create", "--driver", "generic", "g", "--generic-ip-address", "127.0.0.1", "--nodes", "2"});
   EXPECT_EQ(r.status, 2) << describe(r);
   EXPECT_NE(r.err.find("generic driver cannot create clusters"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("--driver ec2"), std::string::npos) << r.err;
