@@ -41,10 +41,12 @@ TEST(ClusterRun, TorchrunOnEveryNodeOfAnEmulatedCluster) {
               "\"$NODE_RANK\" --rdzv_backend c10d --rdzv_endpoint \"$MASTER_ADDR:$MASTER_PORT\" "
               "--rdzv_id gm-test --max_restarts 0 --redirects 1 --tee 1 allreduce.py"});
   EXPECT_EQ(r.status, 0) << describe(r);
+  // torchrun passes each worker's lines on (--tee) on stdout or stderr: every rank's sum.
+  std::string output = r.out + r.err;
   for (int rank = 0; rank < 3; ++rank) {
-    EXPECT_NE(r.out.find("rank " + std::to_string(rank) + " of 3: sum 6"), std::string::npos)
+    EXPECT_NE(output.find("rank " + std::to_string(rank) + " of 3: sum 6"), std::string::npos)
         << describe(r);
-    EXPECT_NE(r.out.find("[" + std::to_string(rank) + "] "), std::string::npos) << describe(r);
+    EXPECT_NE(output.find("[" + std::to_string(rank) + "] "), std::string::npos) << describe(r);
   }
   // MASTER_ADDR is node 0's private address.
   nlohmann::json rec = nlohmann::json::parse(read_text(emu.home() / "machines/c1/machine.json"));

@@ -107,7 +107,7 @@ TEST(Ec2Cluster, CreateUsesOnePlacedLaunchAndLsStopStartRmActOnEveryNode) {
 
   r = emu.gm({"rm", "c1"});
   ASSERT_EQ(r.status, 0) << describe(r);
-  EXPECT_NE(r.out.find("deleted placement group"), std::string::npos) << describe(r);
+  EXPECT_NE(r.err.find("deleted placement group"), std::string::npos) << describe(r);
   EXPECT_TRUE(emu.leaks().empty()) << lines(emu.leaks());
 }
 
