@@ -111,6 +111,22 @@ TEST(Ec2Cluster, CreateUsesOnePlacedLaunchAndLsStopStartRmActOnEveryNode) {
   EXPECT_TRUE(emu.leaks().empty()) << lines(emu.leaks());
 }
 
+TEST(Ec2Cluster, NodesOfATypeWithEfaGetAnEfaInterface) {
+  Ec2EmulatorFixture emu;
+  CaptureResult r = emu.gm(cluster_args(
+      "efa", 2, {"--ec2-instance-type", "g4dn.8xlarge", "--ec2-image", "ubuntu-24.04"}));
+  ASSERT_EQ(r.status, 0) << describe(r);
+  std::vector<nlohmann::json> live = emu.live_instances();
+  ASSERT_EQ(live.size(), 2u);
+  for (const nlohmann::json& i : live) {
+    EXPECT_TRUE(i.value("efa", false)) << i.dump(2);
+    EXPECT_FALSE(i.value("placementGroup", "").empty()) << i.dump(2);
+  }
+  r = emu.gm({"rm", "efa"});
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_TRUE(emu.leaks().empty()) << lines(emu.leaks());
+}
+
 TEST(Ec2Cluster, TooLittleCapacityLaunchesNothingAndLeaksNothing) {
   // Two t3.micro per zone: no zone can launch three.
   Ec2EmulatorFixture emu(nlohmann::json{{"capacity_limit", {{"*", {{"t3.micro", 2}}}}}});
