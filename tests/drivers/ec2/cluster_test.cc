@@ -13,10 +13,8 @@ namespace {
 
 std::vector<std::string> cluster_args(const std::string& name, int nodes,
                                       std::vector<std::string> extra = {}) {
-  std::vector<std::string> args =
-      create_args(name, {"--nodes", std::to_string(nodes), "--wait", "ssh"});
-  args.insert(args.end(), extra.begin(), extra.end());
-  return args;
+  extra.insert(extra.begin(), {"--nodes", std::to_string(nodes), "--wait", "ssh"});
+  return create_args(name, extra);
 }
 
 nlohmann::json record_of(Ec2EmulatorFixture& emu, const std::string& name) {
