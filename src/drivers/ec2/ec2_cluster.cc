@@ -104,6 +104,9 @@ void Ec2Driver::allow_cluster_traffic(Ec2Api& api, const std::string& group_id, 
 
 void Ec2Driver::adopt_nodes(MachineRecord& record, std::vector<Instance> instances,
                             DriverHost& host) {
+  if (instances.empty()) {
+    return;
+  }
   std::sort(instances.begin(), instances.end(), [](const Instance& a, const Instance& b) {
     return a.launch_index != b.launch_index ? a.launch_index < b.launch_index : a.id < b.id;
   });
@@ -120,15 +123,6 @@ void Ec2Driver::adopt_nodes(MachineRecord& record, std::vector<Instance> instanc
   m_cfg.pending_launch = {};
   record.facts["availability_zone"] = instances.front().availability_zone;
   save(record, host);
-  if (cluster.nodes.size() != static_cast<std::size_t>(cluster.size)) {
-    // One RunInstances with MinCount = N launches all or none: EC2 shows only some so far.
-    throw Error(subject_of(record),
-                "found " + std::to_string(cluster.nodes.size()) + " of the cluster's " +
-                    std::to_string(cluster.size) + " instances",
-                "EC2 may not show the others yet",
-                "`gpumachine create " + record.name + "` looks again; `gpumachine rm " +
-                    record.name + "` removes what was launched");
-  }
 }
 
 void record_nodes(MachineRecord& record, const std::map<std::string, Instance>& found) {
@@ -161,8 +155,18 @@ void record_nodes(MachineRecord& record, const std::map<std::string, Instance>& 
 }
 
 void Ec2Driver::await_nodes(Ec2Api& api, MachineRecord& record, DriverHost& host) {
-  if (record.cluster->nodes.size() != static_cast<std::size_t>(record.cluster->size)) {
-    adopt_nodes(record, find_instances(api, record), host);  // an earlier run saw only some
+  const Cluster& cluster = *record.cluster;
+  if (cluster.nodes.size() != static_cast<std::size_t>(cluster.size)) {
+    adopt_nodes(record, find_instances(api, record), host);  // the launch's answer showed some
+  }
+  if (cluster.nodes.size() != static_cast<std::size_t>(cluster.size)) {
+    // One RunInstances with MinCount = N launches all or none: EC2 shows only some so far.
+    throw Error(subject_of(record),
+                "found " + std::to_string(cluster.nodes.size()) + " of the cluster's " +
+                    std::to_string(cluster.size) + " instances",
+                "EC2 may not show the others yet",
+                "`gpumachine create " + record.name + "` looks again; `gpumachine rm " +
+                    record.name + "` removes what was launched");
   }
   // They boot together: waiting for each in turn costs the slowest one's time.
   std::map<std::string, Instance> found;

@@ -187,8 +187,8 @@ class Ec2Driver final : public Driver {
   // Clusters (ec2_cluster.cc): record.cluster is set.
   void ensure_placement_group(Ec2Api& api, MachineRecord& record, DriverHost& host);
   void allow_cluster_traffic(Ec2Api& api, const std::string& group_id, DriverHost& host);
-  /// The instances of the cluster's one RunInstances as its nodes, ranked by launch index;
-  /// throws (after saving them) when fewer than N are visible.
+  /// The instances of the cluster's one RunInstances as its nodes, ranked by launch index (all N,
+  /// or as many as EC2 shows yet: await_nodes() looks again).
   void adopt_nodes(MachineRecord& record, std::vector<Instance> instances, DriverHost& host);
   /// Waits until every node runs, records their addresses, then (wait target ssh) until SSH
   /// answers on each with the pinned key.
