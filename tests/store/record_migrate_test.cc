@@ -119,8 +119,7 @@ TEST(RecordMigration, Version2RecordsLoadAsOneMachine) {
 TEST(RecordMigration, AClusterSectionReadsBackTheSame) {
   TempDir tmp;
   Store store(tmp.home());
-  MachineRecord c = load_fixture(store, "v2-ec2-cpu1.json", "c1");
-  c.name = "c1";
+  MachineRecord c = load_fixture(store, "v2-ec2-cpu1.json", "cpu1");
   c.cluster = Cluster{.size = 2,
                       .nodes = {{.rank = 0,
                                  .id = "i-0",
@@ -134,8 +133,8 @@ TEST(RecordMigration, AClusterSectionReadsBackTheSame) {
                                  .private_ip = "172.31.0.6",
                                  .host_key = "ssh-ed25519 AAAA1",
                                  .last_state = "stopped"}}};
-  store.save(store.lock("c1", "test"), c);
-  EXPECT_EQ(store.load("c1").cluster, c.cluster);
+  store.save(store.lock("cpu1", "test"), c);
+  EXPECT_EQ(store.load("cpu1").cluster, c.cluster);
 }
 
 TEST(RecordMigration, ANewerRecordIsRefusedAndNeverRewritten) {
