@@ -131,8 +131,8 @@ struct Cluster {
 
 /// The record kept in <home>/machines/<name>/machine.json. Never holds cloud credentials.
 /// Version 3 adds the optional cluster section (an older gpumachine would take a cluster for its
-/// node 0). Version 2 splits what the core owns (typed fields) from the driver's own settings (an opaque
-/// blob only the driver reads); store::migrate_record() reads version 1.
+/// node 0). Version 2 splits what the core owns (typed fields) from the driver's own settings (an
+/// opaque blob only the driver reads); store::migrate_record() reads version 1.
 struct MachineRecord {
   static constexpr int k_schema_version = 3;
 

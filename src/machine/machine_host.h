@@ -66,7 +66,7 @@ class MachineHost final : public DriverHost {
   const store::MachineLock* m_lock = nullptr;
   std::string m_wait_target = "ssh";
   std::function<bool(const std::string&)> m_confirm;
-  std::string m_label;                                   ///< a node's "node R: "
+  std::string m_label;                                    ///< a node's "node R: "
   std::function<void(const MachineRecord&)> m_save_node;  ///< set: a node's host
   bool m_saved = false;
   bool m_live = false;  ///< stderr is a terminal and not -q: repaint a live line
