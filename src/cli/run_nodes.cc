@@ -143,14 +143,7 @@ int run_on_nodes(Context& ctx, const NodesRun& o) {
     }
   }
 
-  std::vector<cluster::Node> nodes;
-  for (std::size_t i = 0; i < ranks.size(); ++i) {
-    const ClusterNode& n = record.cluster->nodes[i];
-    nodes.push_back({.rank = n.rank,
-                     .connect = [node = sides[i].record] { return machine::connect(node); },
-                     .private_ip = n.private_ip,
-                     .gpus = record.size.gpu_count});
-  }
+  std::vector<cluster::Node> nodes = machine::fanout_nodes(record);
   cluster::FanoutOptions options;
   const run::HostSide& first = sides.front().host;
   options.command = rank_command(o, project, first.project_dir, env_file_prefix(first, id),

@@ -1,6 +1,7 @@
 #include "machine/cluster_nodes.h"
 
 #include "gm/error.h"
+#include "machine/connect.h"
 
 namespace gm::machine {
 
@@ -31,6 +32,17 @@ std::vector<int> node_ranks(const MachineRecord& record) {
     ranks.push_back(n.rank);
   }
   return ranks;
+}
+
+std::vector<cluster::Node> fanout_nodes(const MachineRecord& record) {
+  std::vector<cluster::Node> nodes;
+  for (const ClusterNode& n : record.cluster->nodes) {
+    nodes.push_back({.rank = n.rank,
+                     .connect = [node = node_record(record, n.rank)] { return connect(node); },
+                     .private_ip = n.private_ip,
+                     .gpus = record.size.gpu_count});
+  }
+  return nodes;
 }
 
 std::string cluster_state(const std::vector<std::string>& node_states) {

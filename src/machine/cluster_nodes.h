@@ -2,6 +2,7 @@
 // what works on one machine (connect, the SSH wait, rsync), and the state the cluster shows.
 #pragma once
 
+#include "cluster/fanout.h"
 #include "gm/machine.h"
 
 #include <string>
@@ -16,6 +17,10 @@ MachineRecord node_record(const MachineRecord& record, int rank);
 
 /// The ranks of the record: 0..N-1 for a cluster, {0} for one machine.
 std::vector<int> node_ranks(const MachineRecord& record);
+
+/// The cluster's nodes for cluster::fanout(): each connects to its own address against its pinned
+/// key; private addresses and GPU counts from the record.
+std::vector<cluster::Node> fanout_nodes(const MachineRecord& record);
 
 /// One state for the cluster from its nodes' states: theirs when they agree, else the first
 /// node's that is not "running" (a cluster is running only when every node is).

@@ -64,6 +64,37 @@ TEST(ClusterRun, TorchrunOnEveryNodeOfAnEmulatedCluster) {
   EXPECT_TRUE(emu.leaks().empty()) << lines(emu.leaks());
 }
 
+TEST(ClusterRun, ProbeClusterAllReducesAcrossEveryNode) {
+  if (!have_torch()) {
+    GTEST_SKIP() << "python3-torch is not installed (scripts/setup.sh installs it); skipping the "
+                    "real all-reduce";
+  }
+  // gloo binds to the interface named here (every emulated node is this machine: loopback); a
+  // 1 MiB tensor.
+  Ec2EmulatorFixture emu(nlohmann::json{
+      {"instance_env", {{"GLOO_SOCKET_IFNAME", "lo"}, {"GM_PROBE_BYTES", "1048576"}}}});
+  CaptureResult r = emu.gm(create_args("c1", {"--nodes", "3", "--wait", "ssh"}));
+  ASSERT_EQ(r.status, 0) << describe(r);
+  std::string port = std::to_string(free_port());
+  r = emu.gm({"probe", "c1", "--cluster", "--python", "/usr/bin/python3", "--master-port", port,
+              "--format", "json"});
+  EXPECT_EQ(r.status, 0) << describe(r);
+  nlohmann::json doc = nlohmann::json::parse(r.out);
+  EXPECT_EQ(doc["backend"], "gloo") << r.out;
+  EXPECT_EQ(doc["nodes"], 3) << r.out;
+  EXPECT_TRUE(doc["correct"].get<bool>()) << r.out;
+  EXPECT_EQ(doc["verdict"], "ok") << r.out;
+  EXPECT_GT(doc["busbw_gbps"].get<double>(), 0) << r.out;
+  // Without EFA (gloo's TCP) --expect-efa fails the probe.
+  r = emu.gm({"probe", "c1", "--cluster", "--python", "/usr/bin/python3", "--master-port", port,
+              "--expect-efa"});
+  EXPECT_EQ(r.status, 1) << describe(r);
+  EXPECT_NE(r.out.find("EFA did not carry it"), std::string::npos) << describe(r);
+  r = emu.gm({"rm", "c1"});
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_TRUE(emu.leaks().empty()) << lines(emu.leaks());
+}
+
 TEST(ClusterRun, NodesAllNeedsACluster) {
   Ec2EmulatorFixture emu;
   CaptureResult r = emu.gm(create_args("one", {"--wait", "ssh"}));
