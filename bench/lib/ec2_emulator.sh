@@ -16,6 +16,7 @@ base = {"ip_pool": {"first": f"127.{sys.argv[1]}.1.1", "last": f"127.{sys.argv[1
         "private_ip_pool": {"first": f"127.{sys.argv[1]}.255.1"}, "login_user": sys.argv[2]}
 base.update(json.loads(sys.argv[3]))
 print(json.dumps(base))' "$second" "$(id -un)" "$2" >"$emu_work/config.json"
+  : >"$emu_work/emu.out"  # there before the loop below reads it (the start is asynchronous)
   python3 "$(dirname "$0")/../tools/ec2_emulator/ec2_emulator.py" --state-dir "$emu_work/state" \
     --port 0 --config "$emu_work/config.json" >"$emu_work/emu.out" 2>"$emu_work/emu.err" &
   EMU_PID=$!
