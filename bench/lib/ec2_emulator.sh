@@ -38,7 +38,9 @@ print(json.dumps(base))' "$second" "$(id -un)" "$2" >"$emu_work/config.json"
 
 stop_ec2_emulator() {
   if [ -n "$EMU_PID" ]; then
-    curl -s -X POST "$EMU_URL/_emulator/shutdown" >/dev/null 2>&1 || true
+    if [ -n "${EMU_URL:-}" ]; then
+      curl -s -X POST "$EMU_URL/_emulator/shutdown" >/dev/null 2>&1 || true
+    fi
     kill "$EMU_PID" 2>/dev/null || true
     wait "$EMU_PID" 2>/dev/null || true
   fi
