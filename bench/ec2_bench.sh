@@ -7,48 +7,22 @@
 #     5 s), target < 1 s.
 # Usage: bench/ec2_bench.sh [BUILD_DIR]   (loopback only; needs python3 and /usr/bin/aws)
 set -eu
-# The hosts here log in to this very machine: provisioning must refuse it (src/machine/setup.cc).
-GM_TEST_REFUSE_BOOT_ID=$(cat /proc/sys/kernel/random/boot_id)
-export GM_TEST_REFUSE_BOOT_ID
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build}
 gm=$build/gpumachine
 work=$(mktemp -d /tmp/gm-ec2-bench.XXXXXX)
-emu_pid=
+# shellcheck source=bench/lib/ec2_emulator.sh
+. "$root/bench/lib/ec2_emulator.sh"  # the hosts here log in to this machine: never provisioned
 cleanup() {
-  if [ -n "$emu_pid" ]; then
-    curl -s -X POST "http://127.0.0.1:$port/_emulator/shutdown" >/dev/null 2>&1 || true
-    kill "$emu_pid" 2>/dev/null || true
-    wait "$emu_pid" 2>/dev/null || true
-  fi
+  stop_ec2_emulator
   rm -rf "$work"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 user=$(id -un)
-second=$(( 2 + ($$ % 240) ))
-cat >"$work/config.json" <<JSON
-{"ip_pool": {"first": "127.$second.1.1", "last": "127.$second.254.254"}, "login_user": "$user",
- "run_sshd": true}
-JSON
-python3 "$root/tools/ec2_emulator/ec2_emulator.py" --state-dir "$work/state" --port 0 \
-  --config "$work/config.json" >"$work/emu.out" 2>"$work/emu.err" &
-emu_pid=$!
-port=
-for _ in $(seq 1 300); do
-  port=$(awk '/^READY/ {print $2}' "$work/emu.out")
-  [ -n "$port" ] && break
-  sleep 0.05
-done
-[ -n "$port" ] || { echo "emulator did not start" >&2; cat "$work/emu.err" >&2; exit 1; }
-url=http://127.0.0.1:$port
-
-export GPUMACHINE_HOME="$work/home" HOME="$work/userhome" NO_COLOR=1
-export AWS_ACCESS_KEY_ID=AKIDEXAMPLE AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY
-export AWS_REGION=us-east-1 AWS_ENDPOINT_URL="$url" AWS_EC2_METADATA_DISABLED=true
-export GPUMACHINE_CALLER_IP=127.0.0.1 AWS_SHARED_CREDENTIALS_FILE=/nonexistent AWS_CONFIG_FILE=/nonexistent
-mkdir -p "$HOME"
+start_ec2_emulator "$work" '{"run_sshd": true}'
+url=$EMU_URL
 ctl() { curl -s -X "$1" -H 'Content-Type: application/json' "$url/_emulator/$2" ${3:+-d "$3"}; }
 now() { python3 -c 'import time; print(f"{time.monotonic():.4f}")'; }
 elapsed() { python3 -c "print(f'{$2 - $1:.3f}')"; }

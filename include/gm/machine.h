@@ -107,11 +107,34 @@ struct CostControl {
   bool operator==(const CostControl&) const = default;
 };
 
+/// One node of a cluster (`create NAME --nodes N`, docs/clusters.md): its rank, its provider
+/// resource and where it is reached. The SSH user, port and key are the record's own.
+struct ClusterNode {
+  int rank = 0;
+  std::string id;          ///< Provider id of the node's machine (i-...).
+  std::string host;        ///< Address SSH reaches it at; empty while stopped.
+  std::string private_ip;  ///< Address the other nodes reach it at (rank 0's: MASTER_ADDR).
+  std::string host_key;    ///< Pinned host public key ("ssh-ed25519 AAAA...").
+  std::string last_state;  ///< Last state seen, as MachineRecord::last_state.
+
+  bool operator==(const ClusterNode&) const = default;
+};
+
+/// The cluster section of a record: N machines launched together, placed close together, that
+/// share the record's security group, placement group and login key (its ledger).
+struct Cluster {
+  int size = 0;                    ///< N, as asked for.
+  std::vector<ClusterNode> nodes;  ///< In rank order once launched (all N or none).
+
+  bool operator==(const Cluster&) const = default;
+};
+
 /// The record kept in <home>/machines/<name>/machine.json. Never holds cloud credentials.
-/// Version 2 splits what the core owns (typed fields) from the driver's own settings (an opaque
-/// blob only the driver reads); store::migrate_record() reads version 1.
+/// Version 3 adds the optional cluster section (an older gpumachine would take a cluster for its
+/// node 0). Version 2 splits what the core owns (typed fields) from the driver's own settings (an
+/// opaque blob only the driver reads); store::migrate_record() reads version 1.
 struct MachineRecord {
-  static constexpr int k_schema_version = 2;
+  static constexpr int k_schema_version = 3;
 
   int schema_version = k_schema_version;
   std::string name;
@@ -131,6 +154,9 @@ struct MachineRecord {
   nlohmann::json facts = nlohmann::json::object();    ///< Host facts and probe results.
   nlohmann::json timings = nlohmann::json::object();  ///< Seconds per create phase.
   std::string last_state;                             ///< Last state seen, for `ls --cached`.
+  /// Set for a cluster: ssh and last_state are then node 0's, and the ledger holds every node's
+  /// resources beside the shared ones.
+  std::optional<Cluster> cluster;
 
   /// The ledger entry of this kind and id, or nullptr.
   Resource* find_resource(std::string_view kind, std::string_view id);
@@ -150,6 +176,10 @@ void to_json(nlohmann::json& j, const AutostopPolicy& a);
 void from_json(const nlohmann::json& j, AutostopPolicy& a);
 void to_json(nlohmann::json& j, const CostControl& c);
 void from_json(const nlohmann::json& j, CostControl& c);
+void to_json(nlohmann::json& j, const ClusterNode& n);
+void from_json(const nlohmann::json& j, ClusterNode& n);
+void to_json(nlohmann::json& j, const Cluster& c);
+void from_json(const nlohmann::json& j, Cluster& c);
 void to_json(nlohmann::json& j, const MachineRecord& r);
 /// Reads the current schema only; store::migrate_record() brings older ones up to it first.
 void from_json(const nlohmann::json& j, MachineRecord& r);

@@ -8,6 +8,7 @@
 
 #include "gm/driver.h"
 #include "gm/error.h"
+#include "machine/cluster_nodes.h"
 #include "machine/machine_host.h"
 #include "machine/setup.h"
 #include "store/store.h"
@@ -16,10 +17,13 @@
 #include "util/prompt.h"
 
 #include <cstdio>
+#include <exception>
 #include <filesystem>
 #include <list>
 #include <map>
+#include <mutex>
 #include <set>
+#include <thread>
 #include <tuple>
 
 namespace gm::cli {
@@ -48,6 +52,7 @@ struct CreateOptions {
   std::string autostop_action;
   std::string max_lifetime;
   bool allow_poweroff = false;
+  int nodes = 0;  // --nodes N: a cluster of N machines; 0: one machine
 };
 
 /// Create options that are not driver flags, accepted in machine files too.
@@ -238,6 +243,29 @@ int run_create(Context& ctx, const CreateOptions& cli) {
   return create_with(ctx, cli, file);
 }
 
+/// `--nodes N`: a driver that can place machines together, N of 2 or more, and only what this
+/// version does for a cluster.
+void check_cluster_options(const CreateOptions& opts, const DriverInfo& info, Driver& driver) {
+  if (!driver.capabilities().placement_groups) {
+    std::string able;
+    for (const DriverInfo& other : driver_registry()) {
+      if (other.make()->capabilities().placement_groups) {
+        able += (able.empty() ? "" : " or ") + ("--driver " + other.name);
+      }
+    }
+    throw UsageError("--nodes", "the " + info.name + " driver cannot create clusters",
+                     "it cannot place machines together; use " + able);
+  }
+  if (opts.nodes < 2 || opts.nodes > 64) {
+    throw UsageError("--nodes " + std::to_string(opts.nodes), "a cluster has 2 to 64 nodes",
+                     "drop --nodes for one machine");
+  }
+  if (!opts.autostop.empty() || !opts.max_lifetime.empty()) {
+    throw UsageError("--autostop/--max-lifetime with --nodes", "not available for clusters yet",
+                     "stop the cluster with `gpumachine stop " + opts.name + "`");
+  }
+}
+
 std::pair<MachineRecord, std::unique_ptr<Driver>> configure_new(Context& ctx,
                                                                 const CreateOptions& opts,
                                                                 const Options& defaults,
@@ -260,6 +288,10 @@ std::pair<MachineRecord, std::unique_ptr<Driver>> configure_new(Context& ctx,
   // Where a driver that makes its own login key keeps it (generic replaces it with the user's).
   record.ssh.key_path = std::filesystem::absolute(ctx.store().key_path(opts.name)).string();
   std::unique_ptr<Driver> driver = info.make();
+  if (opts.nodes != 0) {
+    check_cluster_options(opts, info, *driver);
+    record.cluster = Cluster{.size = opts.nodes};
+  }
   driver->configure(options, record);
   // The machine keeps its driver choices: the boot-time start below and every later `provision`
   // install what they name (machine::remembered_overrides).
@@ -341,6 +373,52 @@ int provision_and_probe(const CreateOptions& opts, MachineRecord& record,
   return status;
 }
 
+/// provision_and_probe() on every node of a cluster at once, each over its own sessions; the
+/// record keeps node 0's facts and probe. Returns the first failing node's verdict.
+int provision_and_probe_nodes(Context& ctx, const store::MachineLock& lock,
+                              const CreateOptions& opts, MachineRecord& record) {
+  std::mutex mutex;
+  std::vector<int> ranks = machine::node_ranks(record);
+  std::vector<int> statuses(ranks.size(), 0);
+  std::vector<std::exception_ptr> failures(ranks.size());
+  std::vector<std::thread> threads;
+  for (std::size_t i = 0; i < ranks.size(); ++i) {
+    threads.emplace_back([&, i] {
+      int rank = ranks[i];
+      MachineRecord node = machine::node_record(record, rank);
+      machine::MachineHost host(ctx.store(), "node " + std::to_string(rank) + ": ",
+                                [&, rank](const MachineRecord& saved) {
+                                  std::lock_guard guard(mutex);
+                                  if (rank == 0) {
+                                    record.facts = saved.facts;
+                                    record.provision = saved.provision;
+                                  }
+                                  ctx.store().save(lock, record);
+                                });
+      try {
+        statuses[i] = provision_and_probe(opts, node, host);
+      } catch (...) {
+        failures[i] = std::current_exception();
+      }
+      host.finish();
+    });
+  }
+  for (std::thread& t : threads) {
+    t.join();
+  }
+  for (const std::exception_ptr& failure : failures) {
+    if (failure) {
+      std::rethrow_exception(failure);
+    }
+  }
+  for (int status : statuses) {
+    if (status != 0) {
+      return status;
+    }
+  }
+  return 0;
+}
+
 int finish_create(Context& ctx, const store::MachineLock& lock, const CreateOptions& opts,
                   MachineRecord& record, Driver& driver, bool resumed) {
   machine::MachineHost host(ctx.store(), lock);
@@ -374,7 +452,8 @@ int finish_create(Context& ctx, const store::MachineLock& lock, const CreateOpti
   int status = 0;
   if (opts.wait == "gpu" && !opts.no_provision) {
     try {
-      status = provision_and_probe(opts, record, host);
+      status = record.cluster ? provision_and_probe_nodes(ctx, lock, opts, record)
+                              : provision_and_probe(opts, record, host);
     } catch (const std::exception& e) {
       host.finish();
       rethrow_for_machine(e, record,
@@ -451,6 +530,8 @@ void setup_create(CLI::App& app, Dispatch& dispatch) {
                   "what the power-off becomes: stop (default) or terminate");
   sub->add_option("--max-lifetime", opts->max_lifetime,
                   "power off after this much running time regardless of activity (8h)");
+  sub->add_option("--nodes", opts->nodes,
+                  "a cluster of N machines placed together (docs/clusters.md); ec2 only");
   sub->add_flag("--allow-poweroff", opts->allow_poweroff,
                 "allow autostop on a machine nothing can start again (generic)");
   for (const DriverInfo& info : driver_registry()) {

@@ -31,11 +31,16 @@ std::string uptime_text(const MachineRecord& record) {
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() - *t));
 }
 
-/// The machine's price from its driver; nullopt for a driver this version does not know.
+/// The machine's price from its driver (a cluster's: all its nodes'); nullopt for a driver this
+/// version does not know.
 std::optional<PriceQuote> price_of(const MachineRecord& r, const std::filesystem::path& home) {
   for (const DriverInfo& info : driver_registry()) {
     if (info.name == r.driver) {
-      return info.make()->quote(r, home);
+      std::optional<PriceQuote> quote = info.make()->quote(r, home);
+      if (quote && quote->usd_per_hour && r.cluster) {
+        *quote->usd_per_hour *= r.cluster->size;
+      }
+      return quote;
     }
   }
   return std::nullopt;
@@ -46,6 +51,7 @@ struct Row {
   std::vector<std::string> cells;
   nlohmann::json json;
   std::string error;  ///< why the state is "error"; shown under the table
+  std::vector<std::vector<std::string>> node_cells;  ///< a cluster's nodes, under its row
 };
 
 Row error_row(const std::string& name, const std::string& error) {
@@ -81,6 +87,21 @@ Row describe(const MachineRecord& r, std::chrono::system_clock::time_point now,
                costs.price_text,
                costs.cost_text,
                autostop};
+  if (r.cluster) {
+    row.cells[3] = std::to_string(r.cluster->size) + "x " + row.cells[3];
+    row.json["nodes"] = nlohmann::json::array();
+    for (const ClusterNode& n : r.cluster->nodes) {
+      std::string state = n.last_state.empty() ? "unknown" : n.last_state;
+      row.json["nodes"].push_back(
+          {{"rank", n.rank},
+           {"id", n.id},
+           {"state", state},
+           {"ip", n.host.empty() ? nlohmann::json(nullptr) : nlohmann::json(n.host)},
+           {"private_ip", n.private_ip}});
+      row.node_cells.push_back({r.name + "/" + std::to_string(n.rank), "", "", "", "", state,
+                                dash(n.host), "", "", "", ""});
+    }
+  }
   return row;
 }
 
@@ -141,6 +162,7 @@ int run_ls(Context& ctx, const LsOptions& opts) {
   std::vector<std::vector<std::string>> cells;
   for (const Row& row : rows) {
     cells.push_back(row.cells);
+    cells.insert(cells.end(), row.node_cells.begin(), row.node_cells.end());
   }
   // COST is an estimate (running time of this launch x $/H), hence its "~".
   ctx.out().print_table({"NAME", "DRIVER", "REGION", "TYPE", "GPU", "STATE", "IP", "UPTIME", "$/H",

@@ -3,6 +3,8 @@
 // NVIDIA driver or GPU on the host.
 #include "cli/verbs.h"
 
+#include "cli/probe_cluster.h"
+
 #include "machine/connect.h"
 #include "machine/setup.h"
 
@@ -15,6 +17,8 @@ struct ProbeVerbOptions {
   bool container = false;
   std::string image;
   int expected_gpus = -1;
+  bool cluster = false;
+  ClusterProbeOptions cluster_options;
 };
 
 int run_probe_verb(Context& ctx, const ProbeVerbOptions& opts) {
@@ -56,8 +60,22 @@ void setup_probe(CLI::App& app, Dispatch& dispatch) {
                   "image with python3 for --container (default python:3.12-slim)");
   sub->add_option("--expected-gpus", opts->expected_gpus,
                   "fail when fewer GPUs are found (default: from the instance type)");
+  sub->add_flag("--cluster", opts->cluster,
+                "an all-reduce across every node of a cluster: bus bandwidth, transport, verdict");
+  sub->add_option("--python", opts->cluster_options.python,
+                  "with --cluster: the nodes' Python with torch (default python3)");
+  sub->add_flag("--expect-efa", opts->cluster_options.expect_efa,
+                "with --cluster: fail unless EFA carried the all-reduce");
+  sub->add_option("--master-port", opts->cluster_options.master_port,
+                  "with --cluster: the rendezvous port on node 0 (default 29500)");
   sub->callback([&dispatch, opts] {
-    dispatch.run = [opts](Context& ctx) { return run_probe_verb(ctx, *opts); };
+    dispatch.run = [opts](Context& ctx) {
+      if (opts->cluster) {
+        opts->cluster_options.name = opts->name;
+        return probe_cluster(ctx, opts->cluster_options);
+      }
+      return run_probe_verb(ctx, *opts);
+    };
   });
 }
 

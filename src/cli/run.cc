@@ -39,6 +39,8 @@ struct RunOptions {
   std::vector<std::string> command;
   std::string file;  ///< a task file
   bool rm = false;
+  std::string nodes;  ///< "all": every node of a cluster (run_nodes.cc)
+  int master_port = 29500;
 };
 
 bool has_gpus(const MachineRecord& record) {
@@ -348,8 +350,23 @@ void setup_run(CLI::App& app, Dispatch& dispatch) {
                   "dir");
   sub->add_flag("--rm", opts->rm,
                 "with -f: remove the machine after the run, whatever its outcome");
+  sub->add_option("--nodes", opts->nodes,
+                  "all: on every node of a cluster at once, with the rank environment "
+                  "(docs/clusters.md)");
+  sub->add_option("--master-port", opts->master_port, "with --nodes: MASTER_PORT (default 29500)");
   sub->callback([&dispatch, opts] {
     dispatch.run = [opts](Context& ctx) {
+      if (!opts->nodes.empty()) {
+        return run_on_nodes(ctx, {.name = opts->name,
+                                  .nodes = opts->nodes,
+                                  .image = opts->image,
+                                  .dir = opts->dir,
+                                  .dockerfile = opts->dockerfile,
+                                  .env = opts->env,
+                                  .env_files = opts->env_files,
+                                  .command = opts->command,
+                                  .master_port = opts->master_port});
+      }
       return opts->file.empty() ? run_run(ctx, *opts) : run_task(ctx, *opts);
     };
   });

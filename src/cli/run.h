@@ -47,4 +47,21 @@ void write_all(FILE* stream, std::string_view chunk);
 /// attach again).
 int follow_job(const MachineRecord& record, const std::string& id);
 
+/// `run NAME --nodes all`: what run_on_nodes() takes of run's options.
+struct NodesRun {
+  std::string name;
+  std::string nodes;  ///< "all"
+  std::string image;  ///< empty: the project's Dockerfile, else none (the command runs on the host)
+  std::string dir;
+  std::string dockerfile = "Dockerfile";
+  std::vector<std::string> env;
+  std::vector<std::string> env_files;
+  std::vector<std::string> command;
+  int master_port = 29500;
+};
+
+/// Syncs the project to every node of the cluster and runs the command on all of them at once
+/// (cluster::fanout); returns the first failing rank's exit status (run_nodes.cc).
+int run_on_nodes(Context& ctx, const NodesRun& options);
+
 }  // namespace gm::cli

@@ -31,6 +31,10 @@ MachineHost::MachineHost(store::Store& store)
   }
 }
 
+MachineHost::MachineHost(store::Store& store, std::string label,
+                         std::function<void(const MachineRecord&)> save_node)
+    : m_store(store), m_label(std::move(label)), m_save_node(std::move(save_node)) {}
+
 MachineHost::~MachineHost() {
   finish();
   {
@@ -44,6 +48,11 @@ MachineHost::~MachineHost() {
 }
 
 void MachineHost::save(const MachineRecord& record) {
+  if (m_save_node) {
+    m_save_node(record);
+    m_saved = true;
+    return;
+  }
   MachineRecord copy = record;
   const store::MachineLock none;  // the store refuses it: a read-only host must not save
   m_store.save(m_lock != nullptr ? *m_lock : none, copy);
@@ -53,7 +62,7 @@ void MachineHost::save(const MachineRecord& record) {
 void MachineHost::phase(std::string_view text) {
   std::lock_guard lock(m_mutex);
   end_phase();
-  m_phase = std::string(text);
+  m_phase = m_label + std::string(text);
   m_phase_start = std::chrono::steady_clock::now();
   if (!m_live) {
     util::info(m_phase + " ...");

@@ -24,6 +24,11 @@ class MachineHost final : public DriverHost {
   MachineHost(store::Store& store, const store::MachineLock& lock);
   /// For calls that only read (state): a save is refused, as a bug.
   explicit MachineHost(store::Store& store);
+  /// For one node of a cluster while all nodes work at once: plain lines starting with \a label
+  /// (no live line), and each save handed to \a save_node (which keeps what belongs in the
+  /// cluster's record and saves that).
+  MachineHost(store::Store& store, std::string label,
+              std::function<void(const MachineRecord&)> save_node);
   ~MachineHost() override;
   MachineHost(const MachineHost&) = delete;
   MachineHost& operator=(const MachineHost&) = delete;
@@ -61,6 +66,8 @@ class MachineHost final : public DriverHost {
   const store::MachineLock* m_lock = nullptr;
   std::string m_wait_target = "ssh";
   std::function<bool(const std::string&)> m_confirm;
+  std::string m_label;                                    ///< a node's "node R: "
+  std::function<void(const MachineRecord&)> m_save_node;  ///< set: a node's host
   bool m_saved = false;
   bool m_live = false;  ///< stderr is a terminal and not -q: repaint a live line
   std::string m_phase;

@@ -149,6 +149,30 @@ void from_json(const nlohmann::json& j, CostControl& c) {
   }
 }
 
+void to_json(nlohmann::json& j, const ClusterNode& n) {
+  j = {{"rank", n.rank},         {"id", n.id},
+       {"host", n.host},         {"private_ip", n.private_ip},
+       {"host_key", n.host_key}, {"last_state", n.last_state}};
+}
+
+void from_json(const nlohmann::json& j, ClusterNode& n) {
+  get_opt(j, "rank", n.rank);
+  get_opt(j, "id", n.id);
+  get_opt(j, "host", n.host);
+  get_opt(j, "private_ip", n.private_ip);
+  get_opt(j, "host_key", n.host_key);
+  get_opt(j, "last_state", n.last_state);
+}
+
+void to_json(nlohmann::json& j, const Cluster& c) {
+  j = {{"size", c.size}, {"nodes", c.nodes}};
+}
+
+void from_json(const nlohmann::json& j, Cluster& c) {
+  get_opt(j, "size", c.size);
+  get_opt(j, "nodes", c.nodes);
+}
+
 void to_json(nlohmann::json& j, const MachineRecord& r) {
   j = {
       {"schema_version", r.schema_version},
@@ -168,6 +192,9 @@ void to_json(nlohmann::json& j, const MachineRecord& r) {
       {"timings", r.timings},
       {"last_state", r.last_state},
   };
+  if (r.cluster) {
+    j["cluster"] = *r.cluster;
+  }
 }
 
 void from_json(const nlohmann::json& j, MachineRecord& r) {
@@ -187,6 +214,9 @@ void from_json(const nlohmann::json& j, MachineRecord& r) {
   get_opt(j, "facts", r.facts);
   get_opt(j, "timings", r.timings);
   get_opt(j, "last_state", r.last_state);
+  if (auto it = j.find("cluster"); it != j.end() && !it->is_null()) {
+    r.cluster = it->get<Cluster>();
+  }
 }
 
 }  // namespace gm

@@ -115,7 +115,9 @@ void migrate_record(nlohmann::json& record) {
   if (version < 2) {
     v1_to_v2(record);
   }
-  static_assert(MachineRecord::k_schema_version == 2, "add the step to the new version here");
+  // Version 3 only adds the optional cluster section: a version 2 record is one machine.
+  record["schema_version"] = 3;
+  static_assert(MachineRecord::k_schema_version == 3, "add the step to the new version here");
 }
 
 }  // namespace gm::store

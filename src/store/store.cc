@@ -154,6 +154,22 @@ std::string pinned_known_hosts_line(const SshTarget& ssh) {
   return host + " " + ssh.host_key + "\n";
 }
 
+/// The machine's known_hosts: its pinned key, and each other cluster node's with an address.
+std::string pinned_known_hosts(const MachineRecord& record) {
+  std::string text = pinned_known_hosts_line(record.ssh);
+  if (record.cluster) {
+    for (const ClusterNode& node : record.cluster->nodes) {
+      SshTarget ssh = record.ssh;
+      ssh.host = node.host;
+      ssh.host_key = node.host_key;
+      if (node.rank != 0 && !node.host.empty() && !node.host_key.empty()) {
+        text += pinned_known_hosts_line(ssh);
+      }
+    }
+  }
+  return text;
+}
+
 /// Refuses values that would break out of their line in ssh_config or known_hosts.
 void check_ssh_field(std::string_view name, std::string_view field, std::string_view value,
                      bool allow_space) {
@@ -350,6 +366,12 @@ void Store::save(const MachineLock& lock, MachineRecord& record) {
   check_ssh_field(record.name, "host", record.ssh.host, false);
   check_ssh_field(record.name, "user", record.ssh.user, false);
   check_ssh_field(record.name, "host key", record.ssh.host_key, true);
+  if (record.cluster) {
+    for (const ClusterNode& node : record.cluster->nodes) {
+      check_ssh_field(record.name, "node host", node.host, false);
+      check_ssh_field(record.name, "node host key", node.host_key, true);
+    }
+  }
   // Work on a copy so the caller's record only changes once it is on disk.
   MachineRecord updated = record;
   std::string now = util::rfc3339(std::chrono::system_clock::now());
@@ -381,9 +403,8 @@ void Store::save(const MachineLock& lock, MachineRecord& record) {
   }
   util::make_private_dir(target);
   if (!updated.ssh.host_key.empty() &&
-      (ssh_changed || !std::filesystem::exists(target / k_known_hosts_file))) {
-    util::write_file_atomic(target / k_known_hosts_file, pinned_known_hosts_line(updated.ssh),
-                            0600);
+      (ssh_changed || updated.cluster || !std::filesystem::exists(target / k_known_hosts_file))) {
+    util::write_file_atomic(target / k_known_hosts_file, pinned_known_hosts(updated), 0600);
   }
   util::write_file_atomic(target / k_record_file, text, 0600);
   if (is_new) {

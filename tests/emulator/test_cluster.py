@@ -139,3 +139,11 @@ class ClusterTests(EmulatorTestBase):
             "Action": "AuthorizeSecurityGroupIngress", "GroupId": sg,
             "IpPermissions.1.IpProtocol": "-1", "IpPermissions.1.Groups.1.GroupId": "sg-0000dead"}),
             "InvalidGroup.NotFound", 400)
+
+    def test_private_addresses_from_a_loopback_pool(self):
+        # What runs on the instances (sessions on this machine) reaches them only on loopback.
+        self.emu.control("config", {"private_ip_pool": {"first": "127.9.255.1"}})
+        self.import_key()
+        status, root = self.emu.query(self.run_params(MinCount="2", MaxCount="2"))
+        self.assertEqual(status, 200, ET.tostring(root))
+        self.assertEqual(set(find_all(root, "privateIpAddress")), {"127.9.255.1", "127.9.255.2"})

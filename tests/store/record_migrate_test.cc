@@ -30,7 +30,7 @@ TEST(RecordMigration, Version1Ec2RecordsBecomeTypedFields) {
   TempDir tmp;
   Store store(tmp.home());
   MachineRecord cpu = load_fixture(store, "v1-ec2-cpu1.json", "cpu1");
-  EXPECT_EQ(cpu.schema_version, 2);
+  EXPECT_EQ(cpu.schema_version, MachineRecord::k_schema_version);
   EXPECT_EQ(cpu.size.region, "us-east-1");
   EXPECT_EQ(cpu.size.instance_type, "t3.micro");
   EXPECT_FALSE(cpu.size.spot);
@@ -85,13 +85,13 @@ TEST(RecordMigration, Version1GenericRecordKeepsItsDriverConfig) {
   EXPECT_EQ(gen.ssh.host, "127.0.1.2");
 }
 
-TEST(RecordMigration, AMigratedRecordIsSavedAsVersion2AndReadsBackTheSame) {
+TEST(RecordMigration, AMigratedRecordIsSavedAsTheCurrentVersionAndReadsBackTheSame) {
   TempDir tmp;
   Store store(tmp.home());
   MachineRecord gpu = load_fixture(store, "v1-ec2-gpu1.json", "gpu1");
   store.save(store.lock("gpu1", "test"), gpu);
   nlohmann::json on_disk = nlohmann::json::parse(util::read_file(store.record_path("gpu1")));
-  EXPECT_EQ(on_disk["schema_version"], 2);
+  EXPECT_EQ(on_disk["schema_version"], MachineRecord::k_schema_version);
   EXPECT_EQ(on_disk["size"]["instance_type"], "g4dn.xlarge");
   MachineRecord again = store.load("gpu1");
   EXPECT_EQ(again.size, gpu.size);
@@ -99,6 +99,42 @@ TEST(RecordMigration, AMigratedRecordIsSavedAsVersion2AndReadsBackTheSame) {
   EXPECT_EQ(again.provision, gpu.provision);
   EXPECT_EQ(again.progress, gpu.progress);
   EXPECT_EQ(again.driver_config, gpu.driver_config);
+}
+
+// A version 2 record (written by gpumachine before clusters) is one machine in version 3.
+TEST(RecordMigration, Version2RecordsLoadAsOneMachine) {
+  TempDir tmp;
+  Store store(tmp.home());
+  MachineRecord cpu = load_fixture(store, "v2-ec2-cpu1.json", "cpu1");
+  EXPECT_EQ(cpu.schema_version, 3);
+  EXPECT_FALSE(cpu.cluster.has_value());
+  EXPECT_EQ(cpu.size.instance_type, "t3.micro");
+  EXPECT_EQ(cpu.last_state, "stopped");
+  store.save(store.lock("cpu1", "test"), cpu);
+  nlohmann::json on_disk = nlohmann::json::parse(util::read_file(store.record_path("cpu1")));
+  EXPECT_EQ(on_disk["schema_version"], 3);
+  EXPECT_FALSE(on_disk.contains("cluster"));
+}
+
+TEST(RecordMigration, AClusterSectionReadsBackTheSame) {
+  TempDir tmp;
+  Store store(tmp.home());
+  MachineRecord c = load_fixture(store, "v2-ec2-cpu1.json", "cpu1");
+  c.cluster = Cluster{.size = 2,
+                      .nodes = {{.rank = 0,
+                                 .id = "i-0",
+                                 .host = "127.0.1.1",
+                                 .private_ip = "172.31.0.5",
+                                 .host_key = "ssh-ed25519 AAAA0",
+                                 .last_state = "running"},
+                                {.rank = 1,
+                                 .id = "i-1",
+                                 .host = "127.0.1.2",
+                                 .private_ip = "172.31.0.6",
+                                 .host_key = "ssh-ed25519 AAAA1",
+                                 .last_state = "stopped"}}};
+  store.save(store.lock("cpu1", "test"), c);
+  EXPECT_EQ(store.load("cpu1").cluster, c.cluster);
 }
 
 TEST(RecordMigration, ANewerRecordIsRefusedAndNeverRewritten) {

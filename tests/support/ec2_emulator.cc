@@ -8,12 +8,16 @@ Ec2EmulatorFixture::Ec2EmulatorFixture(const nlohmann::json& config) {
   m_home = make_cli_homes(m_dir.path());
   int range = 0;
   m_range_lock = reserve_loopback_range(range);
-  nlohmann::json defaults = {{"delays",
-                              {{"pending", 0.3},
-                               {"stopping", 0.3},
-                               {"stopping_force", 0.1},
-                               {"shutting_down", 0.3},
-                               {"reboot", 0.3}}}};
+  nlohmann::json defaults = {
+      {"delays",
+       {{"pending", 0.3},
+        {"stopping", 0.3},
+        {"stopping_force", 0.1},
+        {"shutting_down", 0.3},
+        {"reboot", 0.3}}},
+      // Private addresses on loopback too (a cluster's MASTER_ADDR), past
+      // the fixture's ip_pool of public ones.
+      {"private_ip_pool", {{"first", "127." + std::to_string(range) + ".255.1"}}}};
   m_process = std::make_unique<EmulatorProcess>("ec2_emulator/ec2_emulator.py", defaults, config,
                                                 range, m_dir.path(), "EC2 emulator");
 }

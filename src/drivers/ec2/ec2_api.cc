@@ -55,6 +55,8 @@ Instance parse_instance(const pugi::xml_node& item) {
   i.instance_type = x::text(item, "instanceType");
   i.availability_zone = x::text(item, "placement/availabilityZone");
   i.public_ip = x::text(item, "ipAddress");
+  i.private_ip = x::text(item, "privateIpAddress");
+  i.launch_index = std::atoi(x::text(item, "amiLaunchIndex").c_str());
   i.launch_time = x::text(item, "launchTime");
   i.client_token = x::text(item, "clientToken");
   i.state_reason = x::text(item, "stateReason/message");
@@ -111,6 +113,7 @@ InstanceTypeInfo Ec2Api::describe_instance_type(const std::string& type) {
     info.gpu_name = x::text(g, "name");
     info.gpu_memory_mib = std::atol(x::text(g, "memoryInfo/sizeInMiB").c_str());
   }
+  info.efa = x::text(t, "networkInfo/efaSupported") == "true";
   return info;
 }
 

@@ -25,6 +25,8 @@ struct Instance {
   std::string instance_type;
   std::string availability_zone;
   std::string public_ip;  ///< empty until assigned
+  std::string private_ip;
+  int launch_index = 0;  ///< amiLaunchIndex: the instance's place in its RunInstances
   std::string launch_time;
   std::string client_token;
   std::string state_reason;  ///< stateReason/message, empty when none
@@ -40,6 +42,7 @@ struct InstanceTypeInfo {
   int gpu_count = 0;
   std::string gpu_name;  ///< "T4"; empty for CPU types
   long gpu_memory_mib = 0;
+  bool efa = false;  ///< networkInfo/efaSupported: it can have an EFA interface
 };
 
 /// What DescribeImages says about an image.

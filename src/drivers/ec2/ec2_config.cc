@@ -119,6 +119,11 @@ void Ec2Driver::configure(const Options& options, MachineRecord& record) {
   for (const std::string& sg : all(options, "ec2-security-group-id")) {
     check_id("ec2-security-group-id", sg, "sg-");
   }
+  if (record.cluster && !cfg.security_group_ids.empty()) {
+    bad("ec2-security-group-id", cfg.security_group_ids.front(), "cannot be used with --nodes",
+        "a cluster's own security group admits its nodes to each other (and SSH from your "
+        "address only); drop --ec2-security-group-id");
+  }
   if (!cfg.subnet_id.empty() && !zone.empty()) {
     bad("ec2-zone", zone, "cannot be combined with --ec2-subnet-id",
         "a subnet lives in one zone; drop --ec2-zone");

@@ -53,6 +53,7 @@ struct Ec2Config {
   std::string image_name;
   std::string root_device;
   std::string architecture;
+  bool efa = false;  ///< the type can have an EFA interface (a cluster's nodes get one)
 
   // How far create got.
   std::string home_id;    ///< gpumachine:home of what it makes
@@ -74,8 +75,8 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(PendingLaunch, zone, token, at)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(
     Ec2Config, image, root_size, volume_type, zone, subnet_id, vpc_id, security_group_ids, ssh_cidr,
     open_ports, iam_instance_profile, tags, user_data_file, ssh_user, keypair_name, zones,
-    zone_subnets, image_alias, image_id, image_name, root_device, architecture, home_id, tagged_at,
-    key_name, sg_name, sg_created_at, sg_ingress_done, client_tokens, pending_launch, zone_attempts,
-    instance_id, host_key_next, host_key_replaced)
+    zone_subnets, image_alias, image_id, image_name, root_device, architecture, efa, home_id,
+    tagged_at, key_name, sg_name, sg_created_at, sg_ingress_done, client_tokens, pending_launch,
+    zone_attempts, instance_id, host_key_next, host_key_replaced)
 
 }  // namespace gm::drivers::ec2

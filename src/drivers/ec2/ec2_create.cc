@@ -144,6 +144,9 @@ void Ec2Driver::ensure_security_group(Ec2Api& api, MachineRecord& record, Driver
     pause(host, delay);
     delay = std::min(delay * 2, milliseconds(5000));
   }
+  if (record.cluster) {
+    allow_cluster_traffic(api, group_id, host);
+  }
   cfg.sg_ingress_done = true;
   save(record, host);
 }
@@ -154,8 +157,10 @@ aws::QueryParams Ec2Driver::run_params(const MachineRecord& record, const std::s
   aws::QueryParams p;
   p.set("ImageId", cfg.image_id);
   p.set("InstanceType", record.size.instance_type);
-  p.set("MinCount", 1);
-  p.set("MaxCount", 1);
+  // A cluster is one request for all its nodes: all of them or none (MinCount = MaxCount).
+  int count = record.cluster ? record.cluster->size : 1;
+  p.set("MinCount", count);
+  p.set("MaxCount", count);
   std::string keypair = cfg.keypair_name;
   p.set("KeyName", keypair.empty() ? cfg.key_name : keypair);
   std::vector<std::string> groups = cfg.security_group_ids;
@@ -168,12 +173,30 @@ aws::QueryParams Ec2Driver::run_params(const MachineRecord& record, const std::s
     }
     groups.push_back(sg != nullptr ? sg->id : "");
   }
-  p.set_list("SecurityGroupId", groups);
   p.set("ClientToken", token);
-  if (!subnet.empty()) {
-    p.set("SubnetId", subnet);
-  } else if (!zone.empty()) {
-    p.set("Placement.AvailabilityZone", zone);
+  for (const Resource& r : record.resources) {
+    if (r.kind == "placement-group" && r.status == "created") {
+      p.set("Placement.GroupName", r.id);
+    }
+  }
+  if (record.cluster && cfg.efa) {
+    // The primary interface is the EFA one, in the cluster's subnet and group.
+    p.set("NetworkInterface.1.DeviceIndex", 0);
+    p.set("NetworkInterface.1.InterfaceType", "efa");
+    p.set("NetworkInterface.1.SubnetId", subnet);
+    p.set_list("NetworkInterface.1.SecurityGroupId", groups);
+    p.set("NetworkInterface.1.AssociatePublicIpAddress", true);
+    p.set("NetworkInterface.1.DeleteOnTermination", true);
+    if (!zone.empty()) {
+      p.set("Placement.AvailabilityZone", zone);
+    }
+  } else {
+    p.set_list("SecurityGroupId", groups);
+    if (!subnet.empty()) {
+      p.set("SubnetId", subnet);
+    } else if (!zone.empty()) {
+      p.set("Placement.AvailabilityZone", zone);
+    }
   }
   p.set("BlockDeviceMapping.1.DeviceName", cfg.root_device);
   p.set("BlockDeviceMapping.1.Ebs.VolumeSize", cfg.root_size);
@@ -252,7 +275,7 @@ void Ec2Driver::await_pending_launch(Ec2Api& api, MachineRecord& record, DriverH
   while (true) {
     std::vector<Instance> found = api.describe_instances({{"client-token", {token}}});
     if (!found.empty()) {
-      adopt(record, found.front(), host);  // terminate_all takes it from the ledger
+      adopt_launch(record, found, host);  // terminate_all takes it from the ledger
       return;
     }
     if (!maybe_invisible(record, at)) {
@@ -273,6 +296,15 @@ void Ec2Driver::adopt(MachineRecord& record, const Instance& instance, DriverHos
   save(record, host);
 }
 
+void Ec2Driver::adopt_launch(MachineRecord& record, const std::vector<Instance>& found,
+                             DriverHost& host) {
+  if (record.cluster) {
+    adopt_nodes(record, found, host);
+  } else {
+    adopt(record, found.front(), host);
+  }
+}
+
 void Ec2Driver::record_address(MachineRecord& record, const Instance& instance) {
   record.ssh.host = instance.public_ip;
   record.cost.launched_at = instance.launch_time;
@@ -290,7 +322,7 @@ void Ec2Driver::launch(Ec2Api& api, MachineRecord& record, DriverHost& host) {
     std::vector<Instance> existing = find_instances(api, record);
     if (!existing.empty()) {
       util::info("found instance " + existing.front().id + " from an earlier attempt");
-      adopt(record, existing.front(), host);
+      adopt_launch(record, existing, host);
       return;
     }
   }
@@ -319,6 +351,9 @@ void Ec2Driver::launch(Ec2Api& api, MachineRecord& record, DriverHost& host) {
     if (zone_subnet.empty() && cfg.zone_subnets.contains(zone)) {
       zone_subnet = cfg.zone_subnets.at(zone);
     }
+    if (zone_subnet.empty() && record.cluster && cfg.efa) {
+      zone_subnet = cluster_subnet(api, cfg, zone);
+    }
     std::string where = zone.empty() ? "subnet " + subnet : zone;
     host.phase("launching " + type + " in " + where);
     aws::QueryResult result;
@@ -339,7 +374,7 @@ void Ec2Driver::launch(Ec2Api& api, MachineRecord& record, DriverHost& host) {
       // giving up; pending_launch stays so a re-run repeats this exact request.
       std::vector<Instance> existing = api.describe_instances({{"client-token", {token}}});
       if (!existing.empty()) {
-        adopt(record, existing.front(), host);
+        adopt_launch(record, existing, host);
         return;
       }
       throw;
@@ -348,7 +383,7 @@ void Ec2Driver::launch(Ec2Api& api, MachineRecord& record, DriverHost& host) {
     if (launched.empty()) {
       throw Error(subject_of(record), "RunInstances returned no instance", result.request_id);
     }
-    adopt(record, launched.front(), host);
+    adopt_launch(record, launched, host);
     return;
   }
   cfg.zone_attempts = attempts;
@@ -396,6 +431,10 @@ void Ec2Driver::create(MachineRecord& record, DriverHost& host) {
     host.check_interrupted();
     ensure_security_group(api, record, host);
     host.check_interrupted();
+    if (record.cluster) {
+      ensure_placement_group(api, record, host);
+      host.check_interrupted();
+    }
     launch(api, record, host);
   } catch (const CloudError&) {
     if (instance_id().empty() && !cfg.pending_launch) {
@@ -415,6 +454,12 @@ void Ec2Driver::create(MachineRecord& record, DriverHost& host) {
       rollback(api, record, host);
     }
     throw;
+  }
+  if (record.cluster) {
+    await_nodes(api, record, host);
+    record.progress.incomplete = false;
+    save(record, host);
+    return;
   }
   host.phase("waiting for " + instance_id() + " to run");
   std::optional<Instance> running;

@@ -176,6 +176,7 @@ void Ec2Driver::preflight(Ec2Api& api, MachineRecord& record, DriverHost& host) 
   cfg.image_name = img->name;
   cfg.root_device = img->root_device_name.empty() ? "/dev/sda1" : img->root_device_name;
   cfg.architecture = info.architecture;
+  cfg.efa = info.efa;
   if (cfg.ssh_user.empty()) {
     record.ssh.user = default_user_for(alias, img->name);
   }

@@ -1,6 +1,7 @@
 // The ec2 driver's own header, shared by its files: ec2_config (flags and offline validation),
 // ec2_images (the image and instance type checks before anything is made), ec2_create (the create
-// pipeline), ec2_power (state and power verbs, the firewall), ec2_remove (rm, and gc's orphan scan
+// pipeline), ec2_cluster (a cluster's placement group, nodes and power), ec2_power (state and
+// power verbs, the firewall), ec2_remove (rm, and gc's orphan scan
 // and deletion), ec2_list (the registry row and the batched ls). Nothing outside
 // src/drivers/ec2/ includes it.
 #pragma once
@@ -14,6 +15,7 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -98,6 +100,12 @@ std::optional<Instance> wait_for_state(Ec2Api& api, const MachineRecord& record,
 aws::QueryParams ingress_rules(const Ec2Config& cfg, const std::string& group_id,
                                const std::string& cidr);
 
+/// StopInstances of \a ids (Force: \a force); when one is still pending (IncorrectInstanceState),
+/// waits until each runs or is stopped, then asks again. Used by stop and kill, of one machine or
+/// a cluster's nodes.
+void stop_instances(Ec2Api& api, const MachineRecord& record, const std::vector<std::string>& ids,
+                    bool force, DriverHost& host);
+
 /// A one-time spot instance cannot stop (EC2 answers InvalidParameterCombination at launch and
 /// on ModifyInstanceAttribute): refuse before any call, with the ways out.
 void check_shutdown_behavior(const MachineRecord& record, std::string_view behavior);
@@ -122,6 +130,14 @@ bool delete_security_group(Ec2Api& api, const std::string& group_id, DriverHost&
                            const std::function<bool()>& may_be_invisible,
                            const std::function<void()>& between);
 
+/// The subnet a cluster's EFA interface is made in: --ec2-subnet-id, the VPC's subnet in
+/// \a zone, else the zone's default subnet (empty: none found).
+std::string cluster_subnet(Ec2Api& api, const Ec2Config& cfg, const std::string& zone);
+
+/// A cluster's nodes' states and addresses from \a found (instance id -> instance; missing:
+/// terminated), and the cluster's state and node 0's address in the record (state, ls).
+void record_nodes(MachineRecord& record, const std::map<std::string, Instance>& found);
+
 class Ec2Driver final : public Driver {
  public:
   std::string_view name() const override { return "ec2"; }
@@ -130,7 +146,7 @@ class Ec2Driver final : public Driver {
             .reboot = true,
             .stop_saves_compute = true,
             .spot = true,
-            .placement_groups = false,
+            .placement_groups = true,
             .firewall = FirewallModel::per_machine_source_cidr,
             .power_off_action = true};
   }
@@ -165,6 +181,23 @@ class Ec2Driver final : public Driver {
   void power_off(MachineRecord& record, DriverHost& host, bool force);
   void await_pending_launch(Ec2Api& api, MachineRecord& record, DriverHost& host);
   void rollback(Ec2Api& api, MachineRecord& record, DriverHost& host);
+  /// What a launch (or a lookup of it) found: the machine's instance, or a cluster's nodes.
+  void adopt_launch(MachineRecord& record, const std::vector<Instance>& found, DriverHost& host);
+
+  // Clusters (ec2_cluster.cc): record.cluster is set.
+  void ensure_placement_group(Ec2Api& api, MachineRecord& record, DriverHost& host);
+  void allow_cluster_traffic(Ec2Api& api, const std::string& group_id, DriverHost& host);
+  /// The instances of the cluster's one RunInstances as its nodes, ranked by launch index (all N,
+  /// or as many as EC2 shows yet: await_nodes() looks again).
+  void adopt_nodes(MachineRecord& record, std::vector<Instance> instances, DriverHost& host);
+  /// Waits until every node runs, records their addresses, then (wait target ssh) until SSH
+  /// answers on each with the pinned key.
+  void await_nodes(Ec2Api& api, MachineRecord& record, DriverHost& host);
+  MachineState cluster_state(MachineRecord& record);
+  void cluster_start(MachineRecord& record, DriverHost& host);
+  void cluster_power_off(MachineRecord& record, DriverHost& host, bool force);
+  /// Throws UnsupportedError for a cluster: \a what acts on one machine only.
+  static void refuse_for_cluster(const MachineRecord& record, std::string_view what);
   const std::string& instance_id() const { return m_cfg.instance_id; }
 
   /// Binds m_cfg to the record for one public operation: read from record.driver_config on entry

@@ -95,6 +95,11 @@ void list_states(std::vector<MachineRecord*>& records, std::chrono::milliseconds
     const std::string& region = r->size.region;
     if (!id.empty() && !region.empty()) {
       ids_by_region[region].push_back(id);
+      for (const ClusterNode& node : r->cluster ? r->cluster->nodes : std::vector<ClusterNode>{}) {
+        if (node.id != id) {
+          ids_by_region[region].push_back(node.id);
+        }
+      }
     }
   }
   // Regions in parallel, one client and transport per thread.
@@ -121,6 +126,10 @@ void list_states(std::vector<MachineRecord*>& records, std::chrono::milliseconds
                   std::chrono::steady_clock::now() >= deadline;
       r->last_state = late ? "unknown" : "error";
       r->facts["ls_error"] = region + ": " + res.error;
+      continue;
+    }
+    if (r->cluster) {
+      record_nodes(*r, res.instances);
       continue;
     }
     auto it = res.instances.find(id);

@@ -30,6 +30,9 @@ MachineState Ec2Driver::state(MachineRecord& record, DriverHost&) {
   if (id.empty()) {
     return record.progress.incomplete ? MachineState::pending : MachineState::unknown;
   }
+  if (record.cluster) {
+    return cluster_state(record);
+  }
   Ec2Api api(record.size.region);
   std::vector<Instance> found = api.describe_instances({{"instance-id", {id}}});
   if (found.empty()) {
@@ -45,6 +48,10 @@ MachineState Ec2Driver::state(MachineRecord& record, DriverHost&) {
 void Ec2Driver::start(MachineRecord& record, DriverHost& host) {
   Bound bound(*this, record);
   std::string id = existing_instance(instance_id(), record);
+  if (record.cluster) {
+    cluster_start(record, host);
+    return;
+  }
   Ec2Api api(record.size.region);
   std::vector<Instance> found = api.describe_instances({{"instance-id", {id}}});
   if (found.empty() || found.front().state == "terminated" ||
@@ -78,10 +85,24 @@ void Ec2Driver::power_off(MachineRecord& record, DriverHost& host, bool force) {
   Bound bound(*this, record);
   std::string id = existing_instance(
       instance_id(), record, "`gpumachine rm " + record.name + "` removes what was created");
+  if (record.cluster) {
+    cluster_power_off(record, host, force);
+    return;
+  }
   Ec2Api api(record.size.region);
   host.phase(std::string(force ? "force-stopping " : "stopping ") + id);
+  stop_instances(api, record, {id}, force, host);
+  host.phase("waiting for " + id + " to stop");
+  wait_for_state(api, record, id, {"stopped"}, {"terminated"}, false, host);
+  record.ssh.host.clear();  // the public address is released on stop
+  record.last_state = "stopped";
+  save(record, host);
+}
+
+void stop_instances(Ec2Api& api, const MachineRecord& record, const std::vector<std::string>& ids,
+                    bool force, DriverHost& host) {
   aws::QueryParams p;
-  p.set("InstanceId.1", id);
+  p.set_list("InstanceId", ids);
   if (force) {
     p.set("Force", true);
   }
@@ -91,20 +112,18 @@ void Ec2Driver::power_off(MachineRecord& record, DriverHost& host, bool force) {
     if (e.code() != "IncorrectInstanceState") {
       throw;
     }
-    // Pending: wait until it runs, then stop it.
-    wait_for_state(api, record, id, {"running", "stopped"}, {"terminated"}, false, host);
+    // One still pending: wait until each runs (or stopped), then stop them.
+    for (const std::string& id : ids) {
+      wait_for_state(api, record, id, {"running", "stopped"}, {"terminated"}, false, host);
+    }
     api.call("StopInstances", p);
   }
-  host.phase("waiting for " + id + " to stop");
-  wait_for_state(api, record, id, {"stopped"}, {"terminated"}, false, host);
-  record.ssh.host.clear();  // the public address is released on stop
-  record.last_state = "stopped";
-  save(record, host);
 }
 
 void Ec2Driver::set_power_off_action(MachineRecord& record, DriverHost& host,
                                      std::string_view behavior) {
   Bound bound(*this, record);
+  refuse_for_cluster(record, "setting the power-off action");
   check_shutdown_behavior(record, behavior);
   std::string id = existing_instance(instance_id(), record);
   Ec2Api api(record.size.region);
@@ -193,6 +212,7 @@ std::string Ec2Driver::explain_unreachable(const MachineRecord& record) {
 
 void Ec2Driver::restart(MachineRecord& record, DriverHost& host) {
   Bound bound(*this, record);
+  refuse_for_cluster(record, "restart");
   std::string id = existing_instance(instance_id(), record);
   Ec2Api api(record.size.region);
   // The boot before the reboot, so the wait below is not ended by the old boot's sshd, which

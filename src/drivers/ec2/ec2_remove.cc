@@ -148,7 +148,39 @@ std::vector<std::string> Ec2Driver::remove(MachineRecord& record, DriverHost& ho
     }
   }
 
-  // 3. Our key pair (never --ec2-keypair-name's). DeleteKeyPair of a missing name succeeds.
+  // 3. A cluster's placement group, once no instance is in it.
+  Resource* group = ledger(record, "placement-group");
+  if (group != nullptr && errors.empty()) {
+    try {
+      host.phase("deleting placement group " + group->id);
+      aws::QueryParams p;
+      p.set("GroupName", group->id);
+      while (true) {
+        try {
+          api.call("DeletePlacementGroup", p);
+          done.push_back("deleted placement group " + group->id);
+          break;
+        } catch (const CloudError& e) {
+          // Unknown right after CreatePlacementGroup is EC2 not showing it yet, not "gone".
+          if (e.code() != "InvalidPlacementGroup.Unknown") {
+            throw;
+          }
+          if (!maybe_invisible(record, {})) {
+            break;
+          }
+        }
+        pause(host, k_poll_slow);
+      }
+      group->status = "deleted";
+      save(record, host);
+    } catch (const InterruptedError&) {
+      throw;
+    } catch (const Error& e) {
+      errors.push_back(e.what());
+    }
+  }
+
+  // 4. Our key pair (never --ec2-keypair-name's). DeleteKeyPair of a missing name succeeds.
   Resource* key = ledger(record, "key-pair");
   if (key != nullptr) {
     try {

@@ -164,11 +164,15 @@ TEST(Ec2Interrupt, RmFindsASecurityGroupKnownOnlyByName) {
   EXPECT_TRUE(emu.leaks().empty()) << lines(emu.leaks());
 }
 
-/// One soak cycle: create, SIGKILL after a random delay, then (every other cycle) an rm killed
-/// after a random delay too, then rm; returns the leaks.
+/// One soak cycle: create (every third one a cluster of 2), SIGKILL after a random delay, then
+/// (every other cycle) an rm killed after a random delay too, then rm; returns the leaks.
 std::vector<std::string> soak_cycle(Ec2EmulatorFixture& emu, int i, std::mt19937& rng) {
   std::string name = "soak" + std::to_string(i);
-  std::unique_ptr<Process> p = emu.gm_async(create_args(name, {"--wait", "running"}));
+  std::vector<std::string> extra = {"--wait", "running"};
+  if (i % 3 == 2) {
+    extra.insert(extra.end(), {"--nodes", "2"});
+  }
+  std::unique_ptr<Process> p = emu.gm_async(create_args(name, extra));
   std::uniform_int_distribution<int> delay(0, 1200);
   std::this_thread::sleep_for(std::chrono::milliseconds(delay(rng)));
   ::kill(p->pid(), SIGKILL);

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import ipaddress
 import json
 import re
 import time
@@ -290,7 +291,18 @@ def _subnet_for(ctx: Ctx, zone: str) -> dict:
     raise ApiError("InvalidSubnetID.NotFound", f"No default subnet for availability zone {zone}")
 
 
-def _private_ip(subnet: dict) -> str:
+def _private_ip(ctx: Ctx, subnet: dict) -> str:
+    """The subnet's next address; with config ``private_ip_pool`` ({"first": "127.N.255.1"}) the
+    next of that loopback range instead, so that what runs on the instances (sessions on the test
+    machine) reaches the other instances at their private addresses, and only on loopback."""
+    pool = ctx.config.get("private_ip_pool")
+    if pool:
+        first = ipaddress.IPv4Address(pool["first"])
+        if not first.is_loopback:
+            raise ValueError(f"private_ip_pool must be in 127.0.0.0/8, not {first}")
+        taken = ctx.region.get("next_private", 0)
+        ctx.region["next_private"] = taken + 1
+        return str(first + taken)
     base = subnet["cidrBlock"].split("/")[0].split(".")
     host = subnet["next_host"]
     subnet["next_host"] += 1
@@ -448,7 +460,7 @@ def _new_instance(ctx: Ctx, p: Params, image: catalogue.Image, itype: catalogue.
         else None, "authorizedKeys": [key["publicKey"]] if key else [],
         "launchTime": ctx.now, "created_at": ctx.now, "availabilityZone": zone,
         "subnetId": subnet["subnetId"], "vpcId": subnet["vpcId"],
-        "privateIpAddress": _private_ip(subnet), "publicIp": None, "networkInterfaceId": eni,
+        "privateIpAddress": _private_ip(ctx, subnet), "publicIp": None, "networkInterfaceId": eni,
         "state": "pending", "state_since": ctx.now, "running_since": None,
         "stateReason": {"code": "pending", "message": "pending"}, "transitionReason": "",
         "groups": [g["groupId"] for g in groups], "tags": dict(tags.get("instance", {})),
