@@ -47,9 +47,8 @@ std::string env_file_prefix(const run::HostSide& host, const std::string& id) {
 
 /// Syncs the project to the node, builds the image there when the project's Dockerfile is the
 /// image, and leaves the job's environment in its private file.
-NodeSide prepare_node(Context& ctx, const MachineRecord& record, int rank,
-                      const run::Project& project, const NodesRun& o, const std::string& env,
-                      const std::string& id) {
+NodeSide prepare_node(const MachineRecord& record, int rank, const run::Project& project,
+                      const NodesRun& o, const std::string& env, const std::string& id) {
   NodeSide side{machine::node_record(record, rank), {}};
   std::unique_ptr<ssh::Session> session = machine::connect(side.record);
   session->set_command_timeout({});
@@ -62,10 +61,7 @@ NodeSide prepare_node(Context& ctx, const MachineRecord& record, int rank,
                 "`gpumachine provision " + record.name + "` installs Docker and the NVIDIA toolkit",
                 run::k_exit_not_started);
   }
-  run::SyncTarget target{.ssh = side.record.ssh,
-                         .known_hosts = ctx.store().known_hosts_path(record.name),
-                         .session = session.get(),
-                         .host = side.host};
+  run::SyncTarget target{.session = session.get(), .host = side.host};
   upload_project(project, target);
   if (container && o.image.empty()) {
     jobs.build(project.image_tag, side.host.project_dir, o.dockerfile,
@@ -128,7 +124,7 @@ int run_on_nodes(Context& ctx, const NodesRun& o) {
   for (std::size_t i = 0; i < ranks.size(); ++i) {
     threads.emplace_back([&, i] {
       try {
-        sides[i] = prepare_node(ctx, record, ranks[i], project, o, env, id);
+        sides[i] = prepare_node(record, ranks[i], project, o, env, id);
       } catch (...) {
         failures[i] = std::current_exception();
       }
