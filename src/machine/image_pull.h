@@ -13,7 +13,6 @@ namespace gm::machine {
 /// Engine API's per-layer stream as "pulling IMAGE on MACHINE" (`docker pull`'s own lines where
 /// the API cannot be reached). A present image says nothing. A failed pull is not an error here:
 /// the `docker run` that follows pulls again and says why it cannot.
-void pull_image(ssh::RemoteShell& shell, const std::string& machine_name,
-                const std::string& image);
+void pull_image(ssh::RemoteShell& shell, const std::string& machine_name, const std::string& image);
 
 }  // namespace gm::machine

@@ -16,19 +16,10 @@ using ::testing::Not;
 
 constexpr const char* k_image = "127.0.0.1:1/gm-pulled:test";
 
-// The Engine API's pull stream as curl relays it (two layers, 5 MB in all); the image is there
-// afterwards.
+// The machine's curl: the Engine API's pull stream; the image is there afterwards.
 std::string curl_stub(const std::filesystem::path& dir) {
-  return std::string("#!/bin/bash\necho \"$*\" >>") + (dir / "curl.log").string() + R"(
-printf '{"status":"Pulling from gm-pulled","id":"test"}\r\n'
-printf '{"status":"Pulling fs layer","progressDetail":{},"id":"l1"}\r\n'
-printf '{"status":"Downloading","progressDetail":{"current":1000000,"total":3000000},"id":"l1"}\r\n'
-printf '{"status":"Downloading","progressDetail":{"current":500000,"total":2000000},"id":"l2"}\r\n'
-printf '{"status":"Download complete","progressDetail":{},"id":"l1"}\r\n'
-printf '{"status":"Download complete","progressDetail":{},"id":"l2"}\r\n'
-printf '{"status":"Pull complete","progressDetail":{},"id":"l1"}\r\n'
-docker tag )" + DockerdFixture::k_image +
-         " " + k_image + "\n";
+  return "#!/bin/bash\necho \"$*\" >>" + (dir / "curl.log").string() + k_engine_pull_stream +
+         "docker tag " + DockerdFixture::k_image + " " + k_image + "\n";
 }
 
 TEST(ProbePullCli, AMissingImageIsPulledWithItsProgressBeforeTheContainerRuns) {
@@ -40,8 +31,8 @@ TEST(ProbePullCli, AMissingImageIsPulledWithItsProgressBeforeTheContainerRuns) {
   write_text(tools / "curl", curl_stub(tools.path()), 0755);
   CliMachine machine("gpu1", tools.path().string() + ":" + docker.client_dir().string() +
                                  ":/usr/bin:/bin:/usr/sbin:/sbin");
-  std::vector<std::string> probe = {"--format", "json",    "probe",
-                                    machine.name(), "--container", "--image", k_image};
+  std::vector<std::string> probe = {"--format",    "json",    "probe", machine.name(),
+                                    "--container", "--image", k_image};
 
   CaptureResult r = machine.gm(probe);
   nlohmann::json doc = nlohmann::json::parse(r.out, nullptr, false);
