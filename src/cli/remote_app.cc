@@ -4,16 +4,14 @@
 #include "cli/tunnel.h"
 #include "gm/error.h"
 #include "machine/connect.h"
+#include "machine/image_pull.h"
 #include "util/assets.h"
 #include "util/interrupt.h"
 #include "util/log.h"
-#include "util/progress.h"
 #include "util/shell.h"
 
 #include <chrono>
-#include <cstdint>
 #include <cstdlib>
-#include <map>
 #include <optional>
 #include <sstream>
 
@@ -120,59 +118,6 @@ std::optional<TunnelRecord> reusable_tunnel(Context& ctx, const RemoteAppOptions
   return std::nullopt;
 }
 
-/// Pulls the image on the machine when it is missing (gigabytes for the default Jupyter image),
-/// showing bytes, rate and time left from the Engine API's per-layer progress.
-void pull_image(ssh::Session& session, const RemoteAppOptions& o, const std::string& image) {
-  std::optional<util::Progress> progress;
-  std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> layers;  // current, total
-  auto on_line = [&](std::string line) {
-    if (!line.empty() && line.back() == '\r') {
-      line.pop_back();
-    }
-    if (line.starts_with("line ")) {
-      util::info("docker pull: " + line.substr(5));
-      return;
-    }
-    nlohmann::json j = nlohmann::json::parse(line.substr(line.find(' ') + 1), nullptr, false);
-    if (!line.starts_with("pull {") || !j.is_object()) {
-      return;
-    }
-    if (!progress) {
-      progress.emplace("pulling " + image + " on " + o.name, 0);
-    }
-    std::string id = j.value("id", "");
-    std::string status = j.value("status", "");
-    const nlohmann::json& detail = j.contains("progressDetail") ? j["progressDetail"] : j;
-    if (status == "Downloading" && detail.contains("current") && detail.contains("total")) {
-      layers[id] = {detail.value("current", 0ULL), detail.value("total", 0ULL)};
-    } else if ((status == "Download complete" || status == "Pull complete") &&
-               layers.contains(id)) {
-      layers[id].first = layers[id].second;
-    }
-    std::uint64_t done = 0;
-    std::uint64_t total = 0;
-    for (const auto& [layer, bytes] : layers) {
-      done += bytes.first;
-      total += bytes.second;
-    }
-    progress->update(done, total);
-  };
-  std::string pending;
-  session.exec(
-      script_command("pull", o, "container", image),
-      [&](std::string_view chunk) {
-        pending += chunk;
-        for (std::size_t nl; (nl = pending.find('\n')) != std::string::npos;) {
-          on_line(pending.substr(0, nl));
-          pending.erase(0, nl + 1);
-        }
-      },
-      [](std::string_view) {}, util::asset(k_script));
-  if (progress) {
-    progress->finish();
-  }
-}
-
 int stop_app(Context& ctx, const RemoteAppOptions& o, const MachineRecord& record,
              const std::string& mode, const std::string& image) {
   std::string subject = o.kind + " on " + o.name + ":" + std::to_string(o.port);
@@ -276,7 +221,7 @@ int run_remote_app(Context& ctx, const RemoteAppOptions& o) {
 
   std::unique_ptr<ssh::Session> session = machine::connect(record);
   if (!o.host) {
-    pull_image(*session, o, image);
+    machine::pull_image(*session, o.name, image);
   }
   auto start = parse_lines(run_script(*session, script_command("start", o, mode, image), subject));
   std::string started = value_of(start, "state");

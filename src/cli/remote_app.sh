@@ -2,12 +2,10 @@
 # Runs on the machine for `gpumachine jupyter` / `tensorboard`: start | status | stop of a server
 # bound to the machine's 127.0.0.1 only, on the host or in a container.
 # Usage: remote_app.sh ACTION KIND PORT MODE DIR IMAGE LOGDIR
-#   ACTION pull|start|status|stop; KIND jupyter|tensorboard; MODE host|container.
+#   ACTION start|status|stop; KIND jupyter|tensorboard; MODE host|container.
 # Prints "key value" lines: state, pid, listening, and (jupyter, status) one line per server the
 # server itself reports: "<source> <json>" with source server|notebook|jpserver|nbserver.
-# pull prints "pull present" when the image is there, else the pull's progress as it comes:
-# "pull <json>" lines of the Engine API's stream (bytes per layer), or "line <text>" lines of
-# `docker pull` when the API cannot be reached with curl.
+# A container's image is pulled before `start` by machine/pull_image.sh.
 set -u
 action=$1 kind=$2 port=$3 mode=$4 dir=$5 image=$6 logdir=${7:-}
 
@@ -83,24 +81,7 @@ start_container() {
   echo "container $cname" >"$pidfile"
 }
 
-pull_image() {
-  if docker image inspect "$image" >/dev/null 2>&1; then
-    echo "pull present"
-    return
-  fi
-  # Without a terminal `docker pull` shows no byte counts; the API's JSON stream does.
-  set -o pipefail
-  curl -sSfN --unix-socket /var/run/docker.sock -X POST \
-    "http://localhost/images/create?fromImage=$image" 2>/dev/null | sed -u 's/^/pull /' ||
-    docker pull "$image" 2>&1 | sed -u 's/^/line /'
-  # A failed pull is not an error here: `docker run` pulls again and says why it cannot.
-  return 0
-}
-
 case $action in
-pull)
-  pull_image
-  ;;
 start)
   if running; then
     echo "state reused"

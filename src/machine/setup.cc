@@ -3,6 +3,7 @@
 #include "cost/autostop.h"
 #include "gm/error.h"
 #include "machine/connect.h"
+#include "machine/image_pull.h"
 #include "util/log.h"
 #include "util/time.h"
 
@@ -94,8 +95,12 @@ void install_autostop(MachineRecord& record, MachineHost& host, bool again) {
 
 probe::ProbeResult probe_machine(MachineRecord& record, MachineHost& host,
                                  const probe::ProbeOptions& options) {
-  host.phase(options.container ? "probing the GPU (host and container)" : "probing the GPU");
   std::unique_ptr<ssh::Session> session = connect(record, std::chrono::seconds(30));
+  if (options.container) {
+    // Before the phase line: a multi-GB image shows its own progress, not a silent phase.
+    pull_image(*session, record.name, options.container_image);
+  }
+  host.phase(options.container ? "probing the GPU (host and container)" : "probing the GPU");
   probe::ProbeResult result = probe::run_probe(*session, options);
   host.finish();
   record.facts["probe"] = {

@@ -185,19 +185,10 @@ TEST(JupyterCli, ContainerModeRunsTheImageWithGpusAndLoopbackOnly) {
   EXPECT_FALSE(std::filesystem::exists(stubs / ("gm-jupyter-" + std::to_string(remote) + ".pid")));
 }
 
-// The Engine API's pull stream as curl relays it: two layers, 5 MB in all.
-constexpr const char* k_curl_stub = R"(#!/bin/bash
-d=$(dirname "$0")
-echo "$*" >>"$d/curl.log"
-printf '{"status":"Pulling from lab-image","id":"latest"}\r\n'
-printf '{"status":"Pulling fs layer","progressDetail":{},"id":"l1"}\r\n'
-printf '{"status":"Downloading","progressDetail":{"current":1000000,"total":3000000},"id":"l1"}\r\n'
-printf '{"status":"Downloading","progressDetail":{"current":500000,"total":2000000},"id":"l2"}\r\n'
-printf '{"status":"Download complete","progressDetail":{},"id":"l1"}\r\n'
-printf '{"status":"Download complete","progressDetail":{},"id":"l2"}\r\n'
-printf '{"status":"Pull complete","progressDetail":{},"id":"l1"}\r\n'
-touch "$d/pulled"
-)";
+// The machine's curl: the Engine API's pull stream; the image is there afterwards.
+const std::string k_curl_stub = std::string("#!/bin/bash\nd=$(dirname \"$0\")\n") +
+                                "echo \"$*\" >>\"$d/curl.log\"" + k_engine_pull_stream +
+                                "touch \"$d/pulled\"\n";
 
 TEST(JupyterCli, AMissingImageIsPulledWithItsProgressOnStderr) {
   if (!std::filesystem::exists("/usr/lib/python3/dist-packages/jupyter_server")) {

@@ -249,4 +249,16 @@ inline std::string wait_for_line(const std::filesystem::path& file, const std::s
   return found;
 }
 
+/// The Engine API's pull stream of an image as curl relays it (two layers, 5 MB in all), as
+/// printf lines for a stand-in `curl` on the "machine": no registry can be reached here.
+constexpr const char* k_engine_pull_stream = R"(
+printf '{"status":"Pulling from image","id":"latest"}\r\n'
+printf '{"status":"Pulling fs layer","progressDetail":{},"id":"l1"}\r\n'
+printf '{"status":"Downloading","progressDetail":{"current":1000000,"total":3000000},"id":"l1"}\r\n'
+printf '{"status":"Downloading","progressDetail":{"current":500000,"total":2000000},"id":"l2"}\r\n'
+printf '{"status":"Download complete","progressDetail":{},"id":"l1"}\r\n'
+printf '{"status":"Download complete","progressDetail":{},"id":"l2"}\r\n'
+printf '{"status":"Pull complete","progressDetail":{},"id":"l1"}\r\n'
+)";
+
 }  // namespace gm::testing
