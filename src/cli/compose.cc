@@ -44,7 +44,9 @@ int run_compose(Context& ctx, const ComposeOptions& o) {
   }
   ssh::Forwarder forwarder(same_port_forwards(ports), tunnel_options(ctx, o.name));
   TunnelInfo info;
-  info.url = "http://127.0.0.1:" + std::to_string(forwarder.specs().front().local_port) + "/";
+  for (const ssh::ForwardSpec& spec : forwarder.specs()) {  // a URL per published port
+    info.urls.push_back("http://127.0.0.1:" + std::to_string(spec.local_port) + "/");
+  }
   info.extra = {{"ports", ports}};
   return run_tunnel(ctx, o.name, forwarder, std::move(on.session), info, o.background);
 }

@@ -286,13 +286,13 @@ int run_remote_app(Context& ctx, const RemoteAppOptions& o) {
                 {"mode", mode},
                 {"reused", started != "started"}};
   if (server) {
-    info.url = jupyter_url(*server, local_port);
+    info.urls = {jupyter_url(*server, local_port)};
     info.extra["token"] = server->token;
     info.extra["server_pid"] = server->pid;
     info.extra["flavor"] =
         server->source == "notebook" || server->source == "nbserver" ? "notebook" : "lab";
   } else {
-    info.url = "http://127.0.0.1:" + std::to_string(local_port) + "/";
+    info.urls = {"http://127.0.0.1:" + std::to_string(local_port) + "/"};
   }
   if (running) {
     return report_reused_tunnel(ctx, *running, info);

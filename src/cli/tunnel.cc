@@ -157,8 +157,9 @@ void print_summary(Context& ctx, const std::string& name,
                           {"forwards", specs_json(specs)},
                           {"background", background},
                           {"pid", pid}};
-    if (!info.url.empty()) {
-      doc["url"] = info.url;
+    if (!info.urls.empty()) {
+      doc["url"] = info.urls.front();
+      doc["urls"] = info.urls;
     }
     if (background) {
       doc["log"] = log;
@@ -172,8 +173,8 @@ void print_summary(Context& ctx, const std::string& name,
     ctx.out().print_line((reused ? "already forwarding " : "forwarding ") + spec.describe() +
                          " on " + name);
   }
-  if (!info.url.empty()) {
-    ctx.out().print_line(info.url);
+  for (const std::string& url : info.urls) {
+    ctx.out().print_line(url);
   }
   if (background) {
     ctx.out().print_line(std::string(reused ? "reusing the forward" : "running") +
@@ -306,8 +307,8 @@ bool stop_tunnel(const TunnelRecord& record) {
 }
 
 int report_reused_tunnel(Context& ctx, const TunnelRecord& running, const TunnelInfo& info) {
-  if (info.open_browser && !info.url.empty()) {
-    open_browser(info.url);
+  if (info.open_browser && !info.urls.empty()) {
+    open_browser(info.urls.front());
   }
   print_summary(ctx, running.machine, running.specs, info, true, running.pid, running.log, true);
   return exit_code::k_ok;
@@ -327,8 +328,8 @@ int run_tunnel(Context& ctx, const std::string& name, ssh::Forwarder& forwarder,
   // that retries forever. In the background this is the detached process, so the OpenSSH master
   // is its child, ended by its pid.
   forwarder.start(std::move(session));
-  if (info.open_browser && !info.url.empty()) {
-    open_browser(info.url);
+  if (info.open_browser && !info.urls.empty()) {
+    open_browser(info.urls.front());
   }
   print_summary(ctx, name, forwarder.specs(), info, background, ::getpid(), log, false);
 
@@ -339,7 +340,7 @@ int run_tunnel(Context& ctx, const std::string& name, ssh::Forwarder& forwarder,
     record.pid = ::getpid();
     record.start_ticks = process_start_ticks(record.pid);
     record.specs = forwarder.specs();
-    record.url = info.url;
+    record.url = info.urls.empty() ? std::string() : info.urls.front();
     record.log = log;
     record.started_at = util::rfc3339(std::chrono::system_clock::now());
     util::write_file_atomic(record_file, to_json(record).dump(2) + "\n", 0600);

@@ -50,7 +50,8 @@ ssh::ForwarderOptions tunnel_options(Context& ctx, const std::string& name);
 /// What the verb wants said about the forward once it serves.
 struct TunnelInfo {
   std::string kind = "forward";
-  std::string url;  ///< printed (and opened with open_browser) when set
+  /// Printed, one per line; the first is the one opened with open_browser and recorded.
+  std::vector<std::string> urls;
   nlohmann::json extra = nlohmann::json::object();  ///< merged into the JSON output
   bool open_browser = false;
   std::string
