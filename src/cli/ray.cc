@@ -14,7 +14,7 @@
 #include "util/log.h"
 #include "util/shell.h"
 
-#include <optional>
+#include <utility>
 
 namespace gm::cli {
 
@@ -128,9 +128,12 @@ int stop_ray(Context& ctx, const RayOptions& o, const MachineRecord& record) {
 }
 
 int run_ray(Context& ctx, const RayOptions& o) {
-  for (int port : {o.port, o.dashboard_port}) {
+  for (auto [flag, port] :
+       {std::pair{"--port", o.port}, std::pair{"--dashboard-port", o.dashboard_port},
+        std::pair{"--local-port", o.local_port == 0 ? 1 : o.local_port}}) {
     if (port < 1 || port > 65535) {
-      throw UsageError("--port " + std::to_string(port), "not a port number (1-65535)");
+      throw UsageError(std::string(flag) + " " + std::to_string(port),
+                       "not a port number (1-65535)");
     }
   }
   MachineRecord record = machine::load_for_ssh(ctx.store(), o.name, "ray");
