@@ -34,6 +34,7 @@ const std::vector<VerbEntry>& verb_table() {
       {"forward", setup_forward},
       {"jupyter", setup_jupyter},
       {"tensorboard", setup_tensorboard},
+      {"ray", setup_ray},
       {"env", setup_env},
       {"prices", setup_prices},
       {"autostop", setup_autostop},

@@ -30,6 +30,7 @@ void setup_probe(CLI::App& app, Dispatch& dispatch);
 void setup_forward(CLI::App& app, Dispatch& dispatch);
 void setup_jupyter(CLI::App& app, Dispatch& dispatch);
 void setup_tensorboard(CLI::App& app, Dispatch& dispatch);
+void setup_ray(CLI::App& app, Dispatch& dispatch);
 void setup_env(CLI::App& app, Dispatch& dispatch);
 void setup_prices(CLI::App& app, Dispatch& dispatch);
 void setup_autostop(CLI::App& app, Dispatch& dispatch);
