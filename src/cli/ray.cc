@@ -164,7 +164,7 @@ int run_ray(Context& ctx, const RayOptions& o) {
 
   TunnelInfo info;
   info.kind = "ray";
-  info.url = "http://127.0.0.1:" + std::to_string(local_port) + "/";
+  info.urls = {"http://127.0.0.1:" + std::to_string(local_port) + "/"};
   info.stop_command = "gpumachine ray " + o.name + " --stop";
   info.extra = {{"ray_address", "http://127.0.0.1:" + std::to_string(local_port)},
                 {"cluster_address", head},
