@@ -33,7 +33,8 @@ TEST(Ec2Cluster, CreateUsesOnePlacedLaunchAndLsStopStartRmActOnEveryNode) {
   ASSERT_EQ(live.size(), 3u);
   nlohmann::json region = emu.state()["regions"]["us-east-1"];
   ASSERT_EQ(region["placement_groups"].size(), 1u);
-  const auto& [pg_name, pg] = *region["placement_groups"].items().begin();
+  const std::string pg_name = region["placement_groups"].begin().key();
+  const nlohmann::json pg = region["placement_groups"].begin().value();
   EXPECT_EQ(pg["strategy"], "cluster");
   std::set<std::string> reservations, tokens, zones, groups;
   for (const nlohmann::json& i : live) {
@@ -97,7 +98,8 @@ TEST(Ec2Cluster, CreateUsesOnePlacedLaunchAndLsStopStartRmActOnEveryNode) {
     EXPECT_EQ(i["state"], "running");
   }
   r = emu.gm({"ls", "--format", "json"});
-  for (const nlohmann::json& node : nlohmann::json::parse(r.out)[0]["nodes"]) {
+  rows = nlohmann::json::parse(r.out);
+  for (const nlohmann::json& node : rows.at(0)["nodes"]) {
     EXPECT_EQ(node["state"], "running") << r.out;
   }
   r = emu.gm({"ssh", "c1", "--", "true"});
