@@ -57,7 +57,7 @@ long rss_kib(int pid) {
   std::vector<int> pids = CliMachine::children_of(pid);
   pids.push_back(pid);
   for (int p : pids) {
-    std::string status = read_text("/proc/" + std::to_string(p) + "/status");
+    std::string status = CliMachine::proc_file(p, "status");
     std::size_t at = status.find("VmRSS:");
     total += at == std::string::npos ? 0 : std::atol(status.c_str() + at + 6);
   }
@@ -65,8 +65,9 @@ long rss_kib(int pid) {
 }
 
 /// A process's argv.
+/// The process's argv; empty once it is gone (it may exit between a listing and this read).
 std::vector<std::string> cmdline_of(int pid) {
-  std::string text = read_text("/proc/" + std::to_string(pid) + "/cmdline");
+  std::string text = CliMachine::proc_file(pid, "cmdline");
   std::vector<std::string> argv;
   for (std::size_t start = 0; start < text.size();) {
     std::size_t end = text.find('\0', start);

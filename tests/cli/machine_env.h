@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 
 #include <chrono>
 #include <fstream>
@@ -96,6 +97,24 @@ class CliMachine {
     m_sshd->restart();
   }
 
+  /// /proc/PID/NAME, or empty once the process is gone (it may exit between a listing of /proc
+  /// and this read, and a read of a dead process's file fails with ESRCH).
+  static std::string proc_file(int pid, const char* name) {
+    std::string path = "/proc/" + std::to_string(pid) + "/" + name;
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    std::string text;
+    if (fd < 0) {
+      return text;
+    }
+    char buf[4096];
+    ssize_t n = 0;
+    while ((n = ::read(fd, buf, sizeof buf)) > 0) {
+      text.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+    return n < 0 ? std::string() : text;
+  }
+
   static std::vector<int> children_of(int parent) {
     std::vector<int> out;
     for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
@@ -103,8 +122,7 @@ class CliMachine {
       if (pid.find_first_not_of("0123456789") != std::string::npos) {
         continue;
       }
-      std::ifstream in(entry.path() / "stat");
-      std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      std::string text = proc_file(std::stoi(pid), "stat");
       std::size_t close = text.rfind(')');
       if (close == std::string::npos) {
         continue;
@@ -130,8 +148,7 @@ class CliMachine {
 
 /// True while pid exists and is not a zombie (the init here may not reap orphans).
 inline bool process_alive(int pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string text = CliMachine::proc_file(pid, "stat");
   std::size_t close = text.rfind(')');
   return close != std::string::npos && text.size() > close + 2 && text[close + 2] != 'Z' &&
          text[close + 2] != 'X';

@@ -1,6 +1,8 @@
 #include "cluster/loopback_cluster.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <fstream>
@@ -51,8 +53,15 @@ bool process_gone(int pid) {
   if (::kill(pid, 0) != 0 && errno == ESRCH) {
     return true;
   }
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  // A read of a file of a process that is just exiting fails with ESRCH: gone too.
+  std::string text;
+  int fd = ::open(("/proc/" + std::to_string(pid) + "/stat").c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    char buf[1024];
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    text.assign(buf, n > 0 ? static_cast<std::size_t>(n) : 0);
+    ::close(fd);
+  }
   std::size_t close = text.rfind(')');
   return close == std::string::npos || text.compare(close + 1, 3, " Z ") == 0;
 }

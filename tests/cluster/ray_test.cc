@@ -110,10 +110,7 @@ TEST(ClusterRay, HeadOnNodeZeroWorkersOnTheOthersDashboardForwarded) {
   // The stand-in's dashboard server is gone (or a zombie awaiting its reaper) and so is the
   // forward.
   EXPECT_TRUE(eventually([&] {
-    std::error_code ec;
-    std::string stat = fs::exists("/proc/" + std::to_string(server) + "/stat", ec)
-                           ? read_text("/proc/" + std::to_string(server) + "/stat")
-                           : "";
+    std::string stat = CliMachine::proc_file(server, "stat");
     return stat.empty() || stat.find(") Z ") != std::string::npos;
   }));
   EXPECT_EQ(http_get(dashboard, "/").status, 0);
